@@ -1,0 +1,1 @@
+"""Lambda code of the gateway: handlers (entry points) -> logic (rules) -> dal (AWS)."""

@@ -1,0 +1,1 @@
+"""Data access: the only place that calls AWS. Clients are injected."""

@@ -1,0 +1,1 @@
+"""Wire format and settings. Imports nothing from the project."""
