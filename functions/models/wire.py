@@ -207,7 +207,13 @@ class Command(Message):
 
 @dataclass(frozen=True, slots=True)
 class Result(Message):
-    """A browser's answer to command ``id``: ``value`` when ok, else ``error``."""
+    """A browser's answer to command ``id``: ``value`` when ok, else ``error``.
+
+    A value too large for one 32 KB frame (a screenshot) is sent in ``parts``
+    messages: the JSON text of the whole value is cut into string slices, part
+    ``i`` carries slice ``i`` as its ``value``, and the receiver joins the slices
+    in order and parses the JSON. ``ok``, ``error`` and ``code`` repeat on every part.
+    """
 
     action: ClassVar[str] = "result"
     id: str = field(metadata=_meta(min_len=1, max_len=_ID_MAX))
@@ -215,6 +221,16 @@ class Result(Message):
     value: Any = None
     error: str | None = field(default=None, metadata=_meta(max_len=4096))
     code: str | None = field(default=None, metadata=_meta(max_len=_NAME_MAX))
+    part: int = field(default=0, metadata=_meta(minimum=0))
+    parts: int = field(default=1, metadata=_meta(minimum=1, maximum=10_000))
+
+    def __post_init__(self) -> None:
+        if self.part >= self.parts:
+            raise ProtocolError("bad_request", "'part' must be less than 'parts'", id=self.id)
+        if self.parts > 1 and not isinstance(self.value, str):
+            raise ProtocolError(
+                "bad_request", "result.value must be a string slice when parts > 1", id=self.id
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +299,10 @@ class CommandDelivery(Message):
 
 @dataclass(frozen=True, slots=True)
 class ResultDelivery(Message):
-    """A result as the issuing consumer receives it; ``source`` is the browser."""
+    """A result (or one part of it) as the issuing consumer receives it.
+
+    ``source`` is the browser; parts are joined as described on :class:`Result`.
+    """
 
     action: ClassVar[str] = "result"
     id: str
@@ -292,6 +311,8 @@ class ResultDelivery(Message):
     value: Any = None
     error: str | None = None
     code: str | None = None
+    part: int = 0
+    parts: int = 1
 
 
 @dataclass(frozen=True, slots=True)
