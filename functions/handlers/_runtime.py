@@ -96,6 +96,7 @@ class Runtime:
     clients: AWSClients
     gateway: Gateway
     relay: Relay
+    once: PowertoolsOnce
 
     @classmethod
     def build(cls, settings: GatewaySettings, clients: AWSClients | None = None) -> Runtime:
@@ -120,16 +121,17 @@ class Runtime:
             counters=counters,
             limits=limits,
         )
+        once = PowertoolsOnce(clients.dynamodb, settings.table_name)
         relay = Relay(
             registry=registry,
             flow=registry,
             bus=bus,
             poster=poster,
-            once=PowertoolsOnce(clients.dynamodb, settings.table_name),
+            once=once,
             counters=counters,
             limits=limits,
         )
-        return cls(settings=settings, clients=clients, gateway=gateway, relay=relay)
+        return cls(settings=settings, clients=clients, gateway=gateway, relay=relay, once=once)
 
 
 def identity_of(event: dict[str, Any]) -> Identity:
