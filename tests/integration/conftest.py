@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from types import ModuleType
+from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from functions.models.settings import GatewaySettings
 from tests.integration.env import ENVIRONMENT
 from tests.integration.harness import REGION, SIGNING_KEY, Harness
 
@@ -49,9 +52,24 @@ def create_resources() -> None:
 
 
 @pytest.fixture
-def gateway(handler_modules: dict[str, ModuleType]) -> Iterator[Harness]:
-    from functions.models.settings import GatewaySettings
-
+def aws() -> Iterator[None]:
     with mock_aws():
         create_resources()
-        yield Harness(handler_modules, GatewaySettings.from_env())
+        yield
+
+
+@pytest.fixture
+def make_gateway(
+    aws: None, handler_modules: dict[str, ModuleType]
+) -> Callable[..., Harness]:
+    """Build a harness; keyword arguments override settings (``rate_limit_per_second=20``)."""
+
+    def make(**overrides: Any) -> Harness:
+        return Harness(handler_modules, replace(GatewaySettings.from_env(), **overrides))
+
+    return make
+
+
+@pytest.fixture
+def gateway(make_gateway: Callable[..., Harness]) -> Harness:
+    return make_gateway()

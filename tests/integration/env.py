@@ -21,7 +21,7 @@ ENVIRONMENT = {
     "CALLBACK_URL": f"https://{API_ID}.execute-api.{REGION}.amazonaws.com/{STAGE}",
     "SIGNING_SECRET_ID": "tabrelay-signing-key",
     "MAX_UNACKED": "100",
-    "RATE_LIMIT_PER_SECOND": "50",
+    "RATE_LIMIT_PER_SECOND": "100000",
     "POWERTOOLS_SERVICE_NAME": "tabrelay",
     "POWERTOOLS_METRICS_NAMESPACE": "TabRelay",
     "POWERTOOLS_TRACE_DISABLED": "1",
