@@ -192,9 +192,7 @@ def _resolved_name(raw: Any, resolve: Any) -> str | None:
     return str(resolve(raw))
 
 
-def _create_queue(
-    sqs: Any, queue: Queue, name: str, model: Model, out: Provisioned
-) -> None:
+def _create_queue(sqs: Any, queue: Queue, name: str, model: Model, out: Provisioned) -> None:
     attributes = dict(queue.attributes)
     if queue.fifo:
         attributes["FifoQueue"] = "true"
@@ -299,13 +297,17 @@ def provision(
 
     for lid, table in model.tables.items():
         explicit = _resolved_name(table.name, name_of)
-        name = f"{explicit}-{out.suffix}" if explicit else _physical_name(stack, lid, out.suffix, 255)
+        name = (
+            f"{explicit}-{out.suffix}" if explicit else _physical_name(stack, lid, out.suffix, 255)
+        )
         _create_table(ddb, table, name)
         out.table_names[lid] = name
 
     for lid, secret in model.secrets.items():
         explicit = _resolved_name(secret.name, name_of)
-        name = f"{explicit}-{out.suffix}" if explicit else _physical_name(stack, lid, out.suffix, 256)
+        name = (
+            f"{explicit}-{out.suffix}" if explicit else _physical_name(stack, lid, out.suffix, 256)
+        )
         arn = sm.create_secret(Name=name, SecretString=secret_value(secret, signing_key))["ARN"]
         out.secret_arns[lid] = arn
         out.secret_names[lid] = name

@@ -18,13 +18,43 @@ import logging
 import re
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from emulator.config import DEFAULT_PATH, REPO_ROOT, load_config, mint_token
 
 __all__ = ["main"]
+
+
+class _FunctionOutput:
+    """Sends what Lambda threads print to a log file (their CloudWatch), the rest through.
+
+    Handlers log JSON lines (Powertools) and metrics (EMF) to stdout; in a
+    terminal they would drown the URLs and the status line.
+    """
+
+    def __init__(self, terminal: Any, log: Any) -> None:
+        self._terminal = terminal
+        self._log = log
+
+    def _target(self) -> Any:
+        return self._log if threading.current_thread().name.startswith("lambda") else self._terminal
+
+    def write(self, text: str) -> int:
+        return int(self._target().write(text))
+
+    def flush(self) -> None:
+        self._terminal.flush()
+        self._log.flush()
+
+    def isatty(self) -> bool:
+        return bool(self._terminal.isatty())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._terminal, name)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,14 +67,27 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--template", type=Path, help="a synthesized template instead of infra/")
     run.add_argument("--code-root", type=Path, default=REPO_ROOT, help="where handler modules live")
     run.add_argument("--context", action="append", default=[], metavar="KEY=VALUE")
-    run.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a variable in every function's environment")
+    run.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a variable in every function's environment",
+    )
     run.add_argument("--idle-timeout", type=float, default=600.0)
     run.add_argument("--max-duration", type=float, default=7200.0)
-    run.add_argument("--status-interval", type=float, default=5.0, help="0 disables the status line")
+    run.add_argument(
+        "--status-interval", type=float, default=5.0, help="0 disables the status line"
+    )
     run.add_argument("--config", type=Path, default=DEFAULT_PATH)
     run.add_argument("--tenant", default="demo", help="tenant of the printed tokens")
     run.add_argument("--log-level", default="WARNING")
+    run.add_argument(
+        "--function-log",
+        type=Path,
+        default=REPO_ROOT / ".local" / "functions.log",
+        help="where the handlers' output goes ('-' for the terminal)",
+    )
 
     token = sub.add_parser("token", help="print a token for the local gateway")
     token.add_argument("--role", required=True, choices=["browser", "consumer"])
@@ -78,7 +121,11 @@ async def _status(system: object, interval: float, stop: asyncio.Event) -> None:
     model = system.model
     dlq_of = {q.logical_id: q.dead_letter_id for q in model.queues.values() if q.dead_letter_id}
     dlqs = set(dlq_of.values())
-    last_in, last_out, last_t = gateway.stats.messages_in, gateway.stats.messages_out, time.monotonic()
+    last_in, last_out, last_t = (
+        gateway.stats.messages_in,
+        gateway.stats.messages_out,
+        time.monotonic(),
+    )
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
@@ -94,7 +141,7 @@ async def _status(system: object, interval: float, stop: asyncio.Event) -> None:
                 roles[conn.role] = roles.get(conn.role, 0) + 1
         try:
             depths = await asyncio.to_thread(system.queue_depths)
-        except Exception:  # noqa: BLE001 - status must never stop the gateway
+        except Exception:
             depths = {}
         queues = " ".join(
             f"{_short(lid)}={v + f}"
@@ -114,6 +161,11 @@ async def _run(args: argparse.Namespace) -> int:
     from emulator.system import LocalGateway
 
     config = load_config(args.config)
+    if str(args.function_log) != "-":
+        args.function_log.parent.mkdir(parents=True, exist_ok=True)
+        log_file = args.function_log.open("a", buffering=1)
+        sys.stdout = _FunctionOutput(sys.stdout, log_file)
+        sys.stderr = _FunctionOutput(sys.stderr, log_file)
     if args.template is not None:
         template = json.loads(args.template.read_text())
     else:
@@ -140,7 +192,9 @@ async def _run(args: argparse.Namespace) -> int:
     await system.start()
     broken = [f for f in system.functions.values() if f.load_error is not None]
     for function in broken:
-        print(f"warning: {function.handler_path} failed to import: {function.load_error}", flush=True)
+        print(
+            f"warning: {function.handler_path} failed to import: {function.load_error}", flush=True
+        )
     base = f"ws://{display}:{system.port}/{system.stage}"
     browser = mint_token(
         config.signing_key, role="browser", tenant=args.tenant, client_id="browser-1", ttl=86400
@@ -162,6 +216,7 @@ async def _run(args: argparse.Namespace) -> int:
                 f"    {python} -m websockets '{base}?token={browser}'",
                 f"    {python} -m websockets '{base}?token={consumer}'",
                 "  more tokens: make token ROLE=consumer TENANT=demo CLIENT=c2   (Ctrl-C stops)",
+                f"  function logs: {args.function_log}",
             ]
         ),
         flush=True,

@@ -11,11 +11,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import jwt
 
 __all__ = ["REPO_ROOT", "LocalConfig", "load_config", "mint_token"]
 
@@ -45,17 +42,12 @@ def load_config(path: Path = DEFAULT_PATH) -> LocalConfig:
     return config
 
 
-def mint_token(
-    signing_key: str, *, role: str, tenant: str, client_id: str, ttl: int = 3600
-) -> str:
-    """An HS256 JWT naming ``tenant``, ``role`` and ``client_id``, expiring in ``ttl`` s."""
-    now = int(time.time())
-    claims = {
-        "tenant": tenant,
-        "role": role,
-        "client_id": client_id,
-        "sub": client_id,
-        "iat": now,
-        "exp": now + ttl,
-    }
-    return jwt.encode(claims, signing_key, algorithm="HS256")
+def mint_token(signing_key: str, *, role: str, tenant: str, client_id: str, ttl: int = 3600) -> str:
+    """An HS256 JWT naming ``tenant``, ``role`` and ``client_id``, expiring in ``ttl`` s.
+
+    Minted by the project's own token rules (``functions.logic.auth``), so the
+    claims are exactly those the real authorizer verifies.
+    """
+    from functions.logic.auth import mint_token as project_mint
+
+    return project_mint(signing_key, tenant=tenant, role=role, client_id=client_id, ttl_seconds=ttl)

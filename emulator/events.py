@@ -208,9 +208,7 @@ def disconnect_event(
     }
 
 
-def sqs_record(
-    message: Mapping[str, Any], *, queue_arn: str, region: str
-) -> dict[str, Any]:
+def sqs_record(message: Mapping[str, Any], *, queue_arn: str, region: str) -> dict[str, Any]:
     """One SQS event record from a ``ReceiveMessage`` result entry."""
     attributes = dict(message.get("Attributes") or {})
     msg_attrs: dict[str, Any] = {}

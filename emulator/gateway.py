@@ -103,7 +103,7 @@ class _FrameGuard:
 
     def _inspect(self, data: bytes) -> None:
         view = memoryview(data)
-        while len(view):
+        while view:
             if self._remaining:
                 take = min(self._remaining, len(view))
                 self._remaining -= take
@@ -548,9 +548,7 @@ class Gateway:
         function = self.functions[integration.function_id]
         try:
             response = await asyncio.wait_for(
-                function.invoke(
-                    connect_event(conn.info, now_ms=_now_ms(), request_id=new_id())
-                ),
+                function.invoke(connect_event(conn.info, now_ms=_now_ms(), request_id=new_id())),
                 INTEGRATION_TIMEOUT_S,
             )
         except (FunctionError, TimeoutError):

@@ -76,7 +76,7 @@ class LambdaContext:
         return max(0, self.deadline_ms - int(time.time() * 1000))
 
 
-class apply_environment:  # noqa: N801 - used as a context manager, reads as one
+class apply_environment:
     """Apply ``env`` to ``os.environ`` for the duration of a ``with`` block."""
 
     def __init__(self, env: Mapping[str, str]) -> None:
@@ -157,7 +157,7 @@ class LocalFunction:
             if not callable(handler):
                 raise TypeError(f"{self.handler_path} is not callable")
             self._handler = handler
-        except BaseException as exc:  # noqa: BLE001 - reported on every invocation
+        except BaseException as exc:
             self._load_error = exc
             log.error("cannot import %s for %s: %s", self.handler_path, self.name, exc)
 

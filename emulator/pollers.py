@@ -108,7 +108,9 @@ class QueuePoller:
         return list(response.get("Messages", []))
 
     async def _gather_batch(self) -> list[dict[str, Any]]:
-        batch = await self._call(self._receive, self.batch_size, _RECEIVE_WAIT_S)
+        batch: list[dict[str, Any]] = await self._call(
+            self._receive, self.batch_size, _RECEIVE_WAIT_S
+        )
         if not batch:
             return batch
         deadline = time.monotonic() + self.batching_window_s
@@ -133,7 +135,7 @@ class QueuePoller:
             await slots.acquire()
             try:
                 batch = await self._gather_batch()
-            except Exception as exc:  # noqa: BLE001 - moto restarting, queue deleted
+            except Exception as exc:
                 slots.release()
                 if self._stopping.is_set():
                     return
@@ -190,8 +192,7 @@ class QueuePoller:
             self._sqs.delete_message_batch(
                 QueueUrl=self.queue_url,
                 Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                    for i, m in enumerate(chunk)
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
                 ],
             )
 
@@ -224,7 +225,7 @@ class TtlSweeper:
                 return
             try:
                 await self.sweep()
-            except Exception as exc:  # noqa: BLE001 - keep sweeping after a moto hiccup
+            except Exception as exc:
                 log.warning("TTL sweep failed: %s", exc)
 
     async def sweep(self) -> int:

@@ -25,7 +25,7 @@ from emulator.config import REPO_ROOT
 __all__ = ["SKIP_BUNDLING_CONTEXT", "SynthError", "load_template", "template_key"]
 
 #: Context that tells the CDK app not to bundle dependencies (see infra/synth.py).
-SKIP_BUNDLING_CONTEXT: dict[str, str] = {"skip_bundling": "true"}
+SKIP_BUNDLING_CONTEXT: dict[str, str] = {"bundle": "false"}
 
 _SCRIPT = """
 import json, sys
@@ -75,7 +75,14 @@ def load_template(
         result = Path(outdir) / "template.json"
         env = {**os.environ, "PYTHONPATH": str(root)}
         proc = subprocess.run(
-            [sys.executable, "-c", _SCRIPT, str(Path(outdir) / "cdk.out"), json.dumps(merged), str(result)],
+            [
+                sys.executable,
+                "-c",
+                _SCRIPT,
+                str(Path(outdir) / "cdk.out"),
+                json.dumps(merged),
+                str(result),
+            ],
             cwd=root,
             env=env,
             capture_output=True,

@@ -236,16 +236,16 @@ def _int(value: Any, default: int | None) -> int | None:
 _LAMBDA_TYPES = ("AWS::Lambda::Function",)
 
 
-def _function_of(
-    value: Any, types: Mapping[str, str], resources: Mapping[str, Any]
-) -> str | None:
+def _function_of(value: Any, types: Mapping[str, str], resources: Mapping[str, Any]) -> str | None:
     """The Lambda function that ``value`` (a URI, a name, an alias) points at."""
     direct = _one_ref(value, types, _LAMBDA_TYPES)
     if direct is not None:
         return direct
     via = _one_ref(value, types, ("AWS::Lambda::Alias", "AWS::Lambda::Version"))
     if via is not None:
-        return _one_ref(resources[via].get("Properties", {}).get("FunctionName"), types, _LAMBDA_TYPES)
+        return _one_ref(
+            resources[via].get("Properties", {}).get("FunctionName"), types, _LAMBDA_TYPES
+        )
     return None
 
 
@@ -371,7 +371,9 @@ def parse_template(template: Mapping[str, Any]) -> Model:
     for key, settings in (stage_props.get("RouteSettings") or {}).items():
         route_limits[str(key)] = (
             _int(settings.get("ThrottlingBurstLimit"), None),
-            None if settings.get("ThrottlingRateLimit") is None else float(settings["ThrottlingRateLimit"]),
+            None
+            if settings.get("ThrottlingRateLimit") is None
+            else float(settings["ThrottlingRateLimit"]),
         )
     stage = Stage(
         name=str(stage_props.get("StageName", "$default")),
@@ -411,12 +413,12 @@ def parse_template(template: Mapping[str, Any]) -> Model:
             name=props.get("FunctionName"),
         )
 
-    for route in routes.values():
-        if route.integration_id is not None and route.integration_id not in integrations:
-            raise TemplateError(f"route {route.key} targets a missing integration")
-    for integ in integrations.values():
-        if integ.function_id is not None and integ.function_id not in functions:
-            raise TemplateError(f"integration {integ.logical_id} runs no local handler")
+    for checked_route in routes.values():
+        if checked_route.integration_id not in (None, *integrations):
+            raise TemplateError(f"route {checked_route.key} targets a missing integration")
+    for checked in integrations.values():
+        if checked.function_id is not None and checked.function_id not in functions:
+            raise TemplateError(f"integration {checked.logical_id} runs no local handler")
 
     queues: dict[str, Queue] = {}
     for lid, props in of_type("AWS::SQS::Queue"):
@@ -440,7 +442,9 @@ def parse_template(template: Mapping[str, Any]) -> Model:
             name=props.get("QueueName"),
             fifo=bool(props.get("FifoQueue", False)),
             attributes=attributes,
-            dead_letter_id=_one_ref(redrive.get("deadLetterTargetArn"), types, ("AWS::SQS::Queue",)),
+            dead_letter_id=_one_ref(
+                redrive.get("deadLetterTargetArn"), types, ("AWS::SQS::Queue",)
+            ),
             max_receive_count=_int(redrive.get("maxReceiveCount"), None),
         )
 
@@ -548,7 +552,7 @@ class Resolver:
             return value
         if len(value) != 1:
             return {k: self.resolve(v) for k, v in value.items()}
-        (key, arg), = value.items()
+        ((key, arg),) = value.items()
         if key == "Ref":
             return self._ref(str(arg))
         if key == "Fn::GetAtt":

@@ -8,10 +8,9 @@ from types import ModuleType
 
 import pytest
 from botocore.exceptions import ClientError
+from emu_fixture.testkit import connect, connection_id, management, wait_record
 
 from emulator.testing import RunningGateway
-
-from emu_fixture.testkit import connect, connection_id, management, wait_record
 
 
 async def test_post_to_an_open_connection_reaches_the_socket(

@@ -7,9 +7,9 @@ from types import ModuleType
 
 import pytest
 import websockets
+from emu_fixture.testkit import connect, wait_record
 from websockets.exceptions import InvalidStatus
 
-from emu_fixture.testkit import connect, wait_record
 from emulator.testing import RunningGateway
 
 

@@ -6,8 +6,8 @@ import asyncio
 from types import ModuleType
 
 import pytest
+from emu_fixture.testkit import connect
 
-from emu_fixture.testkit import connect, wait_record
 from emulator.testing import RunningGateway
 
 
@@ -19,7 +19,9 @@ async def test_drop_all_closes_with_the_code_and_runs_disconnect(
         await asyncio.wait_for(first.wait_closed(), 10)
         await asyncio.wait_for(second.wait_closed(), 10)
         assert first.close_code == second.close_code == 1012
-    codes = [r["event"]["requestContext"]["disconnectStatusCode"] for r in recorder.records("disconnect")]
+    codes = [
+        r["event"]["requestContext"]["disconnectStatusCode"] for r in recorder.records("disconnect")
+    ]
     assert codes == [1012, 1012]
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 from types import ModuleType
-
-from websockets.exceptions import ConnectionClosed
+from typing import Any
 
 from emu_fixture.testkit import connect, fixture_gateway, wait_record
+from websockets.exceptions import ConnectionClosed
+
 from emulator.testing import RunningGateway
 
 KB = 1024
@@ -25,8 +26,9 @@ async def closed_code(ws: object) -> int | None:
     return None
 
 
-def disconnect_of(recorder: ModuleType, code: int) -> object:
-    return wait_record(
+async def disconnect_of(recorder: ModuleType, code: int) -> dict[str, Any]:
+    """The $disconnect record with status ``code`` (waits, bounded)."""
+    return await wait_record(
         recorder,
         "disconnect",
         lambda d: d["event"]["requestContext"]["disconnectStatusCode"] == code,
@@ -84,7 +86,7 @@ async def test_client_close_runs_disconnect_with_its_code_and_reason(
     async with connect(gw) as ws:
         await ws.close(code=4000, reason="bye now")
     record = await disconnect_of(recorder, 4000)
-    assert record["event"]["requestContext"]["disconnectReason"] == "bye now"  # type: ignore[index]
+    assert record["event"]["requestContext"]["disconnectReason"] == "bye now"
 
 
 async def test_abrupt_disconnect_runs_disconnect_with_1006(

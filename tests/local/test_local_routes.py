@@ -7,6 +7,7 @@ import json
 from types import ModuleType
 
 from emu_fixture.testkit import connect, wait_record
+
 from emulator.testing import RunningGateway
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 
 import pytest
-
 from emu_fixture.testkit import TEMPLATE
+
 from emulator.template import Resolver, TemplateError, parse_template
 
 
@@ -35,7 +35,9 @@ def test_event_source_mapping_queues_and_tables() -> None:
     assert queue.attributes["VisibilityTimeout"] == "2"
     assert queue.max_receive_count == 2 and queue.dead_letter_id in model.queues
     (table,) = model.tables.values()
-    assert table.ttl_attribute == "ttl" and table.global_secondary_indexes[0]["IndexName"] == "byGsi1"
+    assert (
+        table.ttl_attribute == "ttl" and table.global_secondary_indexes[0]["IndexName"] == "byGsi1"
+    )
 
 
 def test_logical_ids_do_not_matter() -> None:

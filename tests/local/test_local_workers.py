@@ -7,6 +7,7 @@ import time
 from types import ModuleType
 
 from emu_fixture.testkit import connect, fixture_gateway, wait_record
+
 from emulator.testing import RunningGateway
 
 WORK_QUEUE = "WorkQueue11223344"
