@@ -231,8 +231,10 @@ async def _run(args: argparse.Namespace) -> int:
     print(f"stopping: closing {open_count} connection(s) and running $disconnect ...", flush=True)
     if status is not None:
         await status
+    before = system.gateway.stats.disconnects
     await system.close()
-    print("stopped", flush=True)
+    ran = system.gateway.stats.disconnects - before
+    print(f"stopped ($disconnect ran for {ran} connection(s))", flush=True)
     return 0
 
 

@@ -73,12 +73,19 @@ class QueuePoller:
         self.concurrency = maximum_concurrency or DEFAULT_CONCURRENCY
         self.report_batch_item_failures = report_batch_item_failures
         self.stats = PollerStats()
+        #: Set whenever a batch has been handed to the function (tests wait on it).
+        self.batch_started = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
+        self._stopping = asyncio.Event()
         self._task = asyncio.create_task(self._run())
+
+    async def pause(self) -> None:
+        """Stop receiving (batches in flight finish); :meth:`start` resumes."""
+        await self.stop()
 
     async def stop(self) -> None:
         """Stop receiving and wait for the batches in flight."""
@@ -155,6 +162,7 @@ class QueuePoller:
         self.stats.batches += 1
         self.stats.records += len(batch)
         self.stats.batch_sizes.append(len(batch))
+        self.batch_started.set()
         records = [sqs_record(m, queue_arn=self.queue_arn, region=self._region) for m in batch]
         failed: set[str]
         try:

@@ -59,14 +59,23 @@ def template_key(context: Mapping[str, str], root: Path = REPO_ROOT) -> str:
 
 
 def load_template(
-    context: Mapping[str, str] | None = None, *, root: Path = REPO_ROOT, timeout: float = 600
+    context: Mapping[str, str] | None = None,
+    *,
+    root: Path = REPO_ROOT,
+    cache_dir: Path | None = None,
+    timeout: float = 600,
 ) -> dict[str, Any]:
-    """The synthesized template for ``context`` (cached by content)."""
+    """The synthesized template of the CDK app under ``root`` for ``context``.
+
+    Cached in ``cache_dir`` (default ``root/.local/cache``) by the content of
+    ``infra/``, ``app.py``, ``cdk.json`` and the context. Raises
+    :class:`SynthError` if synthesis fails (for instance a cdk-nag finding).
+    """
     merged = {**SKIP_BUNDLING_CONTEXT, **dict(context or {})}
     if not (root / "infra").is_dir():
         raise SynthError(f"no infra/ under {root}: nothing to synthesize")
     key = template_key(merged, root)
-    cache = root / ".local" / "cache" / f"template-{key}.json"
+    cache = (cache_dir or root / ".local" / "cache") / f"template-{key}.json"
     if cache.exists():
         data: dict[str, Any] = json.loads(cache.read_text())
         return data

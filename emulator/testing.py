@@ -22,6 +22,7 @@ from typing import Any
 from emulator.backend import client
 from emulator.config import REPO_ROOT, mint_token
 from emulator.lambdas import LocalFunction
+from emulator.pollers import QueuePoller
 from emulator.system import LocalGateway
 
 __all__ = ["RunningGateway", "running_gateway"]
@@ -76,6 +77,13 @@ class RunningGateway:
     def table_name(self, logical_id: str) -> str:
         assert self.system.provisioned is not None
         return self.system.provisioned.table_names[logical_id]
+
+    def poller_of(self, handler: str) -> QueuePoller:
+        """The SQS poller feeding the function whose handler is ``handler`` (dotted path)."""
+        for poller in self.system.pollers.values():
+            if poller.function.handler_path == handler:
+                return poller
+        raise KeyError(f"no event source mapping runs {handler}")
 
     async def sweep_ttl(self) -> int:
         """Run the TTL sweeper now; how many items it deleted."""
