@@ -118,9 +118,11 @@ def _load_private(module_name: str, code_root: Path, env: Mapping[str, str]) -> 
                 else:
                     sys.modules[module_name] = previous
                 raise
-            # The first copy stays registered (some libraries look classes up by
-            # module name later); later copies give the name back.
-            if previous is not None:
+            # Give the name back: the copy belongs to one function, and a test
+            # importing the module later must get its own, not this one.
+            if previous is None:
+                sys.modules.pop(module_name, None)
+            else:
                 sys.modules[module_name] = previous
         return module
 
