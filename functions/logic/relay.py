@@ -37,6 +37,7 @@ from functions.logic.ports import (
     Once,
     PendingCommand,
     Poster,
+    Recipient,
     Registry,
 )
 from functions.models import wire
@@ -84,8 +85,14 @@ class Relay:
         self._counters = counters
         self._limits = limits
         self._clock = clock
+        self._recipients: dict[tuple[str, str], list[Recipient]] = {}
 
-    # -- entry points ---------------------------------------------------------
+    # -- entry points -----------------------------------------------------------
+
+    def begin_batch(self) -> None:
+        """Start a queue batch: routing lookups are shared by the records of one
+        batch (ten snapshots of one browser cost one pair of Queries), never longer."""
+        self._recipients.clear()
 
     def handle_bus(self, envelope: Envelope) -> None:
         """Route one envelope from the bus."""
@@ -129,7 +136,11 @@ class Relay:
 
     def _fan_out(self, envelope: Envelope) -> None:
         tenant, source = envelope["tenant"], envelope["client"]
-        for recipient in self._registry.recipients(tenant, source):
+        recipients = self._recipients.get((tenant, source))
+        if recipients is None:
+            recipients = self._registry.recipients(tenant, source)
+            self._recipients[(tenant, source)] = recipients
+        for recipient in recipients:
             self._deliver_snapshot(
                 tenant,
                 source,
