@@ -127,6 +127,7 @@ class TabRelayStack(Stack):
             queues=queues,
             oldest_message_alarm_seconds=settings.oldest_message_alarm_seconds,
             alarm_email=settings.alarm_email,
+            retain=settings.retain,
         )
 
         CfnOutput(self, "WebSocketUrl", value=gateway.url, description="Connect here (?token=...)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
@@ -22,6 +22,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from infra.components.queues import RelayQueue
+from infra.nag import acknowledge
 
 __all__ = ["CUSTOM_METRICS", "METRICS_NAMESPACE", "Monitoring"]
 
@@ -60,6 +61,7 @@ class Monitoring(Construct):
         queues: Mapping[str, RelayQueue],
         oldest_message_alarm_seconds: int,
         alarm_email: str,
+        retain: bool,
     ) -> None:
         super().__init__(scope, construct_id)
         key = kms.Key(
@@ -67,6 +69,8 @@ class Monitoring(Construct):
             "AlarmTopicKey",
             description="tabrelay alarm topic encryption",
             enable_key_rotation=True,
+            # Destroying schedules deletion (after the KMS waiting period) for dev stages.
+            removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
         )
         # CloudWatch publishes alarm notifications to the encrypted topic.
         key.grant(
@@ -76,7 +80,13 @@ class Monitoring(Construct):
             self, "AlarmTopic", display_name="tabrelay alarms", master_key=key, enforce_ssl=True
         )
         if alarm_email:
-            self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+            subscription = self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+            acknowledge(
+                subscription,
+                "Serverless-SNSRedrivePolicy",
+                "An operator's e-mail address for alarms: SNS retries e-mail delivery "
+                "itself, and the alarm state stays visible in CloudWatch if mail fails.",
+            )
         self._action = cloudwatch_actions.SnsAction(self.topic)
         self.alarms: list[cloudwatch.Alarm] = []
 

@@ -275,7 +275,6 @@ _ACCESS_LOG_FIELDS = {
     "messageId": "$context.messageId",
     "integrationStatus": "$context.integrationStatus",
     "integrationLatency": "$context.integrationLatency",
-    "integrationError": "$context.integration.error",
     "authorizerError": "$context.authorizer.error",
     "errorMessage": "$context.error.message",
     "tenant": "$context.authorizer.tenant",
