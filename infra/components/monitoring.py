@@ -4,7 +4,8 @@ Alarms publish to one KMS-encrypted SNS topic (subscribe an address with the con
 value ``alarmEmail``). The dashboard reads the API Gateway, Lambda and SQS metrics and
 the custom metrics the handlers publish with Powertools in the namespace
 :data:`METRICS_NAMESPACE`: ``Relayed``, ``Conflated``, ``Dropped``,
-``DeliveryRetried``, ``Errors`` (dimension ``code``) and ``DeliveryLatencyMs``.
+``DeliveryRetried``, ``Gone`` (posts answered 410), ``Errors`` (dimension ``code``) and
+``DeliveryLatencyMs``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ CUSTOM_METRICS = (
     "Conflated",
     "Dropped",
     "DeliveryRetried",
+    "Gone",
     "Errors",
     "DeliveryLatencyMs",
 )
@@ -148,12 +150,13 @@ class Monitoring(Construct):
                 width=12,
             ),
             cloudwatch.GraphWidget(
-                title="Messages relayed, conflated, dropped, retried",
+                title="Messages relayed, conflated, dropped, retried; posts to gone connections",
                 left=[
                     self._custom("Relayed", "Sum", 60),
                     self._custom("Conflated", "Sum", 60),
                     self._custom("Dropped", "Sum", 60),
                     self._custom("DeliveryRetried", "Sum", 60),
+                    self._custom("Gone", "Sum", 60),
                 ],
                 width=12,
             ),

@@ -391,3 +391,33 @@ def test_an_unacknowledged_cdk_nag_finding_fails_synthesis(
     # When it is synthesized, Then synthesis fails with the validation report
     with pytest.raises(RuntimeError, match=r"AwsSolutions-SQS3"):
         app.synth()
+
+
+def test_context_values_reach_the_template(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Given context overrides as the CLI passes them (strings)
+    from infra.synth import synthesize
+
+    context = {
+        "bundle": "false",
+        "stage": "local",
+        "maxUnacked": "7",
+        "deliveryBatchSize": "4",
+        "deliveryMaxConcurrency": "3",
+        "throttleRateLimit": "11",
+    }
+    # When the app is synthesized with them
+    template = synthesize(tmp_path_factory.mktemp("context"), context)
+    resources = template["Resources"]
+    # Then the stage, the handlers' settings, the event source and throttling follow
+    delivery = _function_by_handler(resources, "functions.handlers.delivery.handler")
+    assert resources[delivery]["Properties"]["Environment"]["Variables"]["MAX_UNACKED"] == "7"
+    (mapping,) = [
+        value["Properties"]
+        for value in of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+        if value["Properties"]["FunctionName"] == {"Ref": delivery}
+    ]
+    assert mapping["BatchSize"] == 4
+    assert mapping["ScalingConfig"]["MaximumConcurrency"] == 3
+    (stage,) = of_type(resources, "AWS::ApiGatewayV2::Stage").values()
+    assert stage["Properties"]["StageName"] == "local"
+    assert stage["Properties"]["DefaultRouteSettings"]["ThrottlingRateLimit"] == 11
