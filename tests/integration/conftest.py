@@ -59,9 +59,7 @@ def aws() -> Iterator[None]:
 
 
 @pytest.fixture
-def make_gateway(
-    aws: None, handler_modules: dict[str, ModuleType]
-) -> Callable[..., Harness]:
+def make_gateway(aws: None, handler_modules: dict[str, ModuleType]) -> Callable[..., Harness]:
     """Build a harness; keyword arguments override settings (``rate_limit_per_second=20``)."""
 
     def make(**overrides: Any) -> Harness:

@@ -29,4 +29,3 @@ ENVIRONMENT = {
 }
 os.environ.update(ENVIRONMENT)
 os.environ.pop("AWS_ENDPOINT_URL", None)
-

@@ -208,9 +208,7 @@ class Harness:
     def token(self, role: str, tenant: str, client_id: str, **kwargs: Any) -> str:
         return mint_token(SIGNING_KEY, tenant=tenant, role=role, client_id=client_id, **kwargs)
 
-    def connect(
-        self, role: str, tenant: str, client_id: str, *, acks: bool = False
-    ) -> Connection:
+    def connect(self, role: str, tenant: str, client_id: str, *, acks: bool = False) -> Connection:
         """Authorize, run ``$connect``, and open the connection (as API Gateway does)."""
         policy = self.authorize(self.token(role, tenant, client_id))
         assert policy["policyDocument"]["Statement"][0]["Effect"] == "Allow"
@@ -232,7 +230,9 @@ class Harness:
         self._authorizers[connection_id] = context["authorizer"]
         return Connection(connection_id, role, tenant, client_id)
 
-    def send(self, conn: Connection, body: str, *, route: str = "$default") -> dict[str, Any] | None:
+    def send(
+        self, conn: Connection, body: str, *, route: str = "$default"
+    ) -> dict[str, Any] | None:
         """Send one frame; return the decoded route response, if the handler replied."""
         context = self._context(conn.connection_id, route, "MESSAGE")
         context["authorizer"] = self._authorizers[conn.connection_id]

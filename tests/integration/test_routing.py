@@ -12,9 +12,7 @@ def snapshot(seq: int, data: str = "<html>x</html>", **extra: object) -> str:
 
 
 def command(cmd_id: str, target: str, name: str = "click", **extra: object) -> str:
-    return json.dumps(
-        {"action": "command", "id": cmd_id, "target": target, "name": name, **extra}
-    )
+    return json.dumps({"action": "command", "id": cmd_id, "target": target, "name": name, **extra})
 
 
 def snapshots(gateway: Harness, conn: object) -> list[dict[str, object]]:
@@ -107,7 +105,15 @@ def test_command_reaches_target_and_result_only_its_issuer(gateway: Harness) -> 
     gateway.send(target, json.dumps({"action": "result", "id": "k1", "ok": True, "value": 7}))
     gateway.drain()
     assert gateway.take(issuer) == [
-        {"action": "result", "id": "k1", "source": "b1", "ok": True, "value": 7, "part": 0, "parts": 1}
+        {
+            "action": "result",
+            "id": "k1",
+            "source": "b1",
+            "ok": True,
+            "value": 7,
+            "part": 0,
+            "parts": 1,
+        }
     ]
     assert gateway.take(watcher) == []
 
