@@ -150,6 +150,10 @@ class _GuardedResponse(WebSocketResponse):
     def _post_start(self, request: BaseRequest, protocol: str | None, writer: Any) -> None:
         super()._post_start(request, protocol, writer)
         proto: Any = request.protocol
+        # aiohttp (pinned) keeps the WebSocket parser here; without it the
+        # 32 KB frame limit could not be enforced, so fail loudly.
+        if getattr(proto, "_payload_parser", None) is None:
+            raise RuntimeError("aiohttp internals changed: no _payload_parser to guard")
         proto._payload_parser = self._guard_factory(proto._payload_parser)
 
 
@@ -338,10 +342,8 @@ class Gateway:
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, host, port, reuse_address=True)
         await self._site.start()
-        server = self._site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
-        return int(sockets[0].getsockname()[1]) if sockets else port
+        addresses = self._runner.addresses
+        return int(addresses[0][1]) if addresses else port
 
     async def stop(self) -> None:
         """Close every connection as AWS would (1001, ``$disconnect``), then stop serving."""
