@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from types import ModuleType
+from typing import Any
 
 from emu_fixture.testkit import connect, fixture_gateway, wait_record
 
@@ -60,11 +61,15 @@ async def test_failed_records_are_retried_then_reach_the_dlq(
         await asyncio.wait_for(ws.recv(), 10)
     # When the failing record exceeds maxReceiveCount (2)
     sqs = gw.aws("sqs")
-    response = await asyncio.to_thread(
-        sqs.receive_message, QueueUrl=gw.queue_url(WORK_DLQ), WaitTimeSeconds=15
-    )
+    messages: list[dict[str, Any]] = []
+    async with asyncio.timeout(60):
+        while not messages:  # each receive is a bounded long poll: it waits on moto
+            response = await asyncio.to_thread(
+                sqs.receive_message, QueueUrl=gw.queue_url(WORK_DLQ), WaitTimeSeconds=5
+            )
+            messages = response.get("Messages", [])
     # Then it lands in the DLQ, after two attempts, and the good record ran once
-    assert [m["Body"] for m in response.get("Messages", [])] == ["fail-1"]
+    assert [m["Body"] for m in messages] == ["fail-1"]
     bodies = [r["body"] for b in recorder.records("batch") for r in b["records"]]
     assert bodies.count("fail-1") == 2
     assert bodies.count("ok-1") == 1
