@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import re
@@ -189,7 +190,17 @@ async def _run(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await system.start()
+    try:
+        await system.start()
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(
+            f"port {args.port} is in use (another `make run`?); try make run PORT=8766",
+            file=sys.stderr,
+        )
+        await system.close()
+        return 1
     broken = [f for f in system.functions.values() if f.load_error is not None]
     for function in broken:
         print(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import re
@@ -341,7 +342,15 @@ class Gateway:
         self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, host, port, reuse_address=True)
-        await self._site.start()
+        try:
+            await self._site.start()
+        except OSError as exc:
+            if host != "localhost" or exc.errno == errno.EADDRINUSE:
+                await self._runner.cleanup()
+                raise
+            # "localhost" may resolve to an IPv6 address this machine cannot bind.
+            self._site = web.TCPSite(self._runner, "127.0.0.1", port, reuse_address=True)
+            await self._site.start()
         addresses = self._runner.addresses
         return int(addresses[0][1]) if addresses else port
 
