@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
-from emu_fixture.testkit import connect, wait_record
+from emu_fixture.testkit import FIXTURES, TEMPLATE, connect, wait_record
 
-from emulator.testing import RunningGateway
+from emulator.testing import RunningGateway, running_gateway
 
 
 async def test_message_request_context_is_shaped_as_aws_sends_it(
@@ -108,3 +111,50 @@ async def test_handler_error_sends_internal_server_error(gw: RunningGateway) -> 
         reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
     assert reply["message"] == "Internal server error"
     assert reply["connectionId"] and reply["requestId"]
+
+
+async def test_binary_frame_goes_to_default_base64_encoded(
+    gw: RunningGateway, recorder: ModuleType
+) -> None:
+    async with connect(gw) as ws:
+        await ws.send(b"\x00\x01binary")
+        await asyncio.wait_for(ws.recv(), 10)
+    event = (await wait_record(recorder, "message"))["event"]
+    assert event["requestContext"]["routeKey"] == "$default"
+    assert (event["body"], event["isBase64Encoded"]) == ("AAFiaW5hcnk=", True)
+
+
+def _variant(edit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    template = copy.deepcopy(TEMPLATE)
+    edit(template["Resources"])
+    return template
+
+
+async def test_no_matching_route_and_no_default_answers_forbidden(recorder: ModuleType) -> None:
+    # Given a deployment without a $default route
+    def drop_default(resources: dict[str, Any]) -> None:
+        del resources["DefaultRouteF2"], resources["DefaultRouteF2Response"]
+
+    variant = _variant(drop_default)
+    async with running_gateway(template=variant, code_root=FIXTURES) as gw, connect(gw) as ws:
+        await ws.send("no route for this")
+        reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    assert reply["message"] == "Forbidden"
+    assert recorder.records("message") == []
+
+
+async def test_stage_throttling_answers_too_many_requests(recorder: ModuleType) -> None:
+    # Given a stage allowing a burst of 2 and (practically) no refill
+    def throttle(resources: dict[str, Any]) -> None:
+        settings = resources["SocketStageDev9F8E7D6C"]["Properties"]["DefaultRouteSettings"]
+        settings.update({"ThrottlingBurstLimit": 2, "ThrottlingRateLimit": 0.001})
+
+    variant = _variant(throttle)
+    # The connection takes one token, the first message the other.
+    async with running_gateway(template=variant, code_root=FIXTURES) as gw, connect(gw) as ws:
+        await ws.send('{"action":"echo"}')
+        first = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        await ws.send('{"action":"echo"}')
+        second = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    assert "echo" in first
+    assert second["message"] == "Too Many Requests"
