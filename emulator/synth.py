@@ -4,8 +4,8 @@ Synthesis runs ``infra.synth.synthesize`` in a child process (the CDK's jsii
 runtime stays out of the gateway's process) with dependency bundling skipped:
 the emulator runs the handlers from the source tree, not from the asset. The
 result is cached under ``.local/cache/`` by a hash of ``infra/``, ``app.py``,
-``cdk.json`` and the context, so a test session or a second ``make run``
-synthesizes only when the infrastructure changed.
+``cdk.json``, the pinned CDK version and the context, so a test session or a
+second ``make run`` synthesizes only when the infrastructure changed.
 """
 
 from __future__ import annotations
@@ -42,7 +42,10 @@ class SynthError(RuntimeError):
 
 def _inputs(root: Path) -> list[Path]:
     files = [p for p in (root / "infra").rglob("*") if p.is_file() and "__pycache__" not in p.parts]
-    files += [p for p in (root / "app.py", root / "cdk.json") if p.exists()]
+    # requirements-dev.txt pins aws-cdk-lib: a new CDK may synthesize differently.
+    files += [
+        p for p in (root / "app.py", root / "cdk.json", root / "requirements-dev.txt") if p.exists()
+    ]
     return sorted(files)
 
 
