@@ -13,6 +13,7 @@ and ``context``, then cached), unless a test passes one.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -112,7 +113,8 @@ async def running_gateway(
     if template is None:
         from emulator.synth import load_template
 
-        template = load_template(context or {})
+        # Synthesis takes seconds the first time: keep the event loop free meanwhile.
+        template = await asyncio.to_thread(load_template, context or {})
     system = LocalGateway(
         template,
         signing_key=secrets.token_urlsafe(32),
