@@ -100,6 +100,9 @@ class MotoServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,
+            # Its own session: a Ctrl-C in the terminal must reach the gateway
+            # (which then runs every $disconnect against moto), not moto itself.
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while True:

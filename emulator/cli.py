@@ -242,10 +242,11 @@ async def _run(args: argparse.Namespace) -> int:
     print(f"stopping: closing {open_count} connection(s) and running $disconnect ...", flush=True)
     if status is not None:
         await status
-    before = system.gateway.stats.disconnects
+    stats = system.gateway.stats
+    before, failed_before = stats.disconnects, stats.disconnect_failures
     await system.close()
-    ran = system.gateway.stats.disconnects - before
-    print(f"stopped ($disconnect ran for {ran} connection(s))", flush=True)
+    ran, failed = stats.disconnects - before, stats.disconnect_failures - failed_before
+    print(f"stopped ($disconnect ran for {ran} connection(s), {failed} failed)", flush=True)
     return 0
 
 

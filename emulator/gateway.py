@@ -192,6 +192,7 @@ class GatewayStats:
     connects: int = 0
     refused: int = 0
     disconnects: int = 0
+    disconnect_failures: int = 0
 
 
 class _Bucket:
@@ -744,10 +745,12 @@ class Gateway:
         event = disconnect_event(
             conn.info, status_code=code, reason=reason, now_ms=_now_ms(), request_id=new_id()
         )
-        with contextlib.suppress(FunctionError, TimeoutError):
+        try:
             await asyncio.wait_for(
                 self.functions[integration.function_id].invoke(event), INTEGRATION_TIMEOUT_S
             )
+        except (FunctionError, TimeoutError):
+            self.stats.disconnect_failures += 1
 
     # ------------------------------------------------------------------ @connections
 

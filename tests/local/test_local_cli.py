@@ -33,6 +33,7 @@ async def test_run_prints_urls_that_work_and_ctrl_c_closes_every_connection(tmp_
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO_ROOT)},
+        start_new_session=True,  # its own process group, like `make run` in a terminal
     )  # fmt: skip
     assert process.stdout is not None
     try:
@@ -50,14 +51,15 @@ async def test_run_prints_urls_that_work_and_ctrl_c_closes_every_connection(tmp_
         async with websockets.connect(url) as ws:
             await ws.send('{"action":"ping"}')
             assert await asyncio.wait_for(ws.recv(), 10) == '{"action":"pong"}'
-            process.send_signal(signal.SIGINT)
+            # Ctrl-C in a terminal signals the whole foreground process group
+            os.killpg(process.pid, signal.SIGINT)
             # Then the client gets a close frame (1001)
             await asyncio.wait_for(ws.wait_closed(), 30)
             assert ws.close_code == 1001
         rest = (await asyncio.wait_for(process.stdout.read(), 30)).decode()
         # And $disconnect ran before the process exited cleanly
         assert await asyncio.wait_for(process.wait(), 30) == 0
-        assert "$disconnect ran for 1 connection(s)" in rest
+        assert "$disconnect ran for 1 connection(s), 0 failed" in rest
     finally:
         if process.returncode is None:
             process.kill()
