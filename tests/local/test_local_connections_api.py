@@ -97,3 +97,20 @@ async def test_post_over_128_kb_is_refused(gw: RunningGateway, recorder: ModuleT
                 management(gw).post_to_connection, ConnectionId=cid, Data=b"x" * (128 * 1024 + 1)
             )
     assert caught.value.response["Error"]["Code"] == "PayloadTooLargeException"
+
+
+async def test_last_active_at_follows_client_messages(
+    gw: RunningGateway, recorder: ModuleType
+) -> None:
+    async with connect(gw) as ws:
+        cid = await connection_id(recorder)
+        api = management(gw)
+        before = await asyncio.to_thread(api.get_connection, ConnectionId=cid)
+        # When the client sends a message (its round trip takes at least a millisecond)
+        await ws.send('{"action":"echo"}')
+        await asyncio.wait_for(ws.recv(), 10)
+        after = await asyncio.to_thread(api.get_connection, ConnectionId=cid)
+    # Then LastActiveAt moved to the message's time, ConnectedAt did not
+    assert after["ConnectedAt"] == before["ConnectedAt"]
+    assert after["LastActiveAt"] >= before["LastActiveAt"]
+    assert after["LastActiveAt"] > after["ConnectedAt"]
