@@ -28,3 +28,8 @@ test: lint typecheck
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
+
+# Regenerate the client's copy of the wire protocol (clients/python/tabrelay/_wire.py).
+.PHONY: vendor
+vendor:
+	$(PYTHON) scripts/vendor_wire.py
