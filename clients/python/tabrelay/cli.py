@@ -153,7 +153,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (see :data:`EXIT_CODES`)."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    # Usage errors exit with 2 (argparse's status) before anything connects.
+    if args.cmd == "send":
+        try:
+            args.command_args = _parse_args(args.args)
+        except ValueError as exc:
+            parser.error(str(exc))
+        if not 1 <= args.timeout <= 900:
+            parser.error("--timeout must be between 1 and 900 seconds")
+    if args.cmd == "simulate-browser" and args.rate <= 0:
+        parser.error("--rate must be > 0")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="tabrelay: %(message)s",
@@ -223,7 +234,7 @@ def _parse_args(pairs: Sequence[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"tabrelay send: error: argument {pair!r} is not KEY=VALUE")
+            raise ValueError(f"argument {pair!r} is not KEY=VALUE")
         try:
             out[key] = json.loads(raw)
         except ValueError:
@@ -232,9 +243,7 @@ def _parse_args(pairs: Sequence[str]) -> dict[str, Any]:
 
 
 async def _send(args: argparse.Namespace) -> int:
-    command_args = _parse_args(args.args)
-    if not 1 <= args.timeout <= 900:
-        raise SystemExit("tabrelay send: error: --timeout must be between 1 and 900")
+    command_args: dict[str, Any] = args.command_args
     async with _relay(args, role="consumer", ping_interval=None) as relay:
         value = await relay.command(args.target, args.name, timeout=args.timeout, args=command_args)
     _line(sys.stdout, json.dumps(value, ensure_ascii=False))
@@ -309,8 +318,6 @@ async def _simulated_command(cmd: CommandRequest) -> Any:
 
 
 async def _simulate(args: argparse.Namespace) -> int:
-    if args.rate <= 0:
-        raise SystemExit("tabrelay simulate-browser: error: --rate must be > 0")
     pages = [p.read_text(encoding="utf-8") for p in args.file]
     show = not args.quiet and sys.stderr.isatty()
 

@@ -277,6 +277,7 @@ class Relay:
         if self._lifecycle is not None:
             raise RuntimeError("relay already started")
         ws = await self._open()
+        self._ws = ws  # so that a close() before the first session starts closes it
         self._lifecycle = asyncio.create_task(self._run(ws), name="tabrelay-lifecycle")
 
     async def close(self) -> None:
@@ -555,9 +556,15 @@ class Relay:
             if self._closing.is_set():
                 raise ConnectionClosedError("relay closed")
             try:
-                return await self._open()
+                ws = await self._open()
             except ConnectError as exc:
                 logger.info("tabrelay: reconnect failed (%s); retrying", exc)
+                continue
+            self._ws = ws
+            if self._closing.is_set():  # close() ran while the handshake was under way
+                await ws.close()
+                raise ConnectionClosedError("relay closed")
+            return ws
 
     async def _run_session(self, ws: ClientConnection) -> None:
         """One connection: the reader runs here and ends the session; it cancels the rest."""
@@ -663,20 +670,30 @@ class Relay:
         return None
 
     async def _keepalive(self, ws: ClientConnection) -> None:
+        """A JSON ping every ``ping_interval``; abort the connection when the oldest
+        unanswered one is older than ``ping_timeout`` (any frame counts as an answer)."""
         if self.ping_interval is None:
             return
+        unanswered: float | None = None
         while True:
             await asyncio.sleep(self.ping_interval)
-            sent = self._now()
-            self._ping_pending = True
-            self._wake.set()
-            await asyncio.sleep(self.ping_timeout)
-            if self._last_rx < sent and not self._reader_paused:
+            now = self._now()
+            if unanswered is not None and self._last_rx >= unanswered:
+                unanswered = None
+            if (
+                unanswered is not None
+                and now - unanswered >= self.ping_timeout
+                and not self._reader_paused
+            ):
                 logger.warning(
-                    "tabrelay: no answer to ping in %.0f s; reconnecting", self.ping_timeout
+                    "tabrelay: no answer to ping in %.0f s; reconnecting", now - unanswered
                 )
                 ws.transport.abort()
                 return
+            if unanswered is None:
+                unanswered = now
+            self._ping_pending = True
+            self._wake.set()
 
     def _finish(self) -> None:
         if self._finished.is_set():

@@ -652,7 +652,7 @@ class InboundSnapshots(Generic[T]):
 
     def offer(self, snap: Snapshot, token: T) -> bool:
         if not self.full():
-            self._items.append((snap, token))
+            self._items.append((self._with_carry(snap), token))
             return True
         if self.overflow == "block":
             return False
@@ -661,14 +661,15 @@ class InboundSnapshots(Generic[T]):
             old, old_token = self._items.popleft()
             self._lose(old)
             self.released.append(old_token)
-            self._items.append((snap, token))
+            self._items.append((self._with_carry(snap), token))
         else:
-            self._lose(snap)
+            self._carry[snap.source] = self._carry.get(snap.source, 0) + snap.missed + 1
             self.released.append(token)
             self._overflowed = True
         return True
 
     def _lose(self, snap: Snapshot) -> None:
+        # ``snap`` was the oldest: the next one of its browser is buffered or yet to come.
         lost = snap.missed + 1
         for i, (later, tok) in enumerate(self._items):
             if later.source == snap.source:
@@ -685,8 +686,8 @@ class InboundSnapshots(Generic[T]):
             )
         if not self._items:
             return None
-        snap, token = self._items.popleft()
+        return self._items.popleft()
+
+    def _with_carry(self, snap: Snapshot) -> Snapshot:
         carried = self._carry.pop(snap.source, 0)
-        if carried:
-            snap = replace(snap, missed=snap.missed + carried)
-        return snap, token
+        return replace(snap, missed=snap.missed + carried) if carried else snap

@@ -1,0 +1,30 @@
+"""The reconnection backoff schedule."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from tabrelay.core import backoff
+
+
+def test_given_no_jitter_then_delays_double_up_to_the_cap() -> None:
+    delays = list(itertools.islice(backoff(initial=0.5, factor=2, maximum=4, rng=lambda: 0.0), 6))
+    assert delays == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+
+
+def test_given_full_random_then_each_delay_is_within_its_jitter_band() -> None:
+    delays = list(
+        itertools.islice(backoff(initial=1, factor=2, maximum=8, jitter=0.5, rng=lambda: 1.0), 5)
+    )
+    assert delays == [0.5, 1.0, 2.0, 4.0, 4.0]
+
+
+def test_given_real_rng_then_no_delay_is_zero_or_over_the_cap() -> None:
+    for d in itertools.islice(backoff(initial=0.1, maximum=30), 50):
+        assert 0 < d <= 30
+
+
+def test_given_bad_jitter_then_value_error() -> None:
+    with pytest.raises(ValueError):
+        next(backoff(jitter=1.0))
