@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 import tabrelay
-from conftest import WAIT, FakeGateway
 from tabrelay.cli import EXIT_CODES
+
+from tests.unit.client.fake_gateway import WAIT, FakeGateway
 
 
 async def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 import tabrelay
-from conftest import WAIT, FakeGateway
 from tabrelay import CommandRequest, Relay, Snapshot
+
+from tests.unit.client.fake_gateway import WAIT, FakeGateway
 
 
 def _page(size: int, seed: int = 0) -> str:
