@@ -43,6 +43,7 @@ from tabrelay.core import (
     Overflow,
     ResultAssembler,
     SnapshotAssembler,
+    TokenBucket,
     backoff,
     encode_frame,
     result_frames,
@@ -157,6 +158,9 @@ class Relay:
     * ``ack_every`` (10), ``ack_delay`` (0.25 s): an ack goes out after that many
       deliveries or that long after the first unacknowledged one.
     * ``frame_budget`` (30,000 bytes) per outgoing frame.
+    * ``max_rate`` (50 frames/s), ``max_burst`` (40): outgoing pacing that keeps
+      the connection under the gateway's rate limit (100 messages/s by default)
+      even while a large snapshot goes out in parts; ``max_rate=None`` disables it.
     * ``command_grace`` (5 s): how long past a command's timeout the client
       waits for the gateway's answer before raising :class:`CommandTimeoutError`.
 
@@ -183,6 +187,8 @@ class Relay:
         ack_every: int = 10,
         ack_delay: float = 0.25,
         frame_budget: int = DEFAULT_FRAME_BUDGET,
+        max_rate: float | None = 50.0,
+        max_burst: int = 40,
         command_grace: float = 5.0,
         presence_size: int = 1000,
         remember_commands: int = 10_000,
@@ -214,6 +220,7 @@ class Relay:
         self._results = ResultAssembler()
         self._ack = AckTracker(every=ack_every, delay=ack_delay)
         self._ack_timer: asyncio.TimerHandle | None = None
+        self._bucket = TokenBucket(max_rate, max_burst) if max_rate else None
         self._ack_pending: int | None = None
         self._ping_pending = False
         self._restore: list[str] = []
@@ -639,22 +646,29 @@ class Relay:
             while True:
                 frame = self._take_control()
                 if frame is not None:
-                    await ws.send(frame)
-                    self.stats.frames_sent += 1
+                    await self._send(ws, frame)
                     continue
                 item = self._outbox.peek()
                 if item is None:
                     self._empty.set()
                     break
                 for frame in item.frames:
-                    await ws.send(frame)
-                    self.stats.frames_sent += 1
+                    await self._send(ws, frame)
                 if item.kind == "request":
                     request = self._requests.get(item.key)
                     if request is not None:
                         request.sent_in = self._session
                 self._outbox.remove(item)
                 self._room.set()
+
+    async def _send(self, ws: ClientConnection, frame: str) -> None:
+        if self._bucket is not None:
+            wait = self._bucket.delay(self._now())
+            if wait > 0:
+                await asyncio.sleep(wait)  # pacing, not synchronization
+            self._bucket.take(self._now())
+        await ws.send(frame)
+        self.stats.frames_sent += 1
 
     def _take_control(self) -> str | None:
         if self._restore:

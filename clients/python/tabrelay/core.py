@@ -12,6 +12,7 @@ unit-tested without a network:
   command results too large for one frame;
 * acks: :class:`AckTracker` decides which cumulative ``ack`` to send and when;
 * backoff: :func:`backoff` yields reconnection delays;
+* pacing: :class:`TokenBucket` keeps the sending rate under the gateway's limit;
 * queues: :class:`OutboundBuffer` and :class:`InboundSnapshots` are the two
   bounded queues with their overflow policies.
 """
@@ -41,6 +42,7 @@ __all__ = [
     "Overflow",
     "ResultAssembler",
     "SnapshotAssembler",
+    "TokenBucket",
     "backoff",
     "encode_frame",
     "result_frames",
@@ -536,6 +538,46 @@ def backoff(
     while True:
         yield delay * (1 - jitter * rng())
         delay = min(maximum, delay * factor)
+
+
+# --------------------------------------------------------------------------
+# Pacing.
+# --------------------------------------------------------------------------
+
+
+class TokenBucket:
+    """Paces outgoing frames under the gateway's per-connection rate limit.
+
+    The gateway counts messages in fixed one-second windows (100 by default)
+    and answers ``rate_limited`` beyond that, so a burst of 100 snapshot parts
+    would lose some. A bucket of ``burst`` tokens refilled at ``rate`` per
+    second lets through at most ``burst + rate`` frames in any one-second
+    window; the defaults (40 + 50) stay under 100 with a margin for acks and
+    pings. Contract: before sending, wait :meth:`delay` seconds, then call
+    :meth:`take` (both with the current time).
+    """
+
+    def __init__(self, rate: float = 50.0, burst: int = 40) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self.rate = rate
+        self.burst = burst
+        self._tokens = float(burst)
+        self._at: float | None = None
+
+    def _refill(self, now: float) -> None:
+        if self._at is not None:
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+
+    def delay(self, now: float) -> float:
+        """Seconds to wait before the next frame may go (0 if it may go now)."""
+        self._refill(now)
+        return 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
+
+    def take(self, now: float) -> None:
+        self._refill(now)
+        self._tokens -= 1
 
 
 # --------------------------------------------------------------------------

@@ -1,11 +1,11 @@
-"""The reconnection backoff schedule."""
+"""The reconnection backoff schedule and the outgoing pacing."""
 
 from __future__ import annotations
 
 import itertools
 
 import pytest
-from tabrelay.core import backoff
+from tabrelay.core import TokenBucket, backoff
 
 
 def test_given_no_jitter_then_delays_double_up_to_the_cap() -> None:
@@ -28,3 +28,23 @@ def test_given_real_rng_then_no_delay_is_zero_or_over_the_cap() -> None:
 def test_given_bad_jitter_then_value_error() -> None:
     with pytest.raises(ValueError):
         next(backoff(jitter=1.0))
+
+
+def test_given_bucket_when_burst_spent_then_delay_until_one_token_refills() -> None:
+    bucket = TokenBucket(rate=10, burst=2)
+    for _ in range(2):
+        assert bucket.delay(now=0.0) == 0
+        bucket.take(now=0.0)
+    assert bucket.delay(now=0.0) == pytest.approx(0.1)
+    assert bucket.delay(now=0.1) == 0
+
+
+def test_given_bucket_then_no_fixed_second_window_exceeds_burst_plus_rate() -> None:
+    bucket = TokenBucket(rate=50, burst=40)
+    now, sent_at = 0.0, []
+    while now < 5:
+        now += bucket.delay(now)
+        bucket.take(now)
+        sent_at.append(now)
+    for second in range(5):
+        assert sum(1 for t in sent_at if second <= t < second + 1) <= 90
