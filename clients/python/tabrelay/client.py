@@ -251,6 +251,7 @@ class Relay:
         self._inbox_changed = asyncio.Event()
         self._presence_changed = asyncio.Event()
         self._ready = asyncio.Event()  # connected, subscriptions restored
+        self._ready_changed = asyncio.Event()
         self._closing = asyncio.Event()
         self._finished = asyncio.Event()
         self._fatal: BaseException | None = None
@@ -321,10 +322,23 @@ class Relay:
     def connected(self) -> bool:
         return self._ws is not None and self._ready.is_set()
 
-    async def wait_connected(self) -> None:
-        """Wait until a connection is open and its subscriptions are restored."""
-        await self._first(self._ready, self._finished)
-        self._check_open()
+    async def wait_connected(self, session: int = 1) -> None:
+        """Wait until connection number ``session`` (or a later one) is open and restored.
+
+        Connections are counted from 1 in :attr:`stats` ``.sessions``; after a
+        drop, ``wait_connected(relay.stats.sessions + 1)`` waits for the
+        reconnection and the restored subscriptions. Raises if the relay ends.
+        """
+        while True:
+            self._check_open()
+            if self._ready.is_set() and self._session >= session:
+                return
+            self._ready_changed.clear()
+            await self._first(self._ready_changed, self._finished)
+
+    def _set_ready(self) -> None:
+        self._ready.set()
+        self._ready_changed.set()
 
     async def wait_closed(self) -> None:
         """Wait until the relay has ended; raises the fatal error if one ended it."""
@@ -585,11 +599,11 @@ class Relay:
         self._restore = self._restore_frames()
         self._reader_paused = False
         if not self._restore_left:
-            self._ready.set()
+            self._set_ready()
         else:
             # A gateway that never confirms must not leave wait_connected() hanging.
             self._ready_timer = asyncio.get_running_loop().call_later(
-                self.request_timeout, self._ready.set
+                self.request_timeout, self._set_ready
             )
         self._wake.set()
         writer = asyncio.create_task(self._writer(ws), name="tabrelay-writer")
@@ -758,7 +772,7 @@ class Relay:
             if message.id == "restore":
                 self._restore_left -= 1
                 if self._restore_left <= 0:
-                    self._ready.set()
+                    self._set_ready()
             else:
                 self._reply(("subscribe", "unsubscribe"), message.id, list(message.browsers))
         elif isinstance(message, wire.Presence):
@@ -833,7 +847,7 @@ class Relay:
                 return
             if e.id == "restore":
                 logger.warning("tabrelay: restoring subscriptions failed: %s", error)
-                self._ready.set()
+                self._set_ready()
                 return
         logger.warning("tabrelay: gateway error: %s", error)
 

@@ -175,7 +175,7 @@ async def test_given_subscription_when_connection_dropped_then_restored_after_re
         assert await consumer.unsubscribe(["b2"]) == ["b1"]
         await gateway.drop_all()
         await gateway.wait_for(lambda: gateway.handshakes == 2)
-        await consumer.wait_connected()
+        await consumer.wait_connected(2)
         second = gateway.conns[-1]
     assert second.subs == {"b1"}
     assert consumer.stats.sessions == 2
@@ -189,7 +189,7 @@ async def test_given_everything_unsubscribed_when_reconnected_then_empty_set_res
         await consumer.unsubscribe(["b1"])
         await gateway.drop_all()
         await gateway.wait_for(lambda: gateway.handshakes == 2)
-        await consumer.wait_connected()
+        await consumer.wait_connected(2)
     assert gateway.conns[-1].subs == set()
 
 
@@ -397,7 +397,7 @@ async def test_given_token_callable_then_called_at_each_connect(gateway: FakeGat
     async with tabrelay.connect(gateway.url, token=token, **_fast()) as consumer:
         await gateway.drop_all()
         await gateway.wait_for(lambda: gateway.handshakes == 2)
-        await consumer.wait_connected()
+        await consumer.wait_connected(2)
     assert len(calls) == 2
 
 
