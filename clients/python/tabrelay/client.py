@@ -46,6 +46,7 @@ from tabrelay.core import (
     TokenBucket,
     backoff,
     encode_frame,
+    part_id,
     result_frames,
     snapshot_frames,
 )
@@ -85,6 +86,8 @@ class RelayStats:
     missed: int = 0
     outgoing_dropped: int = 0
     incoming_dropped: int = 0
+    stale_dropped: int = 0
+    parts_resent: int = 0
     acks_sent: int = 0
     pings_sent: int = 0
     commands_run: int = 0
@@ -158,9 +161,10 @@ class Relay:
     * ``ack_every`` (10), ``ack_delay`` (0.25 s): an ack goes out after that many
       deliveries or that long after the first unacknowledged one.
     * ``frame_budget`` (30,000 bytes) per outgoing frame.
-    * ``max_rate`` (50 frames/s), ``max_burst`` (40): outgoing pacing that keeps
-      the connection under the gateway's rate limit (100 messages/s by default)
-      even while a large snapshot goes out in parts; ``max_rate=None`` disables it.
+    * ``max_rate`` (20 frames/s), ``max_burst`` (20): outgoing pacing that keeps
+      the connection under the gateway's rate limit (50 messages/s as deployed)
+      even while a large snapshot goes out in parts; each ``rate_limited`` error
+      halves both. ``max_rate=None`` disables pacing.
     * ``command_grace`` (5 s): how long past a command's timeout the client
       waits for the gateway's answer before raising :class:`CommandTimeoutError`.
 
@@ -187,8 +191,8 @@ class Relay:
         ack_every: int = 10,
         ack_delay: float = 0.25,
         frame_budget: int = DEFAULT_FRAME_BUDGET,
-        max_rate: float | None = 50.0,
-        max_burst: int = 40,
+        max_rate: float | None = 20.0,
+        max_burst: int = 20,
         command_grace: float = 5.0,
         presence_size: int = 1000,
         remember_commands: int = 10_000,
@@ -235,6 +239,7 @@ class Relay:
 
         self._handler: CommandHandler | None = None
         self._seen: OrderedDict[str, list[str] | None] = OrderedDict()
+        self._sent_parts: OrderedDict[str, tuple[str, int]] = OrderedDict()
         self._remember = remember_commands
         self._tasks: set[asyncio.Task[Any]] = set()
         # Snapshot sequence numbers grow across reconnects and process restarts.
@@ -449,6 +454,15 @@ class Relay:
             self._inbox_changed.clear()
             await self._first(self._inbox_changed, self._finished)
 
+    def unreported_missed(self, source: str) -> int:
+        """Snapshots of browser ``source`` the client dropped that no ``missed`` has reported yet.
+
+        They are added to the next snapshot from ``source``; this says how many
+        there are now (e.g. late, reordered deliveries that arrived after the
+        newest snapshot). Drops by the gateway are not known until it reports them.
+        """
+        return self._inbox.unreported(source) + self._assembler.unreported(source)
+
     async def presence(self) -> AsyncIterator[Presence]:
         """Browser online/offline events as they arrive; ends when the relay closes.
 
@@ -495,7 +509,8 @@ class Relay:
 
         # Compressing megabytes takes a while: keep the event loop responsive.
         frames = await asyncio.to_thread(build) if len(html) > 256 * 1024 else build()
-        await self._enqueue(Outgoing("snapshot", frames, key=sid))
+        ids = [part_id(sid, i) for i in range(len(frames))]
+        await self._enqueue(Outgoing("snapshot", frames, key=sid, ids=ids))
         self.stats.snapshots_sent += 1
         return sid
 
@@ -666,8 +681,10 @@ class Relay:
                 if item is None:
                     self._empty.set()
                     break
-                for frame in item.frames:
+                for i, frame in enumerate(item.frames):
                     await self._send(ws, frame)
+                    if item.ids:
+                        self._remember_part(item.ids[i], frame)
                 if item.kind == "request":
                     request = self._requests.get(item.key)
                     if request is not None:
@@ -683,6 +700,13 @@ class Relay:
             self._bucket.take(self._now())
         await ws.send(frame)
         self.stats.frames_sent += 1
+
+    def _remember_part(self, id: str, frame: str) -> None:
+        # The last frames written, so a part the gateway refused can go again.
+        tries = self._sent_parts.pop(id, (frame, 0))[1]
+        self._sent_parts[id] = (frame, tries)
+        while len(self._sent_parts) > 256:
+            self._sent_parts.popitem(last=False)
 
     def _take_control(self) -> str | None:
         if self._restore:
@@ -792,7 +816,7 @@ class Relay:
         if snap is not None:
             self.stats.snapshots_received += 1
             self.stats.missed += snap.missed
-            while not self._inbox.offer(snap, token):
+            while not self._inbox.offer(snap, token, self._now()):
                 # overflow="block": stop reading until the application makes room.
                 self._reader_paused = True
                 self._inbox_changed.clear()
@@ -801,6 +825,7 @@ class Relay:
                     return
             self._reader_paused = False
             self.stats.incoming_dropped = self._inbox.dropped
+            self.stats.stale_dropped = self._inbox.stale
             for released in self._inbox.released:
                 self._ack.release(released, self._now())
             self._inbox.released.clear()
@@ -834,6 +859,17 @@ class Relay:
 
     def _on_error(self, e: wire.ErrorMessage) -> None:
         error = error_for_code(e.code, e.message, id=e.id)
+        if e.code == "rate_limited":
+            if self._bucket is not None:
+                self._bucket.slow_down()
+            part = e.id
+            sent = self._sent_parts.get(part) if part is not None else None
+            if part is not None and sent is not None and sent[1] < 3:
+                # A refused snapshot part: send it again (more slowly) rather than lose the page.
+                self._sent_parts[part] = (sent[0], sent[1] + 1)
+                self.stats.parts_resent += 1
+                self._spawn(self._enqueue(Outgoing("snapshot", [sent[0]], ids=[part])))
+                return
         if e.id is not None:
             future = self._commands.get(e.id)
             if future is not None:

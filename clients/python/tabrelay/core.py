@@ -45,6 +45,7 @@ __all__ = [
     "TokenBucket",
     "backoff",
     "encode_frame",
+    "part_id",
     "result_frames",
     "snapshot_frames",
 ]
@@ -82,6 +83,11 @@ def encode_frame(message: wire.Message, *, budget: int = DEFAULT_FRAME_BUDGET) -
 # --------------------------------------------------------------------------
 
 
+def part_id(sid: str, part: int) -> str:
+    """The message id of part ``part`` of snapshot ``sid``."""
+    return f"{sid}.{part}"
+
+
 def snapshot_frames(
     html: str,
     *,
@@ -99,11 +105,13 @@ def snapshot_frames(
     and cut into as many parts as needed. ``compress=True`` always compresses,
     ``False`` never does (and then raises :class:`TooLargeError` if the page
     does not fit one frame). ``url`` and ``title`` travel on part 0 only.
+    Part ``i`` carries the message id :func:`part_id` ``(sid, i)``, so that an
+    ``error`` (``rate_limited``, say) names the part it refused.
     Raises :class:`TooLargeError` if the snapshot needs more than 10,000 parts
     or ``url``/``title`` alone do not fit a frame.
     """
     if compress is not True:
-        plain = wire.Snapshot(sid=sid, seq=seq, data=html, url=url, title=title)
+        plain = wire.Snapshot(sid=sid, seq=seq, data=html, url=url, title=title, id=part_id(sid, 0))
         text = wire.encode(plain)
         if _size(text) <= budget:
             return [text]
@@ -123,13 +131,20 @@ def snapshot_frames(
                 enc="gzip",
                 part=_MAX_PARTS - 1,
                 parts=_MAX_PARTS,
+                id=part_id(sid, _MAX_PARTS - 1),
             )
         )
     )
     rest_overhead = _size(
         wire.encode(
             wire.Snapshot(
-                sid=sid, seq=seq, data="", enc="gzip", part=_MAX_PARTS - 1, parts=_MAX_PARTS
+                sid=sid,
+                seq=seq,
+                data="",
+                enc="gzip",
+                part=_MAX_PARTS - 1,
+                parts=_MAX_PARTS,
+                id=part_id(sid, _MAX_PARTS - 1),
             )
         )
     )
@@ -155,6 +170,7 @@ def snapshot_frames(
             enc="gzip",
             part=i,
             parts=len(slices),
+            id=part_id(sid, i),
         )
         frames.append(wire.encode(msg))
     return frames
@@ -213,6 +229,10 @@ class SnapshotAssembler:
     def pending(self) -> int:
         """Number of half-received snapshots held."""
         return len(self._pending)
+
+    def unreported(self, source: str) -> int:
+        """Snapshots of ``source`` abandoned since its last completed one (not yet in a ``missed``)."""
+        return self._carry.get(source, 0)
 
     def feed(self, d: wire.SnapshotDelivery) -> Snapshot | None:
         done = self._done.get(d.source)
@@ -548,16 +568,17 @@ def backoff(
 class TokenBucket:
     """Paces outgoing frames under the gateway's per-connection rate limit.
 
-    The gateway counts messages in fixed one-second windows (100 by default)
-    and answers ``rate_limited`` beyond that, so a burst of 100 snapshot parts
-    would lose some. A bucket of ``burst`` tokens refilled at ``rate`` per
-    second lets through at most ``burst + rate`` frames in any one-second
-    window; the defaults (40 + 50) stay under 100 with a margin for acks and
-    pings. Contract: before sending, wait :meth:`delay` seconds, then call
-    :meth:`take` (both with the current time).
+    The gateway counts messages in fixed one-second windows (50 per connection
+    as deployed) and answers ``rate_limited`` beyond that, so a burst of
+    snapshot parts would lose some. A bucket of ``burst`` tokens refilled at
+    ``rate`` per second lets through at most ``burst + rate`` frames in any
+    one-second window; the defaults (20 + 20) stay under 50 with a margin for
+    acks and pings. Contract: before sending, wait :meth:`delay` seconds, then
+    call :meth:`take` (both with the current time); call :meth:`slow_down`
+    when the gateway still answered ``rate_limited``.
     """
 
-    def __init__(self, rate: float = 50.0, burst: int = 40) -> None:
+    def __init__(self, rate: float = 20.0, burst: int = 20) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("rate must be > 0 and burst >= 1")
         self.rate = rate
@@ -579,6 +600,12 @@ class TokenBucket:
         self._refill(now)
         self._tokens -= 1
 
+    def slow_down(self) -> None:
+        """Halve the rate and the burst (not below 1): the gateway's limit is lower."""
+        self.rate = max(1.0, self.rate / 2)
+        self.burst = max(1, self.burst // 2)
+        self._tokens = min(self._tokens, float(self.burst))
+
 
 # --------------------------------------------------------------------------
 # The two bounded queues.
@@ -592,6 +619,7 @@ class Outgoing:
     kind: Literal["snapshot", "command", "result", "request"]
     frames: list[str]
     key: str = ""
+    ids: list[str] | None = None  # message ids of the frames (snapshot parts)
 
 
 class OutboundBuffer:
@@ -667,20 +695,31 @@ class InboundSnapshots(Generic[T]):
     * ``"raise"``: drops the new snapshot and makes the next :meth:`take` raise
       :class:`QueueFullError` once.
 
+    SQS does not keep order, so a snapshot may arrive after a newer one of the
+    same browser. Given ``now``, :meth:`offer` drops such a *stale* snapshot
+    (counted in :attr:`stale`) when the newer one came less than
+    ``reorder_window`` seconds before; past that window a lower ``seq`` is
+    taken as a restarted browser and accepted.
+
     A dropped snapshot is never lost silently: its ``missed + 1`` is added to
     the ``missed`` of the next snapshot the application gets from that browser.
     Every token that leaves the buffer without being taken is appended to
     :attr:`released` for the caller to release.
     """
 
-    def __init__(self, maxsize: int = 100, overflow: Overflow = "block") -> None:
+    def __init__(
+        self, maxsize: int = 100, overflow: Overflow = "block", *, reorder_window: float = 10.0
+    ) -> None:
         if maxsize < 1:
             raise ValueError("maxsize must be >= 1")
         if overflow not in OVERFLOW_POLICIES:
             raise ValueError(f"overflow must be one of {sorted(OVERFLOW_POLICIES)}")
         self.maxsize = maxsize
         self.overflow = overflow
+        self.reorder_window = reorder_window
         self.dropped = 0
+        self.stale = 0
+        self._newest: dict[str, tuple[int, float]] = {}
         self.released: list[T] = []
         self._items: deque[tuple[Snapshot, T]] = deque()
         self._carry: dict[str, int] = {}
@@ -692,7 +731,22 @@ class InboundSnapshots(Generic[T]):
     def full(self) -> bool:
         return len(self._items) >= self.maxsize
 
-    def offer(self, snap: Snapshot, token: T) -> bool:
+    def offer(self, snap: Snapshot, token: T, now: float | None = None) -> bool:
+        if now is not None:
+            newest = self._newest.get(snap.source)
+            if (
+                newest is not None
+                and snap.seq < newest[0]
+                and now - newest[1] < self.reorder_window
+            ):
+                self.stale += 1
+                self._carry[snap.source] = self._carry.get(snap.source, 0) + snap.missed + 1
+                self.released.append(token)
+                return True
+        if self.full() and self.overflow == "block":
+            return False
+        if now is not None:
+            self._newest[snap.source] = (snap.seq, now)
         if not self.full():
             self._items.append((self._with_carry(snap), token))
             return True
@@ -729,6 +783,10 @@ class InboundSnapshots(Generic[T]):
         if not self._items:
             return None
         return self._items.popleft()
+
+    def unreported(self, source: str) -> int:
+        """Snapshots of ``source`` dropped after the newest buffered one (reported with the next)."""
+        return self._carry.get(source, 0)
 
     def _with_carry(self, snap: Snapshot) -> Snapshot:
         carried = self._carry.pop(snap.source, 0)

@@ -40,11 +40,20 @@ def test_given_bucket_when_burst_spent_then_delay_until_one_token_refills() -> N
 
 
 def test_given_bucket_then_no_fixed_second_window_exceeds_burst_plus_rate() -> None:
-    bucket = TokenBucket(rate=50, burst=40)
+    bucket = TokenBucket(rate=20, burst=20)
     now, sent_at = 0.0, []
     while now < 5:
         now += bucket.delay(now)
         bucket.take(now)
         sent_at.append(now)
     for second in range(5):
-        assert sum(1 for t in sent_at if second <= t < second + 1) <= 90
+        assert sum(1 for t in sent_at if second <= t < second + 1) <= 40
+
+
+def test_given_rate_limited_when_slowed_down_then_rate_and_burst_halve_not_below_one() -> None:
+    bucket = TokenBucket(rate=4, burst=3)
+    bucket.slow_down()
+    assert (bucket.rate, bucket.burst) == (2, 1)
+    for _ in range(5):
+        bucket.slow_down()
+    assert (bucket.rate, bucket.burst) == (1, 1)

@@ -80,3 +80,23 @@ def test_given_raise_when_inbound_full_then_next_take_raises_once_and_loss_is_co
 def test_given_unknown_policy_then_value_error() -> None:
     with pytest.raises(ValueError):
         OutboundBuffer(1, "explode")  # type: ignore[arg-type]
+
+
+def test_given_newer_snapshot_seen_when_older_arrives_late_then_dropped_as_stale_and_counted() -> (
+    None
+):
+    q: InboundSnapshots[int] = InboundSnapshots(10, "block", reorder_window=5)
+    q.offer(_snap(2), 2, now=100.0)
+    assert q.offer(_snap(1), 1, now=100.5)  # SQS reordered it: dropped, not buffered
+    q.offer(_snap(3), 3, now=101.0)
+    assert (q.stale, q.released) == (1, [1])
+    first, second = q.take(), q.take()
+    assert first is not None and (first[0].seq, first[0].missed) == (2, 0)
+    assert second is not None and (second[0].seq, second[0].missed) == (3, 1)
+
+
+def test_given_lower_seq_after_the_reorder_window_then_accepted_as_a_restarted_browser() -> None:
+    q: InboundSnapshots[int] = InboundSnapshots(10, "block", reorder_window=5)
+    q.offer(_snap(50), 50, now=100.0)
+    q.offer(_snap(1), 1, now=106.0)
+    assert len(q) == 2 and q.stale == 0

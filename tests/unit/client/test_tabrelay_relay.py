@@ -423,3 +423,20 @@ async def test_given_token_refused_on_reconnect_then_relay_ends_with_auth_error(
         await _next(relay.snapshots())
     await relay.close()
     assert gateway.refused == 1
+
+
+async def test_given_gateway_refuses_a_snapshot_part_with_rate_limited_then_part_is_sent_again(
+    gateway: FakeGateway,
+) -> None:
+    async with tabrelay.connect(gateway.url, token="browser:b1") as browser:
+        await browser.send_snapshot("<p>x</p>")
+        await gateway.wait_for(lambda: len(gateway.messages("b1", "snapshot")) == 1)
+        part = gateway.messages("b1", "snapshot")[0]
+        await gateway.send(
+            gateway.conns[-1],
+            {"action": "error", "code": "rate_limited", "message": "slow down", "id": part["id"]},
+        )
+        await gateway.wait_for(lambda: len(gateway.messages("b1", "snapshot")) == 2)
+    again = gateway.messages("b1", "snapshot")[1]
+    assert again == part
+    assert browser.stats.parts_resent == 1

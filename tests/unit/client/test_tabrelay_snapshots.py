@@ -30,6 +30,7 @@ def _deliver(frames: list[str], source: str = "b1", missed: int = 0) -> list[wir
     for i, text in enumerate(frames):
         msg = json.loads(text)
         msg["source"] = source
+        msg.pop("id", None)  # the gateway delivers without the part id
         msg["missed"] = missed if i == 0 else 0
         out.append(wire.decode_outbound(json.dumps(msg)))
     return out  # type: ignore[return-value]
