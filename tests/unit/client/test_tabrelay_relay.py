@@ -440,3 +440,18 @@ async def test_given_gateway_refuses_a_snapshot_part_with_rate_limited_then_part
     again = gateway.messages("b1", "snapshot")[1]
     assert again == part
     assert browser.stats.parts_resent == 1
+
+
+async def test_given_gateway_down_when_command_queued_then_it_goes_out_after_reconnect(
+    gateway: FakeGateway,
+) -> None:
+    async with tabrelay.connect(gateway.url, token="consumer:c1", **_fast()) as consumer:
+        await gateway.stop()
+        pending = asyncio.create_task(consumer.command("b1", "click", timeout=10))
+        await gateway.start()
+        # The gateway's answer (no browser b1 there) proves the command went out
+        with pytest.raises(tabrelay.TargetOfflineError):
+            async with asyncio.timeout(WAIT):
+                await pending
+    (conn,) = [c for c in gateway.conns if c.received and c.received[0]["action"] == "command"]
+    assert conn.number == 2
