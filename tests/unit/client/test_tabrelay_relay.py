@@ -216,7 +216,7 @@ async def test_given_acks_when_snapshots_consumed_then_few_cumulative_acks_reach
     gateway: FakeGateway,
 ) -> None:
     async with (
-        tabrelay.connect(gateway.url, token="consumer:c1", ack_every=4, ack_delay=0.05) as consumer,
+        tabrelay.connect(gateway.url, token="consumer:c1", ack_every=5, ack_delay=60) as consumer,
         tabrelay.connect(gateway.url, token="browser:b1") as browser,
     ):
         snaps = consumer.snapshots()
@@ -226,8 +226,8 @@ async def test_given_acks_when_snapshots_consumed_then_few_cumulative_acks_reach
         await gateway.wait_for(lambda: any(m["seq"] == 10 for m in gateway.messages("c1", "ack")))
     acks = [m["seq"] for m in gateway.messages("c1", "ack")]
     assert [s.html for s in got] == [f"<p>{i}</p>" for i in range(10)]
-    assert acks == sorted(acks) and acks[-1] == 10
-    assert len(acks) <= 4
+    # cumulative: at most one per ack_every deliveries (pending ones coalesce), ending at the last
+    assert acks in ([5, 10], [10])
 
 
 async def test_given_acks_when_application_has_not_taken_snapshots_then_they_are_not_acked(
