@@ -165,6 +165,7 @@ class Relay:
       the connection under the gateway's rate limit (50 messages/s as deployed)
       even while a large snapshot goes out in parts; each ``rate_limited`` error
       halves both. ``max_rate=None`` disables pacing.
+    * ``proxy``: as in ``websockets.connect`` (``True``: from the environment).
     * ``command_grace`` (5 s): how long past a command's timeout the client
       waits for the gateway's answer before raising :class:`CommandTimeoutError`.
 
@@ -196,6 +197,7 @@ class Relay:
         command_grace: float = 5.0,
         presence_size: int = 1000,
         remember_commands: int = 10_000,
+        proxy: str | bool | None = True,
     ) -> None:
         scheme = urlsplit(url).scheme
         if scheme not in ("ws", "wss"):
@@ -216,6 +218,7 @@ class Relay:
         self.close_timeout = close_timeout
         self.frame_budget = frame_budget
         self.command_grace = command_grace
+        self.proxy = proxy
         self.stats = RelayStats()
 
         self._outbox = OutboundBuffer(queue_size, overflow)
@@ -311,8 +314,7 @@ class Relay:
         ws = self._ws
         if ws is not None:
             await ws.close()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._lifecycle
+        await self._lifecycle  # never raises: it keeps a fatal error for the callers
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -553,7 +555,7 @@ class Relay:
                 compression=None,  # API Gateway does not negotiate permessage-deflate
                 max_size=4 * wire.MESSAGE_LIMIT,
                 close_timeout=self.close_timeout,
-                proxy=None,
+                proxy=self.proxy,
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
