@@ -197,7 +197,7 @@ class Relay:
         command_grace: float = 5.0,
         presence_size: int = 1000,
         remember_commands: int = 10_000,
-        proxy: str | bool | None = True,
+        proxy: str | Literal[True] | None = True,
     ) -> None:
         scheme = urlsplit(url).scheme
         if scheme not in ("ws", "wss"):
