@@ -214,7 +214,7 @@ def _accounted(got: list[Snapshot], relay: Relay) -> int:
     return len(got) + sum(s.missed for s in got) + relay.unreported_missed("b1")
 
 
-async def test_given_block_policy_and_slow_consumer_then_gateway_conflates_and_all_is_accounted() -> (
+async def test_given_block_policy_and_slow_consumer_then_newest_arrives_and_nothing_dropped_locally() -> (
     None
 ):
     # A window of 3 unacknowledged deliveries: a consumer that blocks makes the gateway conflate.
