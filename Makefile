@@ -78,3 +78,8 @@ token: $(STAMP)
 	@test -n "$(ROLE)" -a -n "$(TENANT)" -a -n "$(CLIENT)" || \
 		{ echo "usage: make token ROLE=browser|consumer TENANT=t CLIENT=id" >&2; exit 2; }
 	@$(BIN)/python -m emulator token --role "$(ROLE)" --tenant "$(TENANT)" --client "$(CLIENT)"
+
+# Regenerate the client's copy of the wire protocol (clients/python/tabrelay/_wire.py).
+.PHONY: vendor
+vendor:
+	$(PYTHON) scripts/vendor_wire.py
