@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+
 async def _big_page(request: web.Request) -> web.Response:
     # About 1.5 MB that gzip cannot shrink much: many snapshot parts.
     rng = random.Random(int(request.query.get("seed", "7")))

@@ -26,7 +26,14 @@ from typing import Any
 
 import websockets
 
-__all__ = ["CHROMIUM", "EXTENSION_SOURCE", "Chromium", "ChromiumError", "extension_id_for", "prepare_extension"]
+__all__ = [
+    "CHROMIUM",
+    "EXTENSION_SOURCE",
+    "Chromium",
+    "ChromiumError",
+    "extension_id_for",
+    "prepare_extension",
+]
 
 CHROMIUM = Path("/usr/bin/chromium")
 EXTENSION_SOURCE = Path(__file__).resolve().parents[2] / "clients" / "extension"
@@ -85,6 +92,7 @@ class Chromium:
         self._reader: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
         self._calls: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._events: dict[tuple[str, str | None], list[asyncio.Future[dict[str, Any]]]] = {}
 
     async def __aenter__(self) -> Chromium:
         await self.start()
@@ -140,6 +148,12 @@ class Chromium:
         with contextlib.suppress(websockets.ConnectionClosed):
             async for raw in self._cdp:
                 message = json.loads(raw)
+                if "method" in message:
+                    key = (message["method"], message.get("sessionId"))
+                    for waiter in self._events.pop(key, []):
+                        if not waiter.done():
+                            waiter.set_result(message.get("params", {}))
+                    continue
                 call = self._calls.pop(message.get("id", -1), None)
                 if call is not None and not call.done():
                     call.set_result(message)
@@ -177,8 +191,16 @@ class Chromium:
             session,
         )
         await self.call("Page.enable", {}, session)
+        loaded = self.event("Page.loadEventFired", session)
         await self.call("Page.navigate", {"url": url}, session)
+        await asyncio.wait_for(loaded, 30)
         return str(session)
+
+    def event(self, method: str, session: str | None = None) -> asyncio.Future[dict[str, Any]]:
+        """A future for the next DevTools event ``method`` (of ``session``)."""
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._events.setdefault((method, session), []).append(future)
+        return future
 
     async def evaluate(self, session: str, expression: str) -> Any:
         """Evaluate ``expression`` (awaiting promises) in a page; returns its value."""

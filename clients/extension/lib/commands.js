@@ -27,7 +27,13 @@ export const MUTATING = new Set([
  * Each handler is (args, deadline) => Promise<value>; deadline is epoch ms.
  */
 export function createCommands(env) {
+  // Read from the document itself: the tab object can lag behind a
+  // navigation that just completed (pages restored from the back/forward cache).
   const tabInfo = async (tabId) => {
+    const [first] = await chrome.scripting
+      .executeScript({ target: { tabId }, func: () => ({ url: location.href, title: document.title }) })
+      .catch(() => []);
+    if (first && first.result) return first.result;
     const tab = await chrome.tabs.get(tabId);
     return { url: tab.url || '', title: tab.title || '' };
   };
@@ -53,8 +59,8 @@ export function createCommands(env) {
       }
       return navigation(args, deadline, (tab) => chrome.tabs.update(tab.id, { url }));
     },
-    back: (args, deadline) => navigation(args, deadline, (tab) => chrome.tabs.goBack(tab.id)),
-    forward: (args, deadline) => navigation(args, deadline, (tab) => chrome.tabs.goForward(tab.id)),
+    back: (args, deadline) => navigation(args, deadline, (tab) => history(tab, -1)),
+    forward: (args, deadline) => navigation(args, deadline, (tab) => history(tab, 1)),
     reload: (args, deadline) =>
       navigation(args, deadline, (tab) => chrome.tabs.reload(tab.id, { bypassCache: !!args.bypass_cache })),
     click: (args, deadline) => inPage('click', args, deadline),
@@ -82,6 +88,19 @@ export function createCommands(env) {
       return result.value;
     },
   };
+}
+
+/** Go `delta` entries through the tab's history. From inside the page (as
+ * the page's own history.go would): Chrome's back button skips entries that
+ * were left without a user gesture, which every automated navigation is, so
+ * chrome.tabs.goBack would find "no previous page". Pages that cannot be
+ * scripted (chrome:// and error pages) fall back to the tab API. */
+async function history(tab, delta) {
+  const length = await chrome.scripting
+    .executeScript({ target: { tabId: tab.id }, func: (d) => (window.history.go(d), window.history.length), args: [delta] })
+    .catch(() => null);
+  if (length) return;
+  await (delta < 0 ? chrome.tabs.goBack(tab.id) : chrome.tabs.goForward(tab.id));
 }
 
 /** Run `func(...args)` in the tab's top frame and return what it returned. */
