@@ -133,8 +133,10 @@ class FakeGateway:
         if message.action not in wire.BROWSER_ACTIONS:
             self.violations.append(f"a browser may not send {message.action}")
         if isinstance(message, wire.Ping):
-            self.pings += 1
             await ws.send_str(wire.encode(wire.Pong(id=message.id)))
+            async with self._changed:
+                self.pings += 1
+                self._changed.notify_all()
         elif isinstance(message, wire.Snapshot):
             await self._snapshot(message)
         elif isinstance(message, wire.Result):

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,18 @@ from .harness import EXTENSION_SOURCE
 
 pytestmark = pytest.mark.browser
 
-TOKEN = "header.payload.signature"
+
+def _unsigned_jwt(claims: dict[str, object]) -> str:
+    # The fake gateway checks no signature; the extension only reads the claims.
+    def part(obj: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+TOKEN = _unsigned_jwt(
+    {"tenant": "acme", "role": "browser", "client_id": "chrome-1", "exp": int(time.time()) + 3600}
+)
 
 
 def config(gw: FakeGateway, **extra: object) -> dict[str, object]:
@@ -306,9 +319,25 @@ async def test_given_connected_extension_then_popup_says_connected(
                })""",
         )
         assert state.startswith("Connected")
+        assert await browser.evaluate(popup, "document.getElementById('client').textContent") == (
+            "chrome-1"
+        )
         shot = tmp_path / "popup.png"
         await browser.screenshot(popup, shot)
         assert shot.read_bytes().startswith(b"\x89PNG")
         # `UPDATE_POPUP_PNG=1 make test` refreshes the picture in the README.
         if os.environ.get("UPDATE_POPUP_PNG") == "1":
             shutil.copyfile(shot, EXTENSION_SOURCE / "popup.png")
+
+
+async def test_given_idle_page_when_past_service_worker_idle_limit_then_same_socket_alive(
+    pages: str, launch: Launch
+) -> None:
+    # Chrome stops an idle MV3 service worker after 30 s; the 20 s pings keep
+    # it (and its socket) alive. Two pings = 40 s of idleness on one connection.
+    async with FakeGateway() as gw, launch(config(gw), f"{pages}/page1.html"):
+        await gw.page(lambda p: p.title == "Page one")
+        await gw.wait_for(lambda: gw.pings >= 2, timeout=60)
+        reply = await gw.command("click", {"selector": "#btn"})
+        assert reply.ok, reply
+        assert gw.connections == 1
