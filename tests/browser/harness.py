@@ -196,6 +196,18 @@ class Chromium:
         await asyncio.wait_for(loaded, 30)
         return str(session)
 
+    async def stop_service_workers(self) -> None:
+        """Stop every service worker now, as Chrome does to an idle extension."""
+        targets = (await self.call("Target.getTargets"))["targetInfos"]
+        page = next(t for t in targets if t["type"] == "page")
+        session = (
+            await self.call(
+                "Target.attachToTarget", {"targetId": page["targetId"], "flatten": True}
+            )
+        )["sessionId"]
+        await self.call("ServiceWorker.enable", {}, session)
+        await self.call("ServiceWorker.stopAllWorkers", {}, session)
+
     def event(self, method: str, session: str | None = None) -> asyncio.Future[dict[str, Any]]:
         """A future for the next DevTools event ``method`` (of ``session``)."""
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()

@@ -341,3 +341,23 @@ async def test_given_idle_page_when_past_service_worker_idle_limit_then_same_soc
         reply = await gw.command("click", {"selector": "#btn"})
         assert reply.ok, reply
         assert gw.connections == 1
+
+
+async def test_given_worker_stopped_then_it_reconnects_and_never_reruns_a_command(
+    pages: str, launch: Launch
+) -> None:
+    async with FakeGateway() as gw, launch(config(gw), f"{pages}/page1.html") as browser:
+        await gw.page(lambda p: p.title == "Page one")
+        await gw.send_command("click", {"selector": "#btn"}, id="once")
+        await gw.wait_for(lambda: gw.replies("once"))
+        # When Chrome stops the service worker (it does so to idle extensions)...
+        await browser.stop_service_workers()
+        # ...it starts again, reconnects by itself...
+        await gw.wait_for(lambda: gw.connections >= 2, timeout=45)
+        # ...and a redelivery of the command it ran before does not run again.
+        await gw.send_command("click", {"selector": "#btn"}, id="once")
+        fresh = await gw.command("snapshot")
+        assert fresh.ok, fresh
+        page = await gw.page(lambda p: p.sid == fresh.value["sid"])
+        assert ">clicked 1<" in page.html
+        assert len(gw.replies("once")) == 1
