@@ -1,15 +1,65 @@
-"""Lambda entry point: the $connect authorizer (placeholder until the handler lands)."""
+"""The ``$connect`` REQUEST authorizer: verify the token in ``?token=``.
+
+Allows exactly the connecting route (``methodArn``) and hands tenant, role and
+client id to every later route as the authorizer context. An invalid token
+raises ``Unauthorized``, which API Gateway turns into HTTP 401 (a missing
+token never reaches here: the identity source is required).
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
+    APIGatewayAuthorizerRequestEvent,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.dal.secrets import SigningKeySource
+from functions.logic.auth import InvalidTokenError, verify_token
 from functions.models.settings import AuthorizerSettings
 
 __all__ = ["handler"]
 
+logger = Logger()
 SETTINGS = AuthorizerSettings.from_env()
+KEYS = SigningKeySource(
+    boto3.client("secretsmanager"),
+    SETTINGS.signing_secret_id,
+    max_age=SETTINGS.secret_max_age_seconds,
+)
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    raise NotImplementedError
+def _policy(principal: str, effect: str, resource: str, context: dict[str, str]) -> dict[str, Any]:
+    # Powertools' APIGatewayAuthorizerResponse models REST/HTTP method ARNs
+    # (".../stage/VERB/path"); a WebSocket route ARN is ".../stage/$connect",
+    # so the policy names the method ARN itself.
+    return {
+        "principalId": principal,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource}],
+        },
+        "context": context,
+    }
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = APIGatewayAuthorizerRequestEvent(event)
+    token = (request.query_string_parameters or {}).get("token")
+    try:
+        claims = verify_token(token, KEYS.key(), now=time.time())
+    except InvalidTokenError as exc:
+        logger.info("token refused", extra={"reason": str(exc)})
+        raise Exception("Unauthorized") from None  # API Gateway's contract: 401
+    logger.info("token accepted", extra={"tenant": claims.tenant, "role": claims.role})
+    return _policy(
+        f"{claims.tenant}/{claims.client_id}",
+        "Allow",
+        request.method_arn,
+        {"tenant": claims.tenant, "role": claims.role, "client_id": claims.client_id},
+    )

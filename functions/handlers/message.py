@@ -1,15 +1,49 @@
-"""Lambda entry point: message (placeholder until the handler lands)."""
+"""Every message route (``$default`` and the protocol's actions).
+
+The reply, if any, is the response body: API Gateway sends it back to the
+sender through the route response, which costs no Management API call.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.handlers._runtime import Runtime, identity_of, logger, metrics, tracer
+from functions.models import wire
 from functions.models.settings import GatewaySettings
 
 __all__ = ["handler"]
 
 SETTINGS = GatewaySettings.from_env()
+RUNTIME = Runtime.build(SETTINGS)
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    raise NotImplementedError
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    ws = APIGatewayWebSocketEvent(event)
+    identity = identity_of(event)
+    message_id = ws.request_context.message_id or ws.request_context.request_id
+    logger.append_keys(
+        connection_id=identity.connection_id,
+        tenant=identity.tenant,
+        role=identity.role,
+        client_id=identity.client_id,
+        correlation_id=message_id,
+    )
+    try:
+        body = ws.decoded_body if ws.is_base64_encoded else (ws.body or "")
+        reply = RUNTIME.gateway.receive(identity, body or "", message_id=message_id)
+    except Exception:
+        # A client deserves a precise error, never API Gateway's generic one.
+        logger.exception("message failed")
+        reply = wire.encode(
+            wire.ErrorMessage(code="internal", message=f"internal error (ref {message_id})")
+        )
+    if reply is None:
+        return {"statusCode": 200}
+    return {"statusCode": 200, "body": reply}

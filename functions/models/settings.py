@@ -16,10 +16,10 @@ import os
 from dataclasses import dataclass
 
 __all__ = [
+    "STRICT_VARIABLE",
     "AuthorizerSettings",
     "GatewaySettings",
     "MissingSettingError",
-    "STRICT_VARIABLE",
     "env_int",
     "env_str",
 ]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -34,19 +35,19 @@ __all__ = [
     "CONSUMER_ACTIONS",
     "ERROR_CODES",
     "FRAME_LIMIT",
+    "INBOUND",
     "MESSAGE_LIMIT",
+    "OUTBOUND",
     "PROTOCOL_VERSION",
     "Ack",
     "BrowserInfo",
     "Browsers",
     "Command",
     "CommandDelivery",
-    "ErrorMessage",
     "ErrorCode",
-    "INBOUND",
+    "ErrorMessage",
     "List",
     "Message",
-    "OUTBOUND",
     "Ping",
     "Pong",
     "Presence",
@@ -405,7 +406,12 @@ def to_dict(message: Message) -> dict[str, Any]:
         if value is None:
             continue
         if isinstance(value, list):
-            value = [dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for v in value]
+            value = [
+                dataclasses.asdict(v)
+                if dataclasses.is_dataclass(v) and not isinstance(v, type)
+                else v
+                for v in value
+            ]
         out[f.name] = value
     return out
 
@@ -484,9 +490,7 @@ def _build(cls: type[Message], obj: dict[str, Any], ref: str | None) -> Message:
                 f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
             )
             if not has_default:
-                raise ProtocolError(
-                    "bad_request", f"{cls.action}: missing field {name!r}", id=ref
-                )
+                raise ProtocolError("bad_request", f"{cls.action}: missing field {name!r}", id=ref)
             continue
         value = _check(obj[name], hints[name], f"{cls.action}.{name}", ref)
         _limits(value, f.metadata, f"{cls.action}.{name}", ref)
@@ -542,7 +546,7 @@ def _check(value: Any, tp: Any, where: str, ref: str | None) -> Any:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if ok:
             value = float(value)
-            ok = value == value and value not in (float("inf"), float("-inf"))
+            ok = math.isfinite(value)
     elif tp is str:
         ok = isinstance(value, str)
     elif dataclasses.is_dataclass(tp) and isinstance(tp, type):
@@ -556,9 +560,7 @@ def _check(value: Any, tp: Any, where: str, ref: str | None) -> Any:
         raise TypeError(f"unsupported type {tp!r}")
     if not ok:
         shown = json.dumps(value)[:40] if _jsonable(value) else type(value).__name__
-        raise ProtocolError(
-            "bad_request", f"{where} must be {_type_name(tp)}, got {shown}", id=ref
-        )
+        raise ProtocolError("bad_request", f"{where} must be {_type_name(tp)}, got {shown}", id=ref)
     return value
 
 

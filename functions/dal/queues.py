@@ -1,0 +1,35 @@
+"""SQS adapter of the bus and the delivery queue."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["SqsBus"]
+
+#: SQS's largest per-message delay.
+MAX_DELAY_SECONDS = 900
+
+
+class SqsBus:
+    """Implements :class:`~functions.logic.ports.Bus` with an injected SQS client."""
+
+    def __init__(self, client: Any, bus_queue_url: str, delivery_queue_url: str) -> None:
+        self._sqs = client
+        self._bus_url = bus_queue_url
+        self._delivery_url = delivery_queue_url
+
+    def publish(self, envelope: Mapping[str, Any]) -> None:
+        self._sqs.send_message(QueueUrl=self._bus_url, MessageBody=_dump(envelope))
+
+    def schedule(self, envelope: Mapping[str, Any], delay_seconds: int = 0) -> None:
+        self._sqs.send_message(
+            QueueUrl=self._delivery_url,
+            MessageBody=_dump(envelope),
+            DelaySeconds=max(0, min(MAX_DELAY_SECONDS, int(delay_seconds))),
+        )
+
+
+def _dump(envelope: Mapping[str, Any]) -> str:
+    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,481 @@
+"""DynamoDB adapter of the connection registry and flow control.
+
+One table, string keys ``pk``/``sk``, TTL attribute ``ttl`` (the item layout is
+documented in ``docs/architecture.md``). Every method is a GetItem, a Query on
+one partition, or a (conditional) write on known keys: nothing Scans, so the
+calls per message do not depend on how many connections exist. Reads that
+route messages are eventually consistent (half price); reads that decide
+flow control are strongly consistent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, cast
+
+from botocore.exceptions import ClientError
+
+from functions.logic.ports import (
+    AckOutcome,
+    ConnectionGoneError,
+    ConnectionRecord,
+    Identity,
+    OpenOutcome,
+    PendingCommand,
+    Recipient,
+    Reservation,
+)
+
+__all__ = ["DynamoRegistry"]
+
+_META = "META"
+_ALL = "*"
+
+
+def _conn_pk(connection_id: str) -> str:
+    return f"C#{connection_id}"
+
+
+def _client_key(tenant: str, role: str, client_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"T#{tenant}"}, "sk": {"S": f"{role}#{client_id}"}}
+
+
+def _fanout_key(tenant: str, browser: str, connection_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"S#{tenant}#{browser}"}, "sk": {"S": connection_id}}
+
+
+def _meta_key(connection_id: str) -> dict[str, Any]:
+    return {"pk": {"S": _conn_pk(connection_id)}, "sk": {"S": _META}}
+
+
+def _pair_key(consumer: str, browser: str) -> dict[str, Any]:
+    return {"pk": {"S": _conn_pk(consumer)}, "sk": {"S": f"B#{browser}"}}
+
+
+def _command_key(tenant: str, target: str, command_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"K#{tenant}#{target}"}, "sk": {"S": command_id}}
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _conditional_failed(error: ClientError) -> bool:
+    return bool(error.response["Error"]["Code"] == "ConditionalCheckFailedException")
+
+
+def _num(item: dict[str, Any], name: str, default: int = 0) -> int:
+    value = item.get(name)
+    return int(value["N"]) if value else default
+
+
+class DynamoRegistry:
+    """Implements :class:`~functions.logic.ports.Registry` and
+    :class:`~functions.logic.ports.FlowControl` on one DynamoDB table.
+
+    ``client`` is a boto3 DynamoDB client (injected: tests pass moto's).
+    """
+
+    def __init__(
+        self, client: Any, table_name: str, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._db = client
+        self._table = table_name
+        self._clock = clock
+
+    # -- helpers ------------------------------------------------------------------
+
+    def _live(self, item: dict[str, Any]) -> bool:
+        """TTL deletes are lazy (up to days): an expired item counts as absent."""
+        return _num(item, "ttl", default=2**62) > self._clock()
+
+    def _query(self, pk: str, prefix: str | None = None) -> list[dict[str, Any]]:
+        condition = "pk = :pk"
+        values: dict[str, Any] = {":pk": {"S": pk}}
+        if prefix is not None:
+            condition += " AND begins_with(sk, :prefix)"
+            values[":prefix"] = {"S": prefix}
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+        }
+        while True:
+            page = self._db.query(**kwargs)
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _delete_keys(self, keys: Iterable[dict[str, Any]]) -> None:
+        pending = [{"DeleteRequest": {"Key": key}} for key in keys]
+        while pending:
+            batch, pending = pending[:25], pending[25:]
+            response = self._db.batch_write_item(RequestItems={self._table: batch})
+            pending.extend(response.get("UnprocessedItems", {}).get(self._table, []))
+
+    @staticmethod
+    def _record(item: dict[str, Any], connection_id: str) -> ConnectionRecord:
+        subs = item.get("subs")
+        return ConnectionRecord(
+            identity=Identity(
+                connection_id=connection_id,
+                tenant=item["tenant"]["S"],
+                role=cast(Any, item["role"]["S"]),
+                client_id=item["client_id"]["S"],
+            ),
+            connected_at=_num(item, "connected_at"),
+            acks=bool(item.get("acks", {}).get("BOOL", False)),
+            subscriptions=None if subs is None else frozenset(subs.get("SS", [])) - {""},
+        )
+
+    # -- registry -----------------------------------------------------------------
+
+    def register(self, record: ConnectionRecord, ttl: int, window: int) -> str | None:
+        ident = record.identity
+        self._db.put_item(
+            TableName=self._table,
+            Item={
+                **_meta_key(ident.connection_id),
+                "tenant": {"S": ident.tenant},
+                "role": {"S": ident.role},
+                "client_id": {"S": ident.client_id},
+                "connected_at": _n(record.connected_at),
+                "acks": {"BOOL": record.acks},
+                "sent": _n(0),
+                "acked": _n(0),
+                "room": _n(window),
+                "inflight": _n(0),
+                "ttl": _n(ttl),
+            },
+        )
+        if ident.role == "consumer":
+            self._put_fanout(ident, _ALL, record.acks, ttl)
+        old = self._db.put_item(
+            TableName=self._table,
+            Item={
+                **_client_key(ident.tenant, ident.role, ident.client_id),
+                "connection_id": {"S": ident.connection_id},
+                "connected_at": _n(record.connected_at),
+                "ttl": _n(ttl),
+            },
+            ReturnValues="ALL_OLD",
+        ).get("Attributes")
+        if old and old["connection_id"]["S"] != ident.connection_id and self._live(old):
+            return str(old["connection_id"]["S"])
+        return None
+
+    def _put_fanout(self, ident: Identity, browser: str, acks: bool, ttl: int) -> None:
+        self._db.put_item(
+            TableName=self._table,
+            Item={
+                **_fanout_key(ident.tenant, browser, ident.connection_id),
+                "client_id": {"S": ident.client_id},
+                "acks": {"BOOL": acks},
+                "ttl": _n(ttl),
+            },
+        )
+
+    def unregister(self, connection_id: str) -> tuple[ConnectionRecord | None, bool]:
+        old = self._db.delete_item(
+            TableName=self._table, Key=_meta_key(connection_id), ReturnValues="ALL_OLD"
+        ).get("Attributes")
+        rest = self._query(_conn_pk(connection_id))
+        self._delete_keys({"pk": i["pk"], "sk": i["sk"]} for i in rest)
+        if not old:
+            return None, False
+        record = self._record(old, connection_id)
+        ident = record.identity
+        subs = record.subscriptions if record.subscriptions is not None else {_ALL}
+        if ident.role == "consumer":
+            self._delete_keys(_fanout_key(ident.tenant, b, connection_id) for b in subs)
+        try:
+            self._db.delete_item(
+                TableName=self._table,
+                Key=_client_key(ident.tenant, ident.role, ident.client_id),
+                ConditionExpression="connection_id = :c",
+                ExpressionAttributeValues={":c": {"S": connection_id}},
+            )
+        except ClientError as error:
+            if not _conditional_failed(error):
+                raise
+            return record, False  # a newer connection of the same client owns the index
+        return record, True
+
+    def get(self, connection_id: str) -> ConnectionRecord | None:
+        item = self._db.get_item(
+            TableName=self._table, Key=_meta_key(connection_id), ConsistentRead=True
+        ).get("Item")
+        if not item or not self._live(item):
+            return None
+        return self._record(item, connection_id)
+
+    def lookup_client(self, tenant: str, role: str, client_id: str) -> str | None:
+        item = self._db.get_item(
+            TableName=self._table, Key=_client_key(tenant, role, client_id)
+        ).get("Item")
+        if not item or not self._live(item):
+            return None
+        return str(item["connection_id"]["S"])
+
+    def list_clients(self, tenant: str, role: str) -> list[tuple[str, str, int]]:
+        prefix = f"{role}#"
+        return [
+            (i["sk"]["S"][len(prefix) :], i["connection_id"]["S"], _num(i, "connected_at"))
+            for i in self._query(f"T#{tenant}", prefix)
+            if self._live(i)
+        ]
+
+    def set_subscriptions(
+        self, record: ConnectionRecord, subscriptions: frozenset[str], ttl: int
+    ) -> None:
+        ident = record.identity
+        old = record.subscriptions if record.subscriptions is not None else frozenset({_ALL})
+        for browser in sorted(subscriptions - old):
+            self._put_fanout(ident, browser, record.acks, ttl)
+        self._delete_keys(
+            _fanout_key(ident.tenant, b, ident.connection_id) for b in sorted(old - subscriptions)
+        )
+        # A DynamoDB set cannot be empty: "" marks "subscribed to nothing".
+        self._db.update_item(
+            TableName=self._table,
+            Key=_meta_key(ident.connection_id),
+            UpdateExpression="SET subs = :s",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":s": {"SS": sorted(subscriptions) or [""]}},
+        )
+
+    def recipients(self, tenant: str, browser_client_id: str) -> list[Recipient]:
+        seen: dict[str, Recipient] = {}
+        for browser in (browser_client_id, _ALL):
+            for item in self._query(f"S#{tenant}#{browser}"):
+                if self._live(item):
+                    connection_id = item["sk"]["S"]
+                    seen[connection_id] = Recipient(
+                        connection_id=connection_id,
+                        client_id=item["client_id"]["S"],
+                        acks=bool(item.get("acks", {}).get("BOOL", False)),
+                    )
+        return list(seen.values())
+
+    # -- commands -----------------------------------------------------------------
+
+    @staticmethod
+    def _pending(item: dict[str, Any], tenant: str, target: str) -> PendingCommand:
+        return PendingCommand(
+            tenant=tenant,
+            target_client=target,
+            command_id=item["sk"]["S"],
+            issuer_connection=item["issuer_connection"]["S"],
+            issuer_client=item["issuer_client"]["S"],
+            target_connection=item["target_connection"]["S"],
+        )
+
+    def open_command(self, command: PendingCommand, ttl: int) -> OpenOutcome:
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={
+                    **_command_key(command.tenant, command.target_client, command.command_id),
+                    "issuer_connection": {"S": command.issuer_connection},
+                    "issuer_client": {"S": command.issuer_client},
+                    "target_connection": {"S": command.target_connection},
+                    "ttl": _n(ttl),
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if not _conditional_failed(error):
+                raise
+            existing = error.response.get("Item") or {}
+            same = existing.get("issuer_client", {}).get("S") == command.issuer_client
+            return "duplicate" if same else "conflict"
+        return "opened"
+
+    def close_command(
+        self, tenant: str, target_client: str, command_id: str, *, part: int = 0, parts: int = 1
+    ) -> tuple[PendingCommand, bool] | None:
+        key = _command_key(tenant, target_client, command_id)
+        try:
+            item = self._db.update_item(
+                TableName=self._table,
+                Key=key,
+                UpdateExpression="ADD seen :part SET answered = :yes",
+                ConditionExpression="attribute_exists(pk) AND NOT contains(seen, :p)",
+                ExpressionAttributeValues={
+                    ":part": {"NS": [str(part)]},
+                    ":p": _n(part),
+                    ":yes": {"BOOL": True},
+                },
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except ClientError as error:
+            if _conditional_failed(error):
+                return None
+            raise
+        complete = len(item.get("seen", {}).get("NS", [])) >= parts
+        if complete:
+            self._db.delete_item(TableName=self._table, Key=key)
+        return self._pending(item, tenant, target_client), complete
+
+    def expire_command(
+        self, tenant: str, target_client: str, command_id: str
+    ) -> PendingCommand | None:
+        try:
+            old = self._db.delete_item(
+                TableName=self._table,
+                Key=_command_key(tenant, target_client, command_id),
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(answered)",
+                ReturnValues="ALL_OLD",
+            ).get("Attributes")
+        except ClientError as error:
+            if _conditional_failed(error):
+                return None
+            raise
+        return self._pending(old, tenant, target_client) if old else None
+
+    def pending_commands(self, tenant: str, target_client: str) -> list[PendingCommand]:
+        return [
+            self._pending(item, tenant, target_client)
+            for item in self._query(f"K#{tenant}#{target_client}")
+            if "answered" not in item
+        ]
+
+    def count_inbound(self, connection_id: str, window: int, n: int, ttl: int) -> int:
+        item = self._db.update_item(
+            TableName=self._table,
+            Key={"pk": {"S": _conn_pk(connection_id)}, "sk": {"S": f"R#{window}"}},
+            UpdateExpression="ADD n :n SET #ttl = :ttl",
+            ExpressionAttributeNames={"#ttl": "ttl"},
+            ExpressionAttributeValues={":n": _n(n), ":ttl": _n(ttl)},
+            ReturnValues="UPDATED_NEW",
+        )["Attributes"]
+        return _num(item, "n")
+
+    # -- flow control -------------------------------------------------------------
+
+    def reserve(self, connection_id: str, wanted: int) -> Reservation:
+        want = wanted
+        while want > 0:
+            try:
+                item = self._db.update_item(
+                    TableName=self._table,
+                    Key=_meta_key(connection_id),
+                    UpdateExpression="SET sent = sent + :k, room = room - :k",
+                    ConditionExpression="room >= :k",
+                    ExpressionAttributeValues={":k": _n(want)},
+                    ReturnValues="UPDATED_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )["Attributes"]
+            except ClientError as error:
+                if not _conditional_failed(error):
+                    raise
+                old = error.response.get("Item")
+                if not old:
+                    raise ConnectionGoneError(connection_id) from None
+                want = min(want - 1, _num(old, "room"))
+                continue
+            return Reservation(granted=want, first_dseq=_num(item, "sent") - want + 1)
+        return Reservation(granted=0, first_dseq=0)
+
+    def ack(self, connection_id: str, seq: int, bound: int) -> AckOutcome:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_meta_key(connection_id),
+                UpdateExpression="SET acked = :s, room = :window - sent",
+                ConditionExpression="acked < :s AND sent >= :s",
+                ExpressionAttributeValues={":s": _n(seq), ":window": _n(seq + bound)},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if not _conditional_failed(error):
+                raise
+            old = error.response.get("Item") or {}
+            return "ahead" if seq > _num(old, "sent") else "stale"
+        return "ok"
+
+    def add_inflight(self, connection_id: str, bound: int) -> bool:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_meta_key(connection_id),
+                UpdateExpression="ADD inflight :one",
+                ConditionExpression="attribute_exists(pk) AND inflight < :bound",
+                ExpressionAttributeValues={":one": _n(1), ":bound": _n(bound)},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if not _conditional_failed(error):
+                raise
+            if not error.response.get("Item"):
+                raise ConnectionGoneError(connection_id) from None
+            return False
+        return True
+
+    def release_inflight(self, connection_id: str) -> None:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_meta_key(connection_id),
+                UpdateExpression="ADD inflight :minus",
+                ConditionExpression="inflight > :zero",
+                ExpressionAttributeValues={":minus": _n(-1), ":zero": _n(0)},
+            )
+        except ClientError as error:
+            if not _conditional_failed(error):
+                raise  # a gone connection or a count already at zero needs nothing
+
+    def park(self, consumer_connection: str, browser_client: str, seq: int, ttl: int) -> bool:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_pair_key(consumer_connection, browser_client),
+                UpdateExpression="SET parked = :s, #ttl = :ttl",
+                ConditionExpression="attribute_not_exists(parked) OR parked <= :s",
+                ExpressionAttributeNames={"#ttl": "ttl"},
+                ExpressionAttributeValues={":s": _n(seq), ":ttl": _n(ttl)},
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+    def is_stale(self, consumer_connection: str, browser_client: str, seq: int) -> bool:
+        item = (
+            self._db.get_item(
+                TableName=self._table,
+                Key=_pair_key(consumer_connection, browser_client),
+                ConsistentRead=True,
+            ).get("Item")
+            or {}
+        )
+        return seq < max(_num(item, "parked", -1), _num(item, "delivered", -1))
+
+    def count_missed(self, consumer_connection: str, browser_client: str, ttl: int) -> None:
+        self._db.update_item(
+            TableName=self._table,
+            Key=_pair_key(consumer_connection, browser_client),
+            UpdateExpression="ADD missed :one SET #ttl = :ttl",
+            ExpressionAttributeNames={"#ttl": "ttl"},
+            ExpressionAttributeValues={":one": _n(1), ":ttl": _n(ttl)},
+        )
+
+    def mark_delivered(self, consumer_connection: str, browser_client: str, seq: int) -> int:
+        item = self._db.update_item(
+            TableName=self._table,
+            Key=_pair_key(consumer_connection, browser_client),
+            UpdateExpression="SET delivered = :s, missed = :zero, #ttl = :ttl",
+            ExpressionAttributeNames={"#ttl": "ttl"},
+            ExpressionAttributeValues={
+                ":s": _n(seq),
+                ":zero": _n(0),
+                ":ttl": _n(int(self._clock()) + 3 * 3600),
+            },
+            ReturnValues="UPDATED_OLD",
+        ).get("Attributes", {})
+        return _num(item, "missed")

@@ -1,0 +1,159 @@
+"""Composition root shared by the handlers: clients, adapters, rules, Powertools.
+
+Built once per Lambda container (module scope of each handler), so warm
+invocations reuse the boto3 clients and their connection pools. Tests build a
+:class:`Runtime` with their own (moto) clients and put it in the handler
+module's ``RUNTIME``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from botocore.config import Config
+
+from functions.dal.idempotency import PowertoolsOnce
+from functions.dal.management import ManagementApiPoster
+from functions.dal.queues import SqsBus
+from functions.dal.registry import DynamoRegistry
+from functions.logic.gateway import Gateway, Limits
+from functions.logic.ports import Identity
+from functions.logic.ratelimit import RateLimiter
+from functions.logic.relay import Relay
+from functions.models.settings import GatewaySettings
+
+__all__ = [
+    "AWSClients",
+    "PowertoolsCounters",
+    "Runtime",
+    "identity_of",
+    "logger",
+    "metrics",
+    "tracer",
+]
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+
+# Lambda has seconds, not minutes: fail fast and let SQS retry, rather than
+# let botocore's retries eat the function's timeout.
+_CLIENT_CONFIG = Config(
+    connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"}
+)
+_MANAGEMENT_CONFIG = Config(
+    connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"}
+)
+
+
+class PowertoolsCounters:
+    """Implements :class:`~functions.logic.ports.Counters` with Powertools Metrics (EMF)."""
+
+    def __init__(self, sink: Metrics) -> None:
+        self._metrics = sink
+
+    def count(self, name: str, value: int = 1, *, code: str | None = None) -> None:
+        if code is None:
+            self._metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+            return
+        with single_metric(
+            name=name, unit=MetricUnit.Count, value=value, namespace=self._metrics.namespace
+        ) as metric:
+            metric.add_dimension(name="code", value=code)
+
+
+@dataclass(frozen=True, slots=True)
+class AWSClients:
+    """The boto3 clients a gateway function uses."""
+
+    dynamodb: Any
+    sqs: Any
+    management: Any
+
+    @classmethod
+    def create(cls, settings: GatewaySettings) -> AWSClients:
+        return cls(
+            dynamodb=boto3.client("dynamodb", config=_CLIENT_CONFIG),
+            sqs=boto3.client("sqs", config=_CLIENT_CONFIG),
+            management=boto3.client(
+                "apigatewaymanagementapi",
+                endpoint_url=settings.callback_url,
+                config=_MANAGEMENT_CONFIG,
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """Everything a gateway handler needs, wired together."""
+
+    settings: GatewaySettings
+    clients: AWSClients
+    gateway: Gateway
+    relay: Relay
+    once: PowertoolsOnce
+
+    @classmethod
+    def build(cls, settings: GatewaySettings, clients: AWSClients | None = None) -> Runtime:
+        clients = clients or AWSClients.create(settings)
+        registry = DynamoRegistry(clients.dynamodb, settings.table_name)
+        bus = SqsBus(clients.sqs, settings.bus_queue_url, settings.delivery_queue_url)
+        poster = ManagementApiPoster(clients.management)
+        counters = PowertoolsCounters(metrics)
+        limits = Limits(
+            max_unacked=settings.max_unacked,
+            connection_ttl_seconds=settings.connection_ttl_seconds,
+            park_delay_seconds=settings.park_delay_seconds,
+            max_parks=settings.max_parks,
+            max_inflight_commands=settings.max_unacked,
+        )
+        gateway = Gateway(
+            registry=registry,
+            flow=registry,
+            bus=bus,
+            poster=poster,
+            limiter=RateLimiter(registry, limit_per_second=settings.rate_limit_per_second),
+            counters=counters,
+            limits=limits,
+        )
+        once = PowertoolsOnce(clients.dynamodb, settings.table_name)
+        relay = Relay(
+            registry=registry,
+            flow=registry,
+            bus=bus,
+            poster=poster,
+            once=once,
+            counters=counters,
+            limits=limits,
+        )
+        return cls(settings=settings, clients=clients, gateway=gateway, relay=relay, once=once)
+
+
+def identity_of(event: dict[str, Any]) -> Identity:
+    """The identity the ``$connect`` authorizer established (every later route gets it).
+
+    Raises KeyError when the event carries no authorizer context: the route is
+    not behind the authorizer, a deployment error.
+    """
+    context = event["requestContext"]
+    authorizer = context["authorizer"]
+    role = authorizer["role"]
+    if role not in ("browser", "consumer"):
+        raise KeyError("role")
+    return Identity(
+        connection_id=context["connectionId"],
+        tenant=authorizer["tenant"],
+        role=role,
+        client_id=authorizer["client_id"],
+    )
+
+
+def envelope_of(body: str) -> dict[str, Any]:
+    """Parse one queue record body (an envelope the gateway itself wrote)."""
+    envelope: dict[str, Any] = json.loads(body)
+    return envelope

@@ -1,0 +1,231 @@
+"""What happens when a client connects, disconnects or sends a frame.
+
+The gateway validates and authorizes each inbound frame, answers what it can
+answer at once (``subscribe``, ``list``, ``ack``, ``ping``, errors) through the
+route response, and puts everything that must reach another connection on the
+bus, for the router to deliver. It never posts to other connections itself,
+except to close a connection that a newer one superseded or that floods.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from functions.logic import envelopes
+from functions.logic.ports import (
+    Bus,
+    ConnectionGoneError,
+    ConnectionRecord,
+    Counters,
+    DeliveryRetryableError,
+    FlowControl,
+    Identity,
+    Poster,
+    Registry,
+)
+from functions.logic.ratelimit import RateLimiter
+from functions.models import wire
+
+__all__ = ["Gateway", "Limits"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The bounds every connection lives within (from the function's settings)."""
+
+    max_unacked: int = 100
+    connection_ttl_seconds: int = 2 * 3600 + 600
+    park_delay_seconds: int = 2
+    max_parks: int = 8
+    #: Room left under API Gateway's 128 KB for what a delivery adds.
+    max_inbound_bytes: int = wire.MESSAGE_LIMIT - 1024
+    #: Commands in flight per browser.
+    max_inflight_commands: int = 100
+
+
+class Gateway:
+    """Inbound side: ``$connect``, ``$disconnect`` and every message route."""
+
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        flow: FlowControl,
+        bus: Bus,
+        poster: Poster,
+        limiter: RateLimiter,
+        counters: Counters,
+        limits: Limits,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._registry = registry
+        self._flow = flow
+        self._bus = bus
+        self._poster = poster
+        self._limiter = limiter
+        self._counters = counters
+        self._limits = limits
+        self._clock = clock
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def connect(self, identity: Identity, *, acks: bool, correlation_id: str) -> None:
+        """Register a connection; supersede an older one of the same client id."""
+        now = self._clock()
+        record = ConnectionRecord(identity=identity, connected_at=int(now * 1000), acks=acks)
+        superseded = self._registry.register(
+            record,
+            ttl=int(now) + self._limits.connection_ttl_seconds,
+            window=self._limits.max_unacked,
+        )
+        if superseded is not None:
+            # The old socket's $disconnect cleans up after it; its index entry
+            # already points at the new connection, so it will not touch that.
+            self._poster.disconnect(superseded)
+        if identity.role == "browser":
+            self._bus.publish(
+                envelopes.presence(
+                    identity.tenant,
+                    identity.client_id,
+                    online=True,
+                    at=record.connected_at,
+                    cid=correlation_id,
+                )
+            )
+
+    def disconnect(self, connection_id: str, *, correlation_id: str) -> None:
+        """Forget a connection; tell its tenant when a browser went offline."""
+        record, owned = self._registry.unregister(connection_id)
+        if record is None or not owned or record.identity.role != "browser":
+            return
+        self._bus.publish(
+            envelopes.browser_gone(
+                record.identity, at=int(self._clock() * 1000), cid=correlation_id
+            )
+        )
+
+    # -- messages -----------------------------------------------------------
+
+    def receive(self, identity: Identity, body: str, *, message_id: str) -> str | None:
+        """Handle one inbound frame; return the reply to send back, if any."""
+        if len(body.encode("utf-8")) > self._limits.max_inbound_bytes:
+            return self._error(
+                "too_large",
+                f"message is larger than {self._limits.max_inbound_bytes} bytes; "
+                "send large snapshots compressed and in parts",
+                None,
+            )
+        raw: str | None = None
+        message: wire.Message | None = None
+        try:
+            message = wire.decode(body)
+        except wire.RawFrame as frame:
+            raw = frame.text
+        except wire.ProtocolError as exc:
+            return self._error(exc.code, exc.message, exc.id)
+
+        ref = getattr(message, "id", None)
+        verdict = self._limiter.check(identity.connection_id)
+        if verdict == "disconnect":
+            self._close_flooder(identity)
+            return None
+        if verdict == "limited":
+            return self._error(
+                "rate_limited",
+                f"too many messages: at most {self._limiter.limit} per second per connection",
+                ref,
+            )
+        if raw is not None:
+            return self._raw(identity, raw, message_id)
+        assert message is not None
+        allowed = wire.BROWSER_ACTIONS if identity.role == "browser" else wire.CONSUMER_ACTIONS
+        if message.action not in allowed:
+            return self._error(
+                "forbidden", f"a {identity.role} may not send {message.action!r}", ref
+            )
+        return self._dispatch(identity, message, message_id)
+
+    def _dispatch(self, identity: Identity, message: wire.Message, message_id: str) -> str | None:
+        match message:
+            case wire.Snapshot():
+                self._bus.publish(envelopes.snapshot(identity, message, cid=message_id))
+                return None
+            case wire.Result():
+                self._bus.publish(envelopes.result(identity, message, cid=message_id))
+                return None
+            case wire.Command():
+                self._bus.publish(envelopes.command(identity, message, cid=message_id))
+                return None
+            case wire.Subscribe() | wire.Unsubscribe():
+                return self._subscribe(identity, message)
+            case wire.List():
+                clients = self._registry.list_clients(identity.tenant, "browser")
+                infos = [wire.BrowserInfo(client_id=c, connected_at=at) for c, _, at in clients]
+                return wire.encode(wire.Browsers(browsers=infos, id=message.id))
+            case wire.Ack():
+                return self._ack(identity, message)
+            case wire.Ping():
+                return wire.encode(wire.Pong(id=message.id))
+        return self._error(  # pragma: no cover - every inbound action is matched above
+            "unknown_action", f"unhandled action {message.action!r}", None
+        )
+
+    def _raw(self, identity: Identity, text: str, message_id: str) -> str | None:
+        """The seed's raw frames: HTML from a browser, a command name from a consumer."""
+        if identity.role == "browser":
+            snapshot = wire.Snapshot(
+                sid=f"raw-{message_id}", seq=int(self._clock() * 1000), data=text, enc="none"
+            )
+            self._bus.publish(envelopes.snapshot(identity, snapshot, cid=message_id))
+            return None
+        name = text.strip()
+        if not name or len(name) > 64:
+            return self._error(
+                "bad_request",
+                "a raw frame from a consumer is a command name of 1 to 64 characters",
+                None,
+            )
+        self._bus.publish(envelopes.raw_command(identity, name, cid=message_id))
+        return None
+
+    def _subscribe(self, identity: Identity, message: wire.Subscribe | wire.Unsubscribe) -> str:
+        record = self._registry.get(identity.connection_id)
+        if record is None:
+            return self._error("internal", "connection is not registered", message.id)
+        wanted = frozenset(message.browsers)
+        if isinstance(message, wire.Subscribe):
+            # The first subscribe narrows "every browser" to what was asked for.
+            current = record.subscriptions or frozenset()
+            updated = current | wanted
+        else:
+            current = record.subscriptions if record.subscriptions is not None else frozenset({"*"})
+            updated = current - wanted
+        self._registry.set_subscriptions(
+            record, updated, ttl=int(self._clock()) + self._limits.connection_ttl_seconds
+        )
+        return wire.encode(wire.Subscribed(browsers=sorted(updated), id=message.id))
+
+    def _ack(self, identity: Identity, message: wire.Ack) -> str | None:
+        outcome = self._flow.ack(identity.connection_id, message.seq, self._limits.max_unacked)
+        if outcome == "ahead":
+            return self._error(
+                "bad_request", f"ack.seq {message.seq} is beyond the last delivery", None
+            )
+        return None
+
+    def _close_flooder(self, identity: Identity) -> None:
+        reason = wire.ErrorMessage(
+            code="rate_limited",
+            message="disconnected: kept sending far over the rate limit after rate_limited errors",
+        )
+        self._counters.count("Errors", code="rate_limited")
+        with contextlib.suppress(ConnectionGoneError, DeliveryRetryableError):
+            self._poster.post(identity.connection_id, wire.encode(reason))  # closing it anyway
+        self._poster.disconnect(identity.connection_id)
+
+    def _error(self, code: wire.ErrorCode, message: str, ref: str | None) -> str:
+        self._counters.count("Errors", code=code)
+        return wire.encode(wire.ErrorMessage(code=code, message=message, id=ref))

@@ -1,0 +1,221 @@
+"""Ports: what the business rules need from the outside world, as Protocols.
+
+The rules in :mod:`functions.logic` talk only to these interfaces; the boto3
+adapters in :mod:`functions.dal` implement them, and tests may use fakes. No
+boto3 types cross this boundary: records are plain dataclasses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+__all__ = [
+    "AckOutcome",
+    "Bus",
+    "ConnectionGoneError",
+    "ConnectionRecord",
+    "Counters",
+    "DeliveryRetryableError",
+    "FlowControl",
+    "Identity",
+    "Once",
+    "OpenOutcome",
+    "PendingCommand",
+    "Poster",
+    "Recipient",
+    "Registry",
+    "Reservation",
+]
+
+
+class ConnectionGoneError(Exception):
+    """The Management API answered 410: the connection is closed or never existed."""
+
+    def __init__(self, connection_id: str) -> None:
+        super().__init__(f"connection {connection_id} is gone")
+        self.connection_id = connection_id
+
+
+class DeliveryRetryableError(Exception):
+    """A post failed in a way worth retrying (throttled, 5xx, network)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who sent a message: what the authorizer established at ``$connect``."""
+
+    connection_id: str
+    tenant: str
+    role: Literal["browser", "consumer"]
+    client_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRecord:
+    """A live connection as the registry stores it.
+
+    ``subscriptions`` is ``None`` until the consumer first subscribes or
+    unsubscribes (then it receives from every browser of its tenant).
+    """
+
+    identity: Identity
+    connected_at: int
+    acks: bool
+    subscriptions: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """A consumer connection that wants a browser's snapshots."""
+
+    connection_id: str
+    client_id: str
+    acks: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Delivery slots granted to a connection: ``granted`` of them, numbered
+    ``first_dseq .. first_dseq + granted - 1``."""
+
+    granted: int
+    first_dseq: int
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCommand:
+    """A command delivered to a browser and not yet answered."""
+
+    tenant: str
+    target_client: str
+    command_id: str
+    issuer_connection: str
+    issuer_client: str
+    target_connection: str
+
+
+OpenOutcome = Literal["opened", "duplicate", "conflict"]
+AckOutcome = Literal["ok", "stale", "ahead"]
+
+
+class Registry(Protocol):
+    """The connection registry and routing indexes (DynamoDB in AWS)."""
+
+    def register(self, record: ConnectionRecord, ttl: int, window: int) -> str | None:
+        """Store ``record`` with a delivery window of ``window`` messages; return
+        the id of the connection it supersedes, if any."""
+
+    def unregister(self, connection_id: str) -> tuple[ConnectionRecord | None, bool]:
+        """Forget the connection; return its record and whether it still owned
+        its client id (False when a newer connection had superseded it)."""
+
+    def get(self, connection_id: str) -> ConnectionRecord | None:
+        """The record of a live connection, or None."""
+
+    def lookup_client(self, tenant: str, role: str, client_id: str) -> str | None:
+        """The connection id currently serving ``client_id``, or None."""
+
+    def list_clients(self, tenant: str, role: str) -> list[tuple[str, str, int]]:
+        """``(client_id, connection_id, connected_at)`` of every client of a role."""
+
+    def set_subscriptions(
+        self, record: ConnectionRecord, subscriptions: frozenset[str], ttl: int
+    ) -> None:
+        """Replace a consumer's subscription set (``"*"`` means every browser)."""
+
+    def recipients(self, tenant: str, browser_client_id: str) -> list[Recipient]:
+        """Consumers that receive ``browser_client_id``'s snapshots (deduplicated)."""
+
+    def open_command(self, command: PendingCommand, ttl: int) -> OpenOutcome:
+        """Record a pending command unless one with that id exists for the browser."""
+
+    def close_command(
+        self, tenant: str, target_client: str, command_id: str, *, part: int = 0, parts: int = 1
+    ) -> tuple[PendingCommand, bool] | None:
+        """Claim one part of the answer to a pending command.
+
+        Returns ``(command, complete)`` the first time a given part is claimed
+        (``complete`` once every part is) and None when the command is unknown
+        (answered, timed out, never sent) or the part was claimed before. The
+        record disappears once every part is claimed.
+        """
+
+    def expire_command(
+        self, tenant: str, target_client: str, command_id: str
+    ) -> PendingCommand | None:
+        """Remove a pending command no part of whose answer has arrived; return it,
+        or None when it is answered or unknown."""
+
+    def pending_commands(self, tenant: str, target_client: str) -> list[PendingCommand]:
+        """Commands still pending for a browser."""
+
+    def count_inbound(self, connection_id: str, window: int, n: int, ttl: int) -> int:
+        """Add ``n`` messages to the connection's counter for ``window``; return the total."""
+
+
+class FlowControl(Protocol):
+    """Per-connection bounds: delivery window (consumers), commands in flight (browsers)."""
+
+    def reserve(self, connection_id: str, wanted: int) -> Reservation:
+        """Take up to ``wanted`` slots of the delivery window (0 granted when full)."""
+
+    def ack(self, connection_id: str, seq: int, bound: int) -> AckOutcome:
+        """Cumulative ack up to ``seq``: ``"ok"``; ``"stale"`` when ``seq`` is not
+        ahead of the last ack (nothing changes); ``"ahead"`` when ``seq`` is beyond
+        the last delivery (refused)."""
+
+    def add_inflight(self, connection_id: str, bound: int) -> bool:
+        """Count one more command in flight to a browser, unless ``bound`` are."""
+
+    def release_inflight(self, connection_id: str) -> None:
+        """One command of the browser was answered or timed out."""
+
+    def park(self, consumer_connection: str, browser_client: str, seq: int, ttl: int) -> bool:
+        """Note that snapshot ``seq`` waits for the consumer; False when a newer
+        one already waits (then ``seq`` is to be dropped)."""
+
+    def is_stale(self, consumer_connection: str, browser_client: str, seq: int) -> bool:
+        """True when a newer snapshot waits for, or was delivered to, the consumer."""
+
+    def count_missed(self, consumer_connection: str, browser_client: str, ttl: int) -> None:
+        """Count one snapshot of the browser dropped for the consumer."""
+
+    def mark_delivered(self, consumer_connection: str, browser_client: str, seq: int) -> int:
+        """Note that snapshot ``seq`` reached the consumer; return and reset the
+        count of snapshots missed before it."""
+
+
+class Poster(Protocol):
+    """Sends to connections (the Management API)."""
+
+    def post(self, connection_id: str, data: str) -> None:
+        """Send one text message; raises ConnectionGoneError or DeliveryRetryableError."""
+
+    def disconnect(self, connection_id: str) -> None:
+        """Close a connection (ignores one that is already gone)."""
+
+
+class Bus(Protocol):
+    """The queues: the bus (to the router) and the delivery queue."""
+
+    def publish(self, envelope: Mapping[str, Any]) -> None:
+        """Put an envelope on the bus."""
+
+    def schedule(self, envelope: Mapping[str, Any], delay_seconds: int = 0) -> None:
+        """Put an envelope on the delivery queue, visible after ``delay_seconds``."""
+
+
+class Once(Protocol):
+    """Runs an action at most once per key (idempotency)."""
+
+    def __call__(self, key: str, action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Run ``action`` unless it already completed for ``key``; return its result."""
+
+
+class Counters(Protocol):
+    """Business metrics (CloudWatch via Powertools in AWS)."""
+
+    def count(self, name: str, value: int = 1, *, code: str | None = None) -> None:
+        """Add ``value`` to metric ``name`` (with dimension ``code`` when given)."""

@@ -1,0 +1,83 @@
+"""Per-connection inbound rate limit, counted in DynamoDB but cheaply.
+
+Messages are counted in fixed one-second windows shared by every Lambda
+container (an atomic counter per connection and window). To keep the cost per
+message low, a container adds its local count to the shared counter only every
+``flush_every`` messages (one write per ten messages at the default limit), so
+the shared count can lag by at most ``flush_every - 1`` messages per container.
+
+A client over ``limit`` in a window gets ``rate_limited`` for each further
+message; one that keeps sending to more than ``disconnect_factor`` times the
+limit in one window ignored those errors and is disconnected.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+__all__ = ["RateLimiter", "Verdict"]
+
+Verdict = Literal["ok", "limited", "disconnect"]
+
+
+class _Counter(Protocol):
+    def count_inbound(self, connection_id: str, window: int, n: int, ttl: int) -> int: ...
+
+
+@dataclass(slots=True)
+class _Window:
+    window: int
+    unflushed: int = 0
+    shared_total: int = 0
+
+
+class RateLimiter:
+    """Decides, message by message, whether a connection is within its rate."""
+
+    def __init__(
+        self,
+        counter: _Counter,
+        *,
+        limit_per_second: int,
+        disconnect_factor: int = 2,
+        clock: Callable[[], float] = time.time,
+        max_tracked: int = 10_000,
+    ) -> None:
+        self._counter = counter
+        self._limit = limit_per_second
+        self._disconnect_at = limit_per_second * disconnect_factor
+        self._flush_every = max(1, min(10, limit_per_second // 10))
+        self._clock = clock
+        self._max_tracked = max_tracked
+        self._windows: dict[str, _Window] = {}
+
+    @property
+    def limit(self) -> int:
+        """Messages allowed per connection per second."""
+        return self._limit
+
+    def check(self, connection_id: str) -> Verdict:
+        """Count one message from ``connection_id`` and judge it."""
+        now = self._clock()
+        window = int(now)
+        state = self._windows.get(connection_id)
+        if state is None or state.window != window:
+            if len(self._windows) >= self._max_tracked:
+                self._windows.clear()  # a cold cache only delays detection by one flush
+            state = _Window(window)
+            self._windows[connection_id] = state
+        state.unflushed += 1
+        if state.unflushed >= self._flush_every:
+            state.shared_total = self._counter.count_inbound(
+                connection_id, window, state.unflushed, ttl=int(now) + 120
+            )
+            state.unflushed = 0
+        seen = state.shared_total + state.unflushed
+        if seen > self._disconnect_at:
+            return "disconnect"
+        if seen > self._limit:
+            return "limited"
+        return "ok"

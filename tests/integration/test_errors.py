@@ -1,0 +1,239 @@
+"""Bad input through the real handlers: refused at $connect, or a precise error code."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import jwt
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from functions.logic.auth import AUDIENCE
+from tests.integration.harness import Harness
+from tests.integration.test_routing import snapshot
+
+
+def refused(gateway: Harness, token: str | None) -> bool:
+    try:
+        gateway.authorize(token)
+    except Exception as exc:
+        return str(exc) == "Unauthorized"
+    return False
+
+
+def test_valid_token_is_allowed_with_identity_context(gateway: Harness) -> None:
+    policy = gateway.authorize(gateway.token("browser", "acme", "b1"))
+    assert policy["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    assert policy["policyDocument"]["Statement"][0]["Resource"].endswith("/dev/$connect")
+    assert policy["context"] == {"tenant": "acme", "role": "browser", "client_id": "b1"}
+
+
+def test_expired_token_is_refused(gateway: Harness) -> None:
+    token = gateway.token("browser", "acme", "b1", ttl_seconds=10, now=time.time() - 60)
+    assert refused(gateway, token)
+
+
+def test_forged_token_is_refused(gateway: Harness) -> None:
+    forged = jwt.encode(
+        {
+            "tenant": "acme",
+            "role": "consumer",
+            "client_id": "c",
+            "aud": AUDIENCE,
+            "exp": int(time.time()) + 60,
+        },
+        "not-the-signing-key-but-long-enough-0123456789",
+        algorithm="HS256",
+    )
+    assert refused(gateway, forged)
+
+
+def test_token_with_unknown_role_is_refused(gateway: Harness) -> None:
+    assert refused(gateway, gateway.token("admin", "acme", "x"))
+
+
+@pytest.mark.parametrize("token", [None, "", "not-a-jwt"])
+def test_missing_or_malformed_token_is_refused(gateway: Harness, token: str | None) -> None:
+    assert refused(gateway, token)
+
+
+def test_unsigned_token_is_refused(gateway: Harness) -> None:
+    unsigned = jwt.encode(
+        {
+            "tenant": "acme",
+            "role": "consumer",
+            "client_id": "c",
+            "aud": AUDIENCE,
+            "exp": int(time.time()) + 60,
+        },
+        None,
+        algorithm="none",
+    )
+    assert refused(gateway, unsigned)
+
+
+def test_browser_sending_a_command_is_forbidden(gateway: Harness) -> None:
+    browser = gateway.connect("browser", "acme", "b1")
+    reply = gateway.send(
+        browser,
+        json.dumps({"action": "command", "id": "k", "target": "b2", "name": "click"}),
+    )
+    assert reply == {
+        "action": "error",
+        "code": "forbidden",
+        "message": "a browser may not send 'command'",
+        "id": "k",
+    }
+
+
+def test_consumer_sending_a_snapshot_is_forbidden(gateway: Harness) -> None:
+    consumer = gateway.connect("consumer", "acme", "c1")
+    reply = gateway.send(consumer, snapshot(1))
+    assert reply is not None and reply["code"] == "forbidden"
+
+
+@pytest.mark.parametrize(
+    ("frame", "code", "fragment"),
+    [
+        ('{"action": "command", "id": ', "bad_request", "malformed JSON"),
+        ('{"id": "x"}', "bad_request", "'action' is required"),
+        ('{"action": "teleport", "id": "x"}', "unknown_action", "unknown inbound action"),
+        (
+            '{"action": "command", "id": "k", "target": 5, "name": "click"}',
+            "bad_request",
+            "command.target must be string",
+        ),
+        (
+            '{"action": "command", "id": "k", "name": "click"}',
+            "bad_request",
+            "missing field 'target'",
+        ),
+        (
+            '{"action": "command", "id": "k", "target": "b", "name": "x", "args": []}',
+            "bad_request",
+            "command.args must be object",
+        ),
+        (
+            '{"action": "command", "id": "k", "target": "b", "name": "x", "timeout": 5000}',
+            "bad_request",
+            "command.timeout must be <= 900",
+        ),
+        ('{"action": "subscribe", "browsers": "b1"}', "bad_request", "must be list of string"),
+        ('{"action": "ack", "seq": -1}', "bad_request", "ack.seq must be >= 0"),
+        ('{"action": "list", "extra": 1}', "bad_request", "unknown field(s) 'extra'"),
+    ],
+)
+def test_malformed_frames_get_precise_errors(
+    gateway: Harness, frame: str, code: str, fragment: str
+) -> None:
+    consumer = gateway.connect("consumer", "acme", "c1")
+    reply = gateway.send(consumer, frame)
+    assert reply is not None and reply["action"] == "error"
+    assert reply["code"] == code
+    assert fragment in reply["message"]
+
+
+def test_error_names_the_id_it_refers_to(gateway: Harness) -> None:
+    consumer = gateway.connect("consumer", "acme", "c1")
+    reply = gateway.send(consumer, '{"action": "command", "id": "k9", "target": 1, "name": "x"}')
+    assert reply is not None and reply["id"] == "k9"
+
+
+def test_oversized_message_is_too_large_and_changes_nothing(gateway: Harness) -> None:
+    browser = gateway.connect("browser", "acme", "b1")
+    consumer = gateway.connect("consumer", "acme", "c1")
+    gateway.drain()
+    gateway.take(consumer)
+    reply = gateway.send(browser, snapshot(1, data="x" * (128 * 1024)))
+    assert reply is not None and reply["code"] == "too_large"
+    gateway.drain()
+    assert gateway.take(consumer) == []
+
+
+def test_raw_consumer_frame_too_long_for_a_command_name(gateway: Harness) -> None:
+    consumer = gateway.connect("consumer", "acme", "c1")
+    reply = gateway.send(consumer, "x" * 65)
+    assert reply is not None and reply["code"] == "bad_request"
+
+
+_frames = st.one_of(
+    st.text(max_size=300),
+    st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "action",
+                "id",
+                "target",
+                "name",
+                "args",
+                "seq",
+                "sid",
+                "data",
+                "browsers",
+                "ok",
+                "value",
+                "part",
+                "parts",
+                "enc",
+                "timeout",
+                "url",
+                "title",
+                "error",
+                "code",
+            ]
+        ),
+        st.one_of(
+            st.none(),
+            st.booleans(),
+            st.integers(min_value=-(2**70), max_value=2**70),
+            st.floats(allow_nan=True),
+            st.text(max_size=20),
+            st.sampled_from(
+                [
+                    "snapshot",
+                    "command",
+                    "result",
+                    "subscribe",
+                    "unsubscribe",
+                    "ack",
+                    "list",
+                    "ping",
+                    "gzip",
+                    "none",
+                    "*",
+                    "b1",
+                ]
+            ),
+            st.lists(st.text(max_size=5), max_size=3),
+            st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+        ),
+        max_size=8,
+    ).map(json.dumps),
+)
+
+
+@settings(
+    max_examples=1000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(frame=_frames, as_browser=st.booleans())
+def test_random_frames_never_make_a_handler_raise(
+    gateway: Harness, frame: str, as_browser: bool
+) -> None:
+    if not hasattr(gateway, "fuzz_pair"):
+        gateway.fuzz_pair = (  # type: ignore[attr-defined]
+            gateway.connect("browser", "fuzz", "b1"),
+            gateway.connect("consumer", "fuzz", "c1"),
+        )
+    browser, consumer = gateway.fuzz_pair  # type: ignore[attr-defined]
+    reply = gateway.send(browser if as_browser else consumer, frame)
+    if reply is not None:
+        assert reply["action"] in {"error", "pong", "subscribed", "browsers"}
+        if reply["action"] == "error":
+            assert reply["code"] != "internal", reply
+    if reply is None:
+        gateway.drain()  # the workers must not fail on what the handler accepted either
