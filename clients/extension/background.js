@@ -53,7 +53,6 @@ let status = { state: 'connecting', reason: '', since: Date.now(), snapshots: 0,
 const ready = start();
 
 async function start() {
-  await chrome.storage.session.setAccessLevel?.({ accessLevel: 'TRUSTED_CONTEXTS' }).catch(() => {});
   const stored = await chrome.storage.session.get(['seenIds', 'status']);
   for (const id of stored.seenIds || []) remember(id);
   if (stored.status) status = { ...stored.status, state: 'connecting', reason: 'service worker started', since: Date.now() };
@@ -401,7 +400,10 @@ chrome.alarms.onAlarm.addListener(async (alarm) => {
 
 chrome.tabs.onActivated.addListener(() => requestSnapshot(false));
 chrome.tabs.onUpdated.addListener((tabId, change, tab) => {
-  if (tab.active && (change.status === 'complete' || change.title !== undefined)) requestSnapshot(false);
+  // url: history.pushState navigations of single-page apps never "complete".
+  if (tab.active && (change.status === 'complete' || change.url !== undefined || change.title !== undefined)) {
+    requestSnapshot(false);
+  }
 });
 chrome.windows.onFocusChanged.addListener(() => requestSnapshot(false));
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import string
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -16,11 +15,6 @@ from aiohttp import web
 from .harness import Chromium, prepare_extension
 
 PAGES = Path(__file__).parent / "pages"
-ROOT = Path(__file__).resolve().parents[2]
-# The fake gateway checks frames against functions.models.wire; make the
-# repository importable however pytest was started.
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 async def _big_page(request: web.Request) -> web.Response:
