@@ -24,9 +24,15 @@ const HEALTHY_AFTER_MS = 10_000;
 /** Automatic snapshots (load, navigation, DOM changes) at most this often. */
 const SNAPSHOT_GAP_MS = 1_000;
 /** Outgoing message pacing: the gateway rate-limits each connection (50
- * messages/s by default); a large snapshot's parts must not trip it. */
-const SEND_RATE_PER_S = 25;
-const SEND_BURST = 10;
+ * messages/s by default); a large snapshot's parts must not trip it. When it
+ * does anyway (`rate_limited`), the refused message is sent again after a
+ * pause and the rate halves, then recovers by 1 message/s every second. */
+const SEND_RATE_MAX = 20;
+const SEND_RATE_MIN = 2;
+const SEND_BURST = 5;
+const RATE_LIMITED_PAUSE_MS = 1_100; // the gateway counts in 1 s windows
+/** Sent messages kept to resend when the gateway refuses them. */
+const RESEND_WINDOW_MS = 30_000;
 /** Command ids remembered to refuse a second run (SQS delivers at least once). */
 const REMEMBERED_IDS = 2_000;
 /** Results waiting for a connection are kept this long. */
@@ -151,6 +157,7 @@ function dropSocket(reason) {
   clearInterval(pingTimer);
   pingTimer = null;
   bulk.length = 0;
+  recent.clear();
   if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000, 'reconnecting');
   if (openedAt && Date.now() - openedAt >= HEALTHY_AFTER_MS) attempt = 0;
   openedAt = 0;
@@ -174,32 +181,71 @@ function isOpen() {
 
 // ------------------------------------------------------ paced sending ---
 
+// Each queued message is {text, key, lane}; key (the message's id) lets a
+// rate_limited error find it again.
 const urgent = []; // results and pings: ahead of snapshot parts
 const bulk = []; // snapshot parts
+const recent = new Map(); // key -> {items, at}: recently sent, for resending
 let tokens = SEND_BURST;
 let refilledAt = Date.now();
+let sendRate = SEND_RATE_MAX;
+let pausedUntil = 0;
 let pumpTimer = null;
 
-function send(text, isUrgent = false) {
-  (isUrgent ? urgent : bulk).push(text);
+function send(text, isUrgent = false, key = null) {
+  const lane = isUrgent ? urgent : bulk;
+  lane.push({ text, key, lane });
   pump();
 }
 
 function pump() {
   if (pumpTimer || !isOpen()) return;
   const now = Date.now();
-  tokens = Math.min(SEND_BURST, tokens + ((now - refilledAt) / 1000) * SEND_RATE_PER_S);
+  const elapsed = (now - refilledAt) / 1000;
+  sendRate = Math.min(SEND_RATE_MAX, sendRate + elapsed);
+  tokens = Math.min(SEND_BURST, tokens + elapsed * sendRate);
   refilledAt = now;
-  while (tokens >= 1 && (urgent.length || bulk.length)) {
-    socket.send(urgent.length ? urgent.shift() : bulk.shift());
+  while (now >= pausedUntil && tokens >= 1 && (urgent.length || bulk.length)) {
+    const item = urgent.length ? urgent.shift() : bulk.shift();
+    socket.send(item.text);
     tokens -= 1;
+    if (item.key) rememberSent(item, now);
   }
   if (urgent.length || bulk.length) {
+    const wait = Math.max(pausedUntil - now, ((1 - tokens) / sendRate) * 1000);
     pumpTimer = setTimeout(() => {
       pumpTimer = null;
       pump();
-    }, Math.ceil(((1 - tokens) / SEND_RATE_PER_S) * 1000));
+    }, Math.ceil(wait));
   }
+}
+
+function rememberSent(item, now) {
+  const entry = recent.get(item.key);
+  if (entry && now - entry.at < RESEND_WINDOW_MS) entry.items.push(item);
+  else {
+    recent.delete(item.key);
+    recent.set(item.key, { items: [item], at: now });
+  }
+  for (const [key, old] of recent) {
+    if (now - old.at < RESEND_WINDOW_MS && recent.size <= 1000) break;
+    recent.delete(key);
+  }
+}
+
+/** The gateway refused message `key` for its rate: slow down, pause past the
+ * gateway's counting window, and send it again first in its lane. */
+function onRateLimited(key) {
+  sendRate = Math.max(SEND_RATE_MIN, sendRate / 2);
+  pausedUntil = Date.now() + RATE_LIMITED_PAUSE_MS;
+  const entry = key ? recent.get(key) : null;
+  if (entry) {
+    recent.delete(key);
+    for (const item of [...entry.items].reverse()) item.lane.unshift(item);
+  }
+  clearTimeout(pumpTimer);
+  pumpTimer = null;
+  pump();
 }
 
 // -------------------------------------------------------------- frames ---
@@ -215,6 +261,7 @@ function onFrame(text) {
   if (message.action === 'command') {
     onCommand(message);
   } else if (message.action === 'error') {
+    if (message.code === 'rate_limited') onRateLimited(message.id);
     setStatus({ lastError: `${message.code}: ${message.message}`, lastErrorAt: Date.now() });
   }
   // pong and anything else: the frame itself proved the socket alive.
@@ -264,7 +311,7 @@ async function onCommand(message) {
     const code = e instanceof CommandError ? e.code : 'internal';
     replies = [errorMessage(id, code, e && e.message ? e.message : String(e))];
   }
-  reply(replies);
+  reply(id, replies);
   setStatus({ commands: (status.commands || 0) + 1, lastCommand: { name: String(name), ok, at: Date.now() } });
   if (MUTATING.has(name)) requestSnapshot(false);
 }
@@ -283,19 +330,21 @@ function withDeadline(promise, deadline, name) {
 // Results produced while disconnected wait (briefly) for the next connection.
 const outbox = [];
 
-function reply(messages) {
+/** Send the messages of command `id`'s result (every part shares the id, so
+ * a refusal of one resends them all; the receiver ignores parts it has). */
+function reply(id, messages) {
   if (isOpen()) {
-    for (const m of messages) send(m, true);
+    for (const m of messages) send(m, true, id);
   } else {
-    outbox.push({ messages, at: Date.now() });
+    outbox.push({ id, messages, at: Date.now() });
   }
 }
 
 function flushOutbox() {
   const now = Date.now();
   while (outbox.length) {
-    const { messages, at } = outbox.shift();
-    if (now - at <= OUTBOX_TTL_MS) for (const m of messages) send(m, true);
+    const { id, messages, at } = outbox.shift();
+    if (now - at <= OUTBOX_TTL_MS) for (const m of messages) send(m, true, id);
   }
 }
 
@@ -360,7 +409,7 @@ async function takeSnapshot(force) {
   chrome.storage.local.set({ seq });
   const sid = `${seq.toString(36)}-${crypto.randomUUID().slice(0, 8)}`;
   const { messages, bytes } = await snapshotMessages({ sid, seq, url: page.url, title: page.title, html: page.html });
-  for (const m of messages) send(m);
+  for (const m of messages) send(m.text, false, m.id);
   lastSent = page;
   const summary = { sid, seq, url: page.url, title: page.title, parts: messages.length, bytes };
   setStatus({ snapshots: (status.snapshots || 0) + 1, lastSnapshot: { ...summary, at: Date.now() } });
@@ -445,6 +494,7 @@ function restart(why) {
   clearInterval(pingTimer);
   pingTimer = null;
   bulk.length = 0;
+  recent.clear();
   openedAt = 0;
   attempt = 0;
   if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000, why);

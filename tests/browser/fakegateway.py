@@ -57,7 +57,11 @@ class _Partial:
 class FakeGateway:
     """Accepts browsers on ``{url}?token=...``; ``async with`` starts and stops it."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, refuse_parts: frozenset[int] = frozenset()) -> None:
+        #: Snapshot part numbers refused once per snapshot with ``rate_limited``,
+        #: as the gateway does to a sender over its rate.
+        self.refuse_parts = refuse_parts
+        self.refused: list[str] = []
         self.tokens: list[str] = []
         self.pages: list[Page] = []
         self.frame_sizes: list[int] = []
@@ -138,6 +142,14 @@ class FakeGateway:
                 self.pings += 1
                 self._changed.notify_all()
         elif isinstance(message, wire.Snapshot):
+            key = f"{message.sid}/{message.part}"
+            if message.part in self.refuse_parts and key not in self.refused:
+                self.refused.append(key)
+                error = wire.ErrorMessage(
+                    code="rate_limited", message="too many messages", id=message.id
+                )
+                await ws.send_str(wire.encode(error))
+                return
             await self._snapshot(message)
         elif isinstance(message, wire.Result):
             await self._result(message)

@@ -225,6 +225,19 @@ class Chromium:
             raise ChromiumError(f"evaluate failed: {result['exceptionDetails']}")
         return result["result"].get("value")
 
+    async def wait_until(self, session: str, condition: str, timeout: float = 30.0) -> None:
+        """Wait until the JavaScript expression ``condition`` is true in a page
+        (re-checked on every DOM mutation there, not polled)."""
+        script = f"""new Promise((resolve) => {{
+            const met = () => {{ try {{ return !!({condition}); }} catch {{ return false; }} }};
+            if (met()) return resolve(true);
+            const observer = new MutationObserver(() => {{
+                if (met()) {{ observer.disconnect(); resolve(true); }}
+            }});
+            observer.observe(document, {{subtree: true, childList: true, characterData: true, attributes: true}});
+        }})"""
+        await asyncio.wait_for(self.evaluate(session, script), timeout)
+
     async def screenshot(self, session: str, path: Path) -> None:
         """Capture the page of ``session`` as a PNG file."""
         shot = await self.call("Page.captureScreenshot", {"format": "png"}, session)

@@ -226,6 +226,19 @@ async def test_given_large_page_then_snapshot_comes_in_parts_each_within_a_frame
         assert gw.violations == []
 
 
+async def test_given_parts_refused_for_rate_then_they_are_resent_and_snapshot_completes(
+    pages: str, launch: Launch
+) -> None:
+    async with (
+        FakeGateway(refuse_parts=frozenset({2, 5})) as gw,
+        launch(config(gw), f"{pages}/big"),
+    ):
+        page = await gw.page(lambda p: p.title == "Big page", timeout=60)
+        assert "the end" in page.html
+        assert len(gw.refused) >= 2
+        assert gw.violations == []
+
+
 async def test_given_page_when_screenshot_then_png_in_parts_within_frames(
     pages: str, launch: Launch
 ) -> None:
@@ -308,16 +321,12 @@ async def test_given_connected_extension_then_popup_says_connected(
         popup = await browser.open_page(
             f"chrome-extension://{browser.extension_id()}/popup.html", 370, 290
         )
-        state = await browser.evaluate(
+        await browser.wait_until(
             popup,
-            """new Promise((resolve) => {
-                 const done = () => document.body.dataset.ready === 'true'
-                   && document.getElementById('state').textContent.startsWith('Connected');
-                 if (done()) return resolve(document.getElementById('state').textContent);
-                 new MutationObserver(() => done() && resolve(document.getElementById('state').textContent))
-                   .observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true});
-               })""",
+            "document.body.dataset.ready === 'true'"
+            " && document.getElementById('state').textContent.startsWith('Connected')",
         )
+        state = await browser.evaluate(popup, "document.getElementById('state').textContent")
         assert state.startswith("Connected")
         assert await browser.evaluate(popup, "document.getElementById('client').textContent") == (
             "chrome-1"

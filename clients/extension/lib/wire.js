@@ -41,7 +41,8 @@ export function base64(bytes) {
 }
 
 /**
- * The snapshot messages for one page state, each at most `budget` bytes.
+ * The snapshot messages for one page state, each at most `budget` bytes:
+ * a list of {id, text}.
  *
  * `data` of part i is slice i of base64(gzip(html)); the receiver joins the
  * slices in order, decodes base64 and decompresses. Throws when the page is
@@ -59,7 +60,9 @@ export async function snapshotMessages({ sid, seq, url, title, html }, budget = 
   };
   // Measure the envelope with the widest part numbers the wire allows, so the
   // real messages can only be smaller.
-  const overhead = byteLength(JSON.stringify({ ...head, data: '', part: MAX_PARTS, parts: MAX_PARTS }));
+  const overhead = byteLength(
+    JSON.stringify({ ...head, id: partId(sid, MAX_PARTS), data: '', part: MAX_PARTS, parts: MAX_PARTS }),
+  );
   const room = budget - overhead;
   if (room < 1024) throw new Error('url and title leave no room for data in one frame');
   const parts = Math.max(1, Math.ceil(text.length / room));
@@ -68,9 +71,15 @@ export async function snapshotMessages({ sid, seq, url, title, html }, budget = 
   for (let part = 0; part < parts; part++) {
     // base64 is ASCII and never escaped by JSON: one character is one byte.
     const data = text.slice(part * room, (part + 1) * room);
-    out.push(JSON.stringify({ ...head, data, part, parts }));
+    out.push({ id: partId(sid, part), text: JSON.stringify({ ...head, id: partId(sid, part), data, part, parts }) });
   }
   return { messages: out, bytes: text.length };
+}
+
+/** Each part carries its own id, so a gateway error (rate_limited) names the
+ * one part it refused and only that part is sent again. */
+function partId(sid, part) {
+  return `${sid}.${part}`;
 }
 
 /**
