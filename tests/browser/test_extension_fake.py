@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -19,7 +17,6 @@ import pytest
 
 from .conftest import Launch
 from .fakegateway import FakeGateway
-from .harness import EXTENSION_SOURCE
 
 pytestmark = pytest.mark.browser
 
@@ -334,9 +331,6 @@ async def test_given_connected_extension_then_popup_says_connected(
         shot = tmp_path / "popup.png"
         await browser.screenshot(popup, shot)
         assert shot.read_bytes().startswith(b"\x89PNG")
-        # `UPDATE_POPUP_PNG=1 make test` refreshes the picture in the README.
-        if os.environ.get("UPDATE_POPUP_PNG") == "1":
-            shutil.copyfile(shot, EXTENSION_SOURCE / "popup.png")
 
 
 async def test_given_idle_page_when_past_service_worker_idle_limit_then_same_socket_alive(
@@ -370,3 +364,36 @@ async def test_given_worker_stopped_then_it_reconnects_and_never_reruns_a_comman
         page = await gw.page(lambda p: p.sid == fresh.value["sid"])
         assert ">clicked 1<" in page.html
         assert len(gw.replies("once")) == 1
+
+
+POPUP_STATE = "document.getElementById('state').textContent"
+POPUP_REASON = "document.getElementById('reason').textContent"
+
+
+async def test_given_gateway_down_then_popup_and_badge_say_reconnecting_with_next_attempt(
+    pages: str, launch: Launch
+) -> None:
+    async with FakeGateway() as gw, launch(config(gw), f"{pages}/page1.html") as browser:
+        await gw.page(lambda p: p.title == "Page one")
+        await gw.stop()
+        popup = await browser.open_page(
+            f"chrome-extension://{browser.extension_id()}/popup.html", 370, 250
+        )
+        await browser.wait_until(popup, f"{POPUP_STATE}.startsWith('Reconnecting')")
+        assert await browser.evaluate(popup, "chrome.action.getBadgeText({})") == "…"
+        await browser.wait_until(popup, f"/next attempt in \\d+ s|trying now/.test({POPUP_STATE})")
+        assert "connection closed" in await browser.evaluate(popup, POPUP_REASON) or (
+            "could not connect" in await browser.evaluate(popup, POPUP_REASON)
+        )
+
+
+async def test_given_no_configuration_then_popup_and_badge_show_the_error(
+    pages: str, launch: Launch
+) -> None:
+    async with launch(None, f"{pages}/page1.html") as browser:
+        popup = await browser.open_page(
+            f"chrome-extension://{browser.extension_id()}/popup.html", 370, 250
+        )
+        await browser.wait_until(popup, f"{POPUP_STATE} === 'Error'")
+        assert "not configured" in await browser.evaluate(popup, POPUP_REASON)
+        assert await browser.evaluate(popup, "chrome.action.getBadgeText({})") == "err"
