@@ -39,6 +39,7 @@ def _record(record: SQSRecord) -> None:
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     RUNTIME.once.config.register_lambda_context(context)
+    RUNTIME.relay.begin_batch()
     return process_partial_response(
         event=event, record_handler=_record, processor=processor, context=context
     )

@@ -46,12 +46,15 @@ def verify_token(token: str | None, key: str, *, now: float | None = None) -> Cl
             key,
             algorithms=[_ALGORITHM],
             audience=AUDIENCE,
-            options={"require": ["exp", "tenant", "role", "client_id"]},
-            leeway=0,
+            # Expiry is checked below against ``now``, so tests need no real clock.
+            options={"require": ["exp", "tenant", "role", "client_id"], "verify_exp": False},
         )
     except jwt.PyJWTError as exc:
         raise InvalidTokenError(str(exc)) from None
-    if now is not None and payload["exp"] <= now:
+    expires = payload["exp"]
+    if not isinstance(expires, (int, float)) or isinstance(expires, bool):
+        raise InvalidTokenError("claim 'exp' must be a number")
+    if expires <= (time.time() if now is None else now):
         raise InvalidTokenError("token expired")
     role = payload["role"]
     if role not in _ROLES:
@@ -64,7 +67,7 @@ def verify_token(token: str | None, key: str, *, now: float | None = None) -> Cl
         tenant=payload["tenant"],
         role=cast(Literal["browser", "consumer"], role),
         client_id=payload["client_id"],
-        expires_at=int(payload["exp"]),
+        expires_at=int(expires),
     )
 
 

@@ -37,6 +37,7 @@ from functions.logic.ports import (
     Once,
     PendingCommand,
     Poster,
+    Recipient,
     Registry,
 )
 from functions.models import wire
@@ -84,8 +85,14 @@ class Relay:
         self._counters = counters
         self._limits = limits
         self._clock = clock
+        self._recipients: dict[tuple[str, str], list[Recipient]] = {}
 
-    # -- entry points ---------------------------------------------------------
+    # -- entry points -----------------------------------------------------------
+
+    def begin_batch(self) -> None:
+        """Start a queue batch: routing lookups are shared by the records of one
+        batch (ten snapshots of one browser cost one pair of Queries), never longer."""
+        self._recipients.clear()
 
     def handle_bus(self, envelope: Envelope) -> None:
         """Route one envelope from the bus."""
@@ -129,7 +136,11 @@ class Relay:
 
     def _fan_out(self, envelope: Envelope) -> None:
         tenant, source = envelope["tenant"], envelope["client"]
-        for recipient in self._registry.recipients(tenant, source):
+        recipients = self._recipients.get((tenant, source))
+        if recipients is None:
+            recipients = self._registry.recipients(tenant, source)
+            self._recipients[(tenant, source)] = recipients
+        for recipient in recipients:
             self._deliver_snapshot(
                 tenant,
                 source,
@@ -139,6 +150,7 @@ class Relay:
                 parks=None,
                 cid=envelope["cid"],
             )
+        self._observe_latency(envelope)
 
     def _deliver_snapshot(
         self,
@@ -304,6 +316,7 @@ class Relay:
             delay_seconds=min(900, math.ceil(timeout)),
         )
         self._counters.count("Relayed")
+        self._observe_latency(envelope)
         return {"delivered_to": target_connection}
 
     def _raw_command(self, envelope: Envelope) -> None:
@@ -363,6 +376,7 @@ class Relay:
         )
         if self._post(pending.issuer_connection, wire.encode(delivery), envelope["cid"]):
             self._counters.count("Relayed")
+            self._observe_latency(envelope)
 
     def _timeout(self, envelope: Envelope) -> None:
         tenant, target, command_id = envelope["tenant"], envelope["target"], envelope["id"]
@@ -404,6 +418,11 @@ class Relay:
             )
             self._post(pending.issuer_connection, wire.encode(error), envelope["cid"])
         self._presence(tenant, client, False, envelope)
+
+    def _observe_latency(self, envelope: Envelope) -> None:
+        sent_at = envelope.get("t")
+        if isinstance(sent_at, int):
+            self._counters.observe_ms("DeliveryLatencyMs", self._clock() * 1000 - sent_at)
 
     # -- posting ------------------------------------------------------------------
 

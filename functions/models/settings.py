@@ -95,7 +95,7 @@ class GatewaySettings:
             delivery_queue_url=env_str("DELIVERY_QUEUE_URL"),
             callback_url=env_str("CALLBACK_URL"),
             max_unacked=env_int("MAX_UNACKED", 100),
-            rate_limit_per_second=env_int("RATE_LIMIT_PER_SECOND", 50),
+            rate_limit_per_second=env_int("RATE_LIMIT_PER_SECOND", 100),
             connection_ttl_seconds=env_int("CONNECTION_TTL_SECONDS", 2 * 3600 + 600),
             park_delay_seconds=env_int("PARK_DELAY_SECONDS", 2),
             max_parks=env_int("MAX_PARKS", 8),

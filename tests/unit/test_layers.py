@@ -1,0 +1,102 @@
+"""The import rules of the layers, checked on the source (AST), not by convention."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+STDLIB = set(sys.stdlib_module_names) | {"__future__"}
+
+
+def imports(path: Path) -> set[str]:
+    """Absolute module names imported by one file (relative imports resolved to the package)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                found.add("<relative>." + (node.module or ""))
+            elif node.module:
+                found.add(node.module)
+    return found
+
+
+def files(*parts: str) -> list[Path]:
+    base = ROOT.joinpath(*parts)
+    if base.is_file():
+        return [base]
+    return sorted(p for p in base.rglob("*.py") if ".venv" not in p.parts)
+
+
+def offenders(paths: list[Path], forbidden: tuple[str, ...]) -> list[str]:
+    bad = []
+    for path in paths:
+        for name in imports(path):
+            if any(name == f or name.startswith(f + ".") for f in forbidden):
+                bad.append(f"{path.relative_to(ROOT)} imports {name}")
+    return bad
+
+
+def test_wire_models_import_only_the_standard_library() -> None:
+    bad = [
+        f"{p.relative_to(ROOT)} imports {name}"
+        for p in files("functions", "models")
+        for name in imports(p)
+        if name.split(".")[0] not in STDLIB
+    ]
+    assert bad == []
+
+
+def test_logic_knows_no_boto3_no_dal_no_handlers() -> None:
+    forbidden = (
+        "boto3",
+        "botocore",
+        "functions.dal",
+        "functions.handlers",
+        "aws_lambda_powertools",
+    )
+    assert offenders(files("functions", "logic"), forbidden) == []
+
+
+def test_dal_does_not_reach_up_into_handlers() -> None:
+    assert offenders(files("functions", "dal"), ("functions.handlers",)) == []
+
+
+def test_boto3_is_called_only_from_dal_and_the_composition_root() -> None:
+    allowed = {
+        ROOT / "functions" / "handlers" / "_runtime.py",
+        ROOT / "functions" / "handlers" / "authorizer.py",
+    }
+    paths = [p for p in files("functions") if "dal" not in p.parts and p not in allowed]
+    assert offenders(paths, ("boto3",)) == []
+
+
+def test_infra_imports_no_runtime_code() -> None:
+    paths = files("infra") + ([ROOT / "app.py"] if (ROOT / "app.py").exists() else [])
+    assert offenders(paths, ("functions", "emulator", "tabrelay", "clients", "tests")) == []
+
+
+def test_python_client_installs_alone() -> None:
+    paths = files("clients", "python", "tabrelay")
+    bad = [
+        f"{p.relative_to(ROOT)} imports {name}"
+        for p in paths
+        for name in imports(p)
+        if not name.startswith("<relative>")
+        and name.split(".")[0] not in STDLIB | {"tabrelay", "websockets"}
+    ]
+    assert bad == []
+
+
+def test_only_tests_and_benchmarks_import_the_emulator() -> None:
+    paths = [
+        p
+        for part in ("functions", "infra", "clients")
+        if (ROOT / part).exists()
+        for p in files(part)
+    ]
+    assert offenders(paths, ("emulator",)) == []

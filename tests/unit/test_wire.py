@@ -1,0 +1,120 @@
+"""The wire format, pinned by JSON fixtures that both sides (Lambdas, client) share."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from functions.models import wire
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "wire"
+
+
+def _load(direction: str) -> list[tuple[str, dict[str, object]]]:
+    return [
+        (p.name, json.loads(p.read_text())) for p in sorted((FIXTURES / direction).glob("*.json"))
+    ]
+
+
+@pytest.mark.parametrize(("name", "frame"), _load("inbound"))
+def test_inbound_fixture_decodes_and_encodes_back_unchanged(
+    name: str, frame: dict[str, object]
+) -> None:
+    message = wire.decode(json.dumps(frame))
+    assert type(message) is wire.INBOUND[str(frame["action"])]
+    assert wire.to_dict(message) == frame
+    assert json.loads(wire.encode(message)) == frame
+
+
+@pytest.mark.parametrize(("name", "frame"), _load("outbound"))
+def test_outbound_fixture_decodes_and_encodes_back_unchanged(
+    name: str, frame: dict[str, object]
+) -> None:
+    message = wire.decode_outbound(json.dumps(frame))
+    assert type(message) is wire.OUTBOUND[str(frame["action"])]
+    assert wire.to_dict(message) == frame
+
+
+def test_every_message_class_has_a_fixture() -> None:
+    inbound = {f["action"] for _, f in _load("inbound")}
+    outbound = {f["action"] for _, f in _load("outbound")}
+    assert inbound == set(wire.INBOUND)
+    assert outbound == set(wire.OUTBOUND)
+
+
+def test_defaults_are_filled_and_none_fields_left_out() -> None:
+    message = wire.decode('{"action":"command","id":"k","target":"b","name":"reload"}')
+    assert message == wire.Command(id="k", target="b", name="reload", args={}, timeout=30.0)
+    assert "id" not in wire.to_dict(wire.Ping())
+
+
+@pytest.mark.parametrize(
+    "text", ["<html>hi</html>", "click()", "scroll-down", "[1,2]", '"str"', "42", ""]
+)
+def test_text_that_is_not_a_json_object_is_a_raw_frame(text: str) -> None:
+    with pytest.raises(wire.RawFrame) as raised:
+        wire.decode(text)
+    assert raised.value.text == text
+
+
+@pytest.mark.parametrize(
+    ("frame", "code", "message"),
+    [
+        ("{oops", "bad_request", "malformed JSON"),
+        ('{"action": 3}', "bad_request", "'action' is required and must be a string"),
+        ('{"action": "fly"}', "unknown_action", "unknown inbound action 'fly'"),
+        ('{"action": "ack"}', "bad_request", "ack: missing field 'seq'"),
+        ('{"action": "ack", "seq": 1.5}', "bad_request", "ack.seq must be integer, got 1.5"),
+        ('{"action": "ack", "seq": true}', "bad_request", "ack.seq must be integer, got true"),
+        ('{"action": "ping", "id": 7}', "bad_request", "ping.id must be string or null, got 7"),
+        (
+            '{"action": "subscribe", "browsers": []}',
+            "bad_request",
+            "subscribe.browsers must not be empty",
+        ),
+        (
+            '{"action": "subscribe", "browsers": [""]}',
+            "bad_request",
+            "subscribe.browsers must not be empty",
+        ),
+        (
+            '{"action": "snapshot", "sid": "s", "seq": 1, "data": "", "enc": "br"}',
+            "bad_request",
+            'snapshot.enc must be "none" | "gzip"',
+        ),
+        (
+            '{"action": "snapshot", "sid": "s", "seq": 1, "data": "", "part": 3, "parts": 3}',
+            "bad_request",
+            "'part' must be less than 'parts'",
+        ),
+        (
+            '{"action": "result", "id": "k", "ok": true, "value": 1, "parts": 2}',
+            "bad_request",
+            "result.value must be a string slice when parts > 1",
+        ),
+        (
+            '{"action": "command", "id": "k", "target": "b", "name": "n", "timeout": NaN}',
+            "bad_request",
+            "command.timeout must be number",
+        ),
+    ],
+)
+def test_invalid_frames_raise_precise_protocol_errors(frame: str, code: str, message: str) -> None:
+    with pytest.raises(wire.ProtocolError) as raised:
+        wire.decode(frame)
+    assert raised.value.code == code
+    assert message in raised.value.message
+
+
+def test_protocol_error_keeps_the_id_for_the_reply() -> None:
+    with pytest.raises(wire.ProtocolError) as raised:
+        wire.decode('{"action": "command", "id": "k7", "target": "b"}')
+    assert raised.value.id == "k7"
+
+
+def test_error_codes_are_the_documented_ones() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "protocol.md").read_text()
+    for code in wire.ERROR_CODES:
+        assert f"`{code}`" in doc
