@@ -56,7 +56,9 @@ let status = { state: 'connecting', reason: '', since: Date.now(), snapshots: 0,
 
 // ------------------------------------------------------------ start-up ---
 
-const ready = start();
+const ready = start().catch((e) => {
+  setStatus({ state: 'error', reason: `start-up failed: ${e.message}`, nextAttemptAt: null });
+});
 
 async function start() {
   const stored = await chrome.storage.session.get(['seenIds', 'status']);
@@ -129,7 +131,12 @@ function connect() {
   ws.onclose = (event) => {
     if (socket !== ws) return;
     const detail = event.reason ? `${event.code} ${event.reason}` : `${event.code}`;
-    dropSocket(openedAt ? `connection closed (${detail})` : `could not connect (${detail})`);
+    // A refused handshake (401/403) and an unreachable host look the same to
+    // a page: 1006 with no reason. Say both.
+    const why = openedAt
+      ? `connection closed (${detail})`
+      : `could not connect (${detail}${event.code === 1006 ? ': gateway unreachable, or it refused the token' : ''})`;
+    dropSocket(why);
   };
   // onerror carries no detail and is always followed by onclose.
 }
