@@ -397,3 +397,27 @@ async def test_given_no_configuration_then_popup_and_badge_show_the_error(
         await browser.wait_until(popup, f"{POPUP_STATE} === 'Error'")
         assert "not configured" in await browser.evaluate(popup, POPUP_REASON)
         assert await browser.evaluate(popup, "chrome.action.getBadgeText({})") == "err"
+
+
+async def test_given_non_ascii_page_then_snapshot_keeps_every_character(
+    pages: str, launch: Launch
+) -> None:
+    async with FakeGateway() as gw, launch(config(gw), f"{pages}/unicode.html"):
+        page = await gw.page(lambda p: p.title.startswith("Grüße"))
+        assert page.title == 'Grüße "quoted" 😀'
+        assert 'Ünïcödé — ✓ 😀 "quotes" \\ backslash' in page.html
+        assert gw.violations == []
+
+
+async def test_given_large_non_ascii_result_then_parts_join_to_the_exact_value(
+    pages: str, launch: Launch
+) -> None:
+    # Multi-byte characters, surrogate pairs and JSON escapes in every slice.
+    async with FakeGateway() as gw, launch(config(gw, allowScript=True), f"{pages}/page1.html"):
+        await gw.page(lambda p: p.title == "Page one")
+        reply = await gw.command("evaluate", {"expression": "'é\"😀\\\\'.repeat(20000)"})
+        assert reply.ok, reply
+        assert reply.value == 'é"😀\\' * 20000
+        assert reply.parts > 1
+        assert max(gw.frame_sizes) <= 30_000
+        assert gw.violations == []

@@ -102,12 +102,14 @@ export function resultMessages(id, value, budget = MESSAGE_BUDGET) {
   while (pos < text.length) {
     let end = Math.min(text.length, pos + room);
     for (;;) {
-      if (end < text.length && isHighSurrogate(text.charCodeAt(end - 1))) end -= 1;
+      if (end < text.length && end - pos > 1 && isHighSurrogate(text.charCodeAt(end - 1))) end -= 1;
       // JSON.stringify adds the two quotes; escapes and multi-byte characters
-      // make a slice larger than its length, so shrink until it fits.
+      // make a slice larger than its length, so shrink (in proportion, and
+      // always by at least one character, never to nothing) until it fits.
       const size = byteLength(JSON.stringify(text.slice(pos, end))) - 2;
       if (size <= room) break;
-      end -= Math.max(1, size - room);
+      const shrunk = pos + Math.floor(((end - pos) * room) / size);
+      end = Math.max(pos + 1, Math.min(end - 1, shrunk));
     }
     slices.push(text.slice(pos, end));
     pos = end;
