@@ -92,6 +92,7 @@ class Chromium:
         self._reader: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
         self._calls: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._targets: dict[str, str] = {}
         self._events: dict[tuple[str, str | None], list[asyncio.Future[dict[str, Any]]]] = {}
 
     async def __aenter__(self) -> Chromium:
@@ -194,7 +195,12 @@ class Chromium:
         loaded = self.event("Page.loadEventFired", session)
         await self.call("Page.navigate", {"url": url}, session)
         await asyncio.wait_for(loaded, 30)
+        self._targets[session] = target
         return str(session)
+
+    async def close_page(self, session: str) -> None:
+        """Close a tab opened with :meth:`open_page`."""
+        await self.call("Target.closeTarget", {"targetId": self._targets.pop(session)})
 
     async def stop_service_workers(self) -> None:
         """Stop every service worker now, as Chrome does to an idle extension."""

@@ -421,3 +421,33 @@ async def test_given_large_non_ascii_result_then_parts_join_to_the_exact_value(
         assert reply.parts > 1
         assert max(gw.frame_sizes) <= 30_000
         assert gw.violations == []
+
+
+async def test_given_config_json_when_options_page_saves_another_gateway_then_it_wins(
+    pages: str, launch: Launch
+) -> None:
+    async with (
+        FakeGateway() as first,
+        FakeGateway() as second,
+        launch(config(first), f"{pages}/page1.html") as browser,
+    ):
+        await first.page(lambda p: p.title == "Page one")
+        options = await browser.open_page(
+            f"chrome-extension://{browser.extension_id()}/options.html", 800, 600
+        )
+        # The page shows what config.json holds, then a user saves other values.
+        await browser.wait_until(
+            options, f"document.getElementById('url-file').textContent.includes('{first.url}')"
+        )
+        await browser.evaluate(
+            options,
+            f"""document.getElementById('url').value = {json.dumps(second.url)};
+                document.getElementById('token').value = 'other.token.value';
+                document.getElementById('save').click();""",
+        )
+        await second.wait_for(lambda: second.connections == 1)
+        assert second.tokens == ["other.token.value"]
+        # Back on the page (the options tab is not a page it may read): snapshots
+        # go to the gateway the options named.
+        await browser.close_page(options)
+        await second.page(lambda p: p.title == "Page one")
