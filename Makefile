@@ -79,6 +79,11 @@ token: $(STAMP)
 		{ echo "usage: make token ROLE=browser|consumer TENANT=t CLIENT=id" >&2; exit 2; }
 	@$(BIN)/python -m emulator token --role "$(ROLE)" --tenant "$(TENANT)" --client "$(CLIENT)"
 
+# Regenerate the client's copy of the wire protocol (clients/python/tabrelay/_wire.py).
+.PHONY: vendor
+vendor:
+	$(PYTHON) scripts/vendor_wire.py
+
 # Debian's Chromium for the real-browser tests (tests/browser). Idempotent:
 # returns at once when /usr/bin/chromium is already there. Needs root (CI is).
 .PHONY: chromium
