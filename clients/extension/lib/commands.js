@@ -123,7 +123,13 @@ export function waitForNavigation(tabId, deadline, start) {
   return new Promise((resolve, reject) => {
     const nav = chrome.webNavigation;
     const mine = (d) => d.tabId === tabId && d.frameId === 0;
-    const onCompleted = (d) => mine(d) && finish(resolve);
+    // Only a load committed after we started counts: the previous page's own
+    // onCompleted can arrive late (its load event waited on something).
+    let committed = false;
+    const onCommitted = (d) => {
+      if (mine(d)) committed = true;
+    };
+    const onCompleted = (d) => mine(d) && committed && finish(resolve);
     // History and fragment navigations within one document never "complete".
     const onSameDocument = (d) => mine(d) && finish(resolve);
     const onError = (d) => {
@@ -140,12 +146,14 @@ export function waitForNavigation(tabId, deadline, start) {
       if (over) return;
       over = true;
       clearTimeout(timer);
+      nav.onCommitted.removeListener(onCommitted);
       nav.onCompleted.removeListener(onCompleted);
       nav.onHistoryStateUpdated.removeListener(onSameDocument);
       nav.onReferenceFragmentUpdated.removeListener(onSameDocument);
       nav.onErrorOccurred.removeListener(onError);
       then();
     }
+    nav.onCommitted.addListener(onCommitted);
     nav.onCompleted.addListener(onCompleted);
     nav.onHistoryStateUpdated.addListener(onSameDocument);
     nav.onReferenceFragmentUpdated.addListener(onSameDocument);
