@@ -62,6 +62,10 @@ class FakeGateway:
         #: as the gateway does to a sender over its rate.
         self.refuse_parts = refuse_parts
         self.refused: list[str] = []
+        #: While true, handshakes are refused with 503 (a gateway that is down
+        #: but reachable); ``handshakes_refused`` counts them.
+        self.refusing = False
+        self.handshakes_refused = 0
         self.tokens: list[str] = []
         self.pages: list[Page] = []
         self.frame_sizes: list[int] = []
@@ -106,7 +110,12 @@ class FakeGateway:
             await self._runner.cleanup()
             self._runner = None
 
-    async def _accept(self, request: web.Request) -> web.WebSocketResponse:
+    async def _accept(self, request: web.Request) -> web.StreamResponse:
+        if self.refusing:
+            async with self._changed:
+                self.handshakes_refused += 1
+                self._changed.notify_all()
+            return web.Response(status=503, text="down for maintenance")
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
         self._sockets.add(ws)

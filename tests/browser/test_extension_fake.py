@@ -7,7 +7,6 @@ that no frame broke the contract.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import time
@@ -292,15 +291,17 @@ async def test_given_connection_dropped_by_server_then_extension_reconnects_and_
         await gw.wait_for(lambda: len(gw.pages) > seen, timeout=30)
 
 
-async def test_given_gateway_down_then_up_then_extension_reconnects_by_itself(
+async def test_given_gateway_refusing_then_accepting_then_extension_reconnects_by_itself(
     pages: str, launch: Launch
 ) -> None:
     async with FakeGateway() as gw, launch(config(gw), f"{pages}/page1.html"):
         await gw.page(lambda p: p.title == "Page one")
-        await gw.stop()
-        # Long enough for several refused attempts (backoff), bounded by the test.
-        await asyncio.sleep(3)
-        await gw.start()
+        # When the gateway refuses handshakes for a while (several attempts)...
+        gw.refusing = True
+        await gw.drop_connections()
+        await gw.wait_for(lambda: gw.handshakes_refused >= 3, timeout=45)
+        # ...and then accepts again, the extension gets back by itself.
+        gw.refusing = False
         await gw.wait_for(lambda: gw.connections >= 2, timeout=45)
         reply = await gw.command("click", {"selector": "#btn"})
         assert reply.ok, reply
