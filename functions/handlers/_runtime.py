@@ -125,15 +125,6 @@ class Runtime:
             max_parks=settings.max_parks,
             max_inflight_commands=settings.max_unacked,
         )
-        gateway = Gateway(
-            registry=registry,
-            flow=registry,
-            bus=bus,
-            poster=poster,
-            limiter=RateLimiter(registry, limit_per_second=settings.rate_limit_per_second),
-            counters=counters,
-            limits=limits,
-        )
         once = PowertoolsOnce(clients.dynamodb, settings.table_name)
         relay = Relay(
             registry=registry,
@@ -143,6 +134,16 @@ class Runtime:
             once=once,
             counters=counters,
             limits=limits,
+        )
+        gateway = Gateway(
+            registry=registry,
+            flow=registry,
+            bus=bus,
+            poster=poster,
+            limiter=RateLimiter(registry, limit_per_second=settings.rate_limit_per_second),
+            counters=counters,
+            limits=limits,
+            fan_out=relay.fan_out_now,
         )
         return cls(settings=settings, clients=clients, gateway=gateway, relay=relay, once=once)
 
