@@ -313,8 +313,18 @@ class Relay:
         self._closing.set()
         ws = self._ws
         if ws is not None:
-            await ws.close()
-        await self._lifecycle  # never raises: it keeps a fatal error for the callers
+            # Bounded: a peer that never answers the close handshake must not
+            # keep the program from exiting (Ctrl-C included).
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self.close_timeout):
+                    await ws.close()
+        try:
+            async with asyncio.timeout(self.close_timeout):
+                # never raises: it keeps a fatal error for the callers
+                await asyncio.shield(self._lifecycle)
+        except TimeoutError:
+            self._lifecycle.cancel()
+            await asyncio.gather(self._lifecycle, return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
