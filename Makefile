@@ -28,3 +28,40 @@ test: lint typecheck
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
+
+# --- Deploy to AWS (CDK). Node 22 and a pinned aws-cdk CLI install under .tools/ (no
+# global installs); synth needs no AWS credentials. STAGE picks the stage (-c stage=...).
+NODE_PKG := node-linux-$(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x64)@22.23.3
+CDK_PKG := aws-cdk@2.1148.1
+TOOLS := .tools
+TOOLS_STAMP := $(TOOLS)/.installed-node22.23.3-cdk2.1148.1
+STAGE ?= dev
+CDK_CONTEXT ?=
+CDK := PATH="$(CURDIR)/$(TOOLS)/node_modules/.bin:$(CURDIR)/$(BIN):$$PATH" \
+	CDK_DISABLE_CLI_TELEMETRY=true $(TOOLS)/node_modules/.bin/cdk --no-notices
+CDK_ARGS := -c stage=$(STAGE) $(CDK_CONTEXT)
+
+.PHONY: tools synth diff deploy destroy
+
+tools: $(TOOLS_STAMP)
+
+$(TOOLS_STAMP):
+	mkdir -p $(TOOLS)
+	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error $(NODE_PKG) $(CDK_PKG)
+	touch $@
+
+synth: $(STAMP) $(TOOLS_STAMP)
+	$(CDK) synth $(CDK_ARGS) --quiet
+	# W3005 (DependsOn already implied by a GetAtt) is how CDK orders every function
+	# after its role's policy; redundant, harmless. Any other warning or error fails.
+	$(BIN)/cfn-lint --ignore-checks W3005 -- cdk.out/TabRelay-$(STAGE).template.json
+
+diff: $(STAMP) $(TOOLS_STAMP)
+	$(CDK) diff $(CDK_ARGS)
+
+deploy: $(STAMP) $(TOOLS_STAMP)
+	$(CDK) deploy $(CDK_ARGS) --require-approval broadening \
+		--outputs-file cdk.out/outputs-$(STAGE).json
+
+destroy: $(STAMP) $(TOOLS_STAMP)
+	$(CDK) destroy $(CDK_ARGS)

@@ -66,6 +66,9 @@ class PowertoolsCounters:
         ) as metric:
             metric.add_dimension(name="code", value=code)
 
+    def observe_ms(self, name: str, milliseconds: float) -> None:
+        self._metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=milliseconds)
+
 
 @dataclass(frozen=True, slots=True)
 class AWSClients:

@@ -151,13 +151,13 @@ class Gateway:
     def _dispatch(self, identity: Identity, message: wire.Message, message_id: str) -> str | None:
         match message:
             case wire.Snapshot():
-                self._bus.publish(envelopes.snapshot(identity, message, cid=message_id))
+                self._publish(envelopes.snapshot(identity, message, cid=message_id))
                 return None
             case wire.Result():
-                self._bus.publish(envelopes.result(identity, message, cid=message_id))
+                self._publish(envelopes.result(identity, message, cid=message_id))
                 return None
             case wire.Command():
-                self._bus.publish(envelopes.command(identity, message, cid=message_id))
+                self._publish(envelopes.command(identity, message, cid=message_id))
                 return None
             case wire.Subscribe() | wire.Unsubscribe():
                 return self._subscribe(identity, message)
@@ -179,7 +179,7 @@ class Gateway:
             snapshot = wire.Snapshot(
                 sid=f"raw-{message_id}", seq=int(self._clock() * 1000), data=text, enc="none"
             )
-            self._bus.publish(envelopes.snapshot(identity, snapshot, cid=message_id))
+            self._publish(envelopes.snapshot(identity, snapshot, cid=message_id))
             return None
         name = text.strip()
         if not name or len(name) > 64:
@@ -225,6 +225,11 @@ class Gateway:
         with contextlib.suppress(ConnectionGoneError, DeliveryRetryableError):
             self._poster.post(identity.connection_id, wire.encode(reason))  # closing it anyway
         self._poster.disconnect(identity.connection_id)
+
+    def _publish(self, envelope: envelopes.Envelope) -> None:
+        """Put a client's message on the bus, stamped for the delivery-latency metric."""
+        envelope["t"] = int(self._clock() * 1000)
+        self._bus.publish(envelope)
 
     def _error(self, code: wire.ErrorCode, message: str, ref: str | None) -> str:
         self._counters.count("Errors", code=code)

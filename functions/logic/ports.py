@@ -219,3 +219,6 @@ class Counters(Protocol):
 
     def count(self, name: str, value: int = 1, *, code: str | None = None) -> None:
         """Add ``value`` to metric ``name`` (with dimension ``code`` when given)."""
+
+    def observe_ms(self, name: str, milliseconds: float) -> None:
+        """Record one duration sample of metric ``name``."""

@@ -150,6 +150,7 @@ class Relay:
                 parks=None,
                 cid=envelope["cid"],
             )
+        self._observe_latency(envelope)
 
     def _deliver_snapshot(
         self,
@@ -315,6 +316,7 @@ class Relay:
             delay_seconds=min(900, math.ceil(timeout)),
         )
         self._counters.count("Relayed")
+        self._observe_latency(envelope)
         return {"delivered_to": target_connection}
 
     def _raw_command(self, envelope: Envelope) -> None:
@@ -374,6 +376,7 @@ class Relay:
         )
         if self._post(pending.issuer_connection, wire.encode(delivery), envelope["cid"]):
             self._counters.count("Relayed")
+            self._observe_latency(envelope)
 
     def _timeout(self, envelope: Envelope) -> None:
         tenant, target, command_id = envelope["tenant"], envelope["target"], envelope["id"]
@@ -415,6 +418,11 @@ class Relay:
             )
             self._post(pending.issuer_connection, wire.encode(error), envelope["cid"])
         self._presence(tenant, client, False, envelope)
+
+    def _observe_latency(self, envelope: Envelope) -> None:
+        sent_at = envelope.get("t")
+        if isinstance(sent_at, int):
+            self._counters.observe_ms("DeliveryLatencyMs", self._clock() * 1000 - sent_at)
 
     # -- posting ------------------------------------------------------------------
 

@@ -1,0 +1,146 @@
+"""The tabrelay stack: composes the capability constructs, nothing else.
+
+Reads its settings from CDK context (``infra.config``) and makes no AWS call at
+synth time, so ``cdk synth`` needs no credentials.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Duration, Stack
+from constructs import Construct
+
+from infra.components.functions import FUNCTION_SPECS, GatewayFunctions, log_retention
+from infra.components.monitoring import METRICS_NAMESPACE, Monitoring
+from infra.components.queues import RelayQueue
+from infra.components.secrets import SigningSecret
+from infra.components.storage import ConnectionTable
+from infra.components.websocket_api import WebSocketGateway
+from infra.config import StackSettings
+
+__all__ = ["GATEWAY_FUNCTIONS", "WORKER_QUEUES", "TabRelayStack"]
+
+# Functions that serve connections and messages (everything but the authorizer).
+GATEWAY_FUNCTIONS = ("connect", "disconnect", "message", "router", "delivery")
+# queue name -> the function that consumes it
+WORKER_QUEUES = {"bus": "router", "delivery": "delivery"}
+
+
+class TabRelayStack(Stack):
+    """API Gateway WebSocket API, Lambda handlers, SQS bus/delivery, DynamoDB, secret, alarms."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, settings: StackSettings, **kwargs: object
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        self.settings = settings
+        timeouts = {spec.name: spec.timeout_seconds for spec in FUNCTION_SPECS}
+        retention = log_retention(settings.log_retention_days)
+
+        table = ConnectionTable(self, "Connections", retain=settings.retain)
+        secret = SigningSecret(self, "SigningKey", retain=settings.retain)
+        queues = {
+            name: RelayQueue(
+                self,
+                name.capitalize(),
+                consumer_timeout=Duration.seconds(timeouts[consumer]),
+                max_receive_count=settings.max_receive_count,
+            )
+            for name, consumer in WORKER_QUEUES.items()
+        }
+        gateway = WebSocketGateway(
+            self,
+            "WebSocket",
+            stage_name=settings.stage,
+            throttle_rate_limit=settings.throttle_rate_limit,
+            throttle_burst_limit=settings.throttle_burst_limit,
+            log_retention=retention,
+            retain_logs=settings.retain,
+            account_logging_role=settings.api_gateway_account_role,
+        )
+
+        powertools = {
+            "POWERTOOLS_SERVICE_NAME": "tabrelay",
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "POWERTOOLS_LOG_LEVEL": settings.log_level,
+        }
+        gateway_environment = {
+            "TABLE_NAME": table.table.table_name,
+            "BUS_QUEUE_URL": queues["bus"].queue.queue_url,
+            "DELIVERY_QUEUE_URL": queues["delivery"].queue.queue_url,
+            "CALLBACK_URL": gateway.callback_url,
+            "MAX_UNACKED": str(settings.max_unacked),
+            "RATE_LIMIT_PER_SECOND": str(settings.rate_limit_per_second),
+            "CONNECTION_TTL_SECONDS": str(settings.connection_ttl_seconds),
+            "PARK_DELAY_SECONDS": str(settings.park_delay_seconds),
+            "MAX_PARKS": str(settings.max_parks),
+            **powertools,
+        }
+        environment = {name: gateway_environment for name in GATEWAY_FUNCTIONS}
+        environment["authorizer"] = {
+            "SIGNING_SECRET_ID": secret.secret.secret_arn,
+            "SECRET_MAX_AGE_SECONDS": str(settings.secret_max_age_seconds),
+            **powertools,
+        }
+        functions = GatewayFunctions(
+            self,
+            "Functions",
+            environment=environment,
+            bundle=settings.bundle,
+            log_retention_days=settings.log_retention_days,
+            retain_logs=settings.retain,
+        )
+
+        secret.secret.grant_read(functions.role("authorizer"))
+        for name in GATEWAY_FUNCTIONS:
+            role = functions.role(name)
+            table.grant_data(role)
+            for relay in queues.values():
+                relay.queue.grant_send_messages(role)
+            gateway.grant_manage_connections(role)
+
+        functions.consume(
+            "router",
+            queues["bus"].queue,
+            batch_size=settings.router_batch_size,
+            batching_window_seconds=settings.router_batching_window_seconds,
+            max_concurrency=settings.router_max_concurrency,
+        )
+        functions.consume(
+            "delivery",
+            queues["delivery"].queue,
+            batch_size=settings.delivery_batch_size,
+            batching_window_seconds=settings.delivery_batching_window_seconds,
+            max_concurrency=settings.delivery_max_concurrency,
+        )
+        gateway.add_routes(
+            authorizer=functions.functions["authorizer"],
+            connect=functions.functions["connect"],
+            disconnect=functions.functions["disconnect"],
+            message=functions.functions["message"],
+        )
+        Monitoring(
+            self,
+            "Monitoring",
+            api_id=gateway.api.api_id,
+            stage_name=settings.stage,
+            functions=functions.functions,
+            queues=queues,
+            oldest_message_alarm_seconds=settings.oldest_message_alarm_seconds,
+            alarm_email=settings.alarm_email,
+            retain=settings.retain,
+        )
+
+        CfnOutput(self, "WebSocketUrl", value=gateway.url, description="Connect here (?token=...)")
+        CfnOutput(
+            self,
+            "CallbackUrl",
+            value=gateway.callback_url,
+            description="Management API (@connections) endpoint",
+        )
+        CfnOutput(self, "TableName", value=table.table.table_name)
+        CfnOutput(
+            self,
+            "SigningSecretArn",
+            value=secret.secret.secret_arn,
+            description="HS256 signing key for tokens (make token SECRET_ID=...)",
+        )

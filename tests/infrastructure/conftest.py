@@ -1,0 +1,39 @@
+"""Infrastructure tests: one synthesis of the CDK app per test session.
+
+The Node tooling (Node 22 for the jsii runtime) is installed by ``make tools`` before
+anything imports aws_cdk, so ``make test`` on a fresh machine needs nothing else.
+The session synthesizes with ``bundle=false`` (the asset is the plain source): the
+template is the same, and no pip download is needed; ``make synth`` bundles.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+# Before aws_cdk is imported anywhere: Node 22 under .tools/, which importing the
+# infra package selects for the jsii runtime.
+subprocess.run(["make", "-s", "tools"], cwd=PROJECT_ROOT, check=True)
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
+import infra  # noqa: E402, F401
+
+
+@pytest.fixture(scope="session")
+def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The synthesized CloudFormation template of the default (``dev``) stage."""
+    from infra.synth import synthesize
+
+    return synthesize(tmp_path_factory.mktemp("cdk.out"), {"bundle": "false"})
+
+
+@pytest.fixture(scope="session")
+def resources(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    resources: dict[str, dict[str, Any]] = template["Resources"]
+    return resources

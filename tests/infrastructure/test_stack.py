@@ -1,0 +1,423 @@
+"""What the synthesized stack must guarantee (issue: CDK app, acceptance list)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROTOCOL_ROUTES = {"snapshot", "command", "result", "subscribe", "unsubscribe", "ack", "list"}
+MESSAGE_HANDLER = "functions.handlers.message.handler"
+
+
+def of_type(resources: dict[str, dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    """Resources of CloudFormation type ``kind`` by logical id."""
+    return {key: value for key, value in resources.items() if value["Type"] == kind}
+
+
+def _function_by_handler(resources: dict[str, dict[str, Any]], handler: str) -> str:
+    matches = [
+        key
+        for key, value in of_type(resources, "AWS::Lambda::Function").items()
+        if value["Properties"]["Handler"] == handler
+    ]
+    assert len(matches) == 1, f"expected one function with handler {handler}, got {matches}"
+    return matches[0]
+
+
+def _integration_function(integration: dict[str, Any]) -> str:
+    """The logical id of the Lambda function an AWS_PROXY integration invokes."""
+    parts = integration["Properties"]["IntegrationUri"]["Fn::Join"][1]
+    (function,) = [
+        part["Fn::GetAtt"][0] for part in parts if isinstance(part, dict) and "Fn::GetAtt" in part
+    ]
+    return str(function)
+
+
+def _routes(resources: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        value["Properties"]["RouteKey"]: value
+        for value in of_type(resources, "AWS::ApiGatewayV2::Route").values()
+    }
+
+
+def _target_integration(route: dict[str, Any]) -> str:
+    target = route["Properties"]["Target"]
+    return str(target["Fn::Join"][1][1]["Ref"])
+
+
+def test_connect_authorizer_reads_the_token_from_the_query_string(
+    template: dict[str, Any], resources: dict[str, dict[str, Any]]
+) -> None:
+    # Given the synthesized stack
+    assertions = Template.from_json(template)
+    # Then the only authorizer is a Lambda REQUEST authorizer on ?token=
+    assertions.resource_count_is("AWS::ApiGatewayV2::Authorizer", 1)
+    assertions.has_resource_properties(
+        "AWS::ApiGatewayV2::Authorizer",
+        {"AuthorizerType": "REQUEST", "IdentitySource": ["route.request.querystring.token"]},
+    )
+    # And it runs the authorizer handler, guarding $connect
+    (authorizer_id, authorizer) = next(
+        iter(of_type(resources, "AWS::ApiGatewayV2::Authorizer").items())
+    )
+    uri_parts = authorizer["Properties"]["AuthorizerUri"]["Fn::Join"][1]
+    invoked = [p["Fn::GetAtt"][0] for p in uri_parts if isinstance(p, dict) and "Fn::GetAtt" in p]
+    assert invoked == [_function_by_handler(resources, "functions.handlers.authorizer.handler")]
+    connect = _routes(resources)["$connect"]["Properties"]
+    assert connect["AuthorizationType"] == "CUSTOM"
+    assert connect["AuthorizerId"] == {"Ref": authorizer_id}
+
+
+def test_every_protocol_route_is_wired_to_its_handler_with_a_route_response(
+    template: dict[str, Any], resources: dict[str, dict[str, Any]]
+) -> None:
+    # Given the routes, integrations and route responses of the API
+    routes = _routes(resources)
+    integrations = of_type(resources, "AWS::ApiGatewayV2::Integration")
+    responded = {
+        value["Properties"]["RouteId"]["Ref"]
+        for value in of_type(resources, "AWS::ApiGatewayV2::RouteResponse").values()
+    }
+    route_ids = {
+        value["Properties"]["RouteKey"]: key
+        for key, value in of_type(resources, "AWS::ApiGatewayV2::Route").items()
+    }
+    # Then the API selects routes by the body's action
+    api = next(iter(of_type(resources, "AWS::ApiGatewayV2::Api").values()))["Properties"]
+    assert api["ProtocolType"] == "WEBSOCKET"
+    assert api["RouteSelectionExpression"] == "$request.body.action"
+    # And exactly the protocol's routes exist
+    assert set(routes) == {"$connect", "$disconnect", "$default", "ping", *PROTOCOL_ROUTES}
+    # And each route runs the handler docs/architecture.md names for it
+    expected = {
+        "$connect": "functions.handlers.connect.handler",
+        "$disconnect": "functions.handlers.disconnect.handler",
+        **{key: MESSAGE_HANDLER for key in ("$default", *PROTOCOL_ROUTES)},
+    }
+    for key, handler in expected.items():
+        integration = integrations[_target_integration(routes[key])]
+        assert integration["Properties"]["IntegrationType"] == "AWS_PROXY", key
+        assert _integration_function(integration) == _function_by_handler(resources, handler), key
+    # And every message route returns the handler's response body to the client
+    for key in ("$default", *PROTOCOL_ROUTES):
+        assert routes[key]["Properties"]["RouteResponseSelectionExpression"] == "$default", key
+        assert route_ids[key] in responded, key
+
+
+def test_ping_is_answered_by_a_mock_integration_without_a_lambda(
+    resources: dict[str, dict[str, Any]],
+) -> None:
+    # Given the ping route
+    ping = _routes(resources)["ping"]
+    integration_id = _target_integration(ping)
+    integration = of_type(resources, "AWS::ApiGatewayV2::Integration")[integration_id]["Properties"]
+    # Then its integration is a MOCK answering {"action":"pong"} through a route response
+    assert integration["IntegrationType"] == "MOCK"
+    (response,) = [
+        value["Properties"]
+        for value in of_type(resources, "AWS::ApiGatewayV2::IntegrationResponse").values()
+        if value["Properties"]["IntegrationId"] == {"Ref": integration_id}
+    ]
+    assert json.loads(response["ResponseTemplates"]["$default"]) == {"action": "pong"}
+    assert ping["Properties"]["RouteResponseSelectionExpression"] == "$default"
+
+
+def test_every_queue_has_a_dead_letter_queue_and_an_ssl_only_policy(
+    resources: dict[str, dict[str, Any]],
+) -> None:
+    # Given the queues: the ones with a redrive policy are the work queues
+    queues = of_type(resources, "AWS::SQS::Queue")
+    work = {key: value for key, value in queues.items() if "RedrivePolicy" in value["Properties"]}
+    dead_letter_ids = {
+        value["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for value in work.values()
+    }
+    # Then there are two work queues (bus, delivery), each with its own DLQ
+    assert len(work) == 2
+    assert len(dead_letter_ids) == 2
+    assert set(queues) == set(work) | dead_letter_ids
+    for value in work.values():
+        assert 1 <= value["Properties"]["RedrivePolicy"]["maxReceiveCount"] <= 10
+    # And every queue is encrypted and denies any access without TLS
+    policies = of_type(resources, "AWS::SQS::QueuePolicy").values()
+    for key, value in queues.items():
+        assert value["Properties"].get("SqsManagedSseEnabled") is True, key
+        denies_insecure = [
+            statement
+            for policy in policies
+            if {"Ref": key} in policy["Properties"]["Queues"]
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+            if statement["Effect"] == "Deny"
+            and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            and statement["Action"] == "sqs:*"
+        ]
+        assert denies_insecure, f"{key} has no SSL-only policy"
+
+
+def test_every_event_source_reports_batch_item_failures_with_bounded_batches(
+    resources: dict[str, dict[str, Any]],
+) -> None:
+    # Given the SQS event source mappings
+    mappings = of_type(resources, "AWS::Lambda::EventSourceMapping")
+    # Then the router consumes the bus and delivery consumes the delivery queue
+    consumers = {
+        value["Properties"]["FunctionName"]["Ref"]: value["Properties"]["EventSourceArn"][
+            "Fn::GetAtt"
+        ][0]
+        for value in mappings.values()
+    }
+    assert set(consumers) == {
+        _function_by_handler(resources, "functions.handlers.router.handler"),
+        _function_by_handler(resources, "functions.handlers.delivery.handler"),
+    }
+    # And each reports partial failures with a bounded batch, window and concurrency
+    for key, value in mappings.items():
+        properties = value["Properties"]
+        assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"], key
+        assert 1 <= properties["BatchSize"] <= 10, key
+        assert 0 <= properties["MaximumBatchingWindowInSeconds"] <= 300, key
+        assert 2 <= properties["ScalingConfig"]["MaximumConcurrency"] <= 1000, key
+
+
+def test_queue_visibility_is_at_least_six_times_the_consumer_timeout(
+    resources: dict[str, dict[str, Any]],
+) -> None:
+    # Given each mapping's queue and function
+    queues = of_type(resources, "AWS::SQS::Queue")
+    functions = of_type(resources, "AWS::Lambda::Function")
+    for value in of_type(resources, "AWS::Lambda::EventSourceMapping").values():
+        queue = queues[value["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]]["Properties"]
+        function = functions[value["Properties"]["FunctionName"]["Ref"]]["Properties"]
+        # Then the queue hides a message for 6x the function's timeout
+        assert queue["VisibilityTimeout"] >= 6 * function["Timeout"]
+
+
+def test_manage_connections_is_scoped_to_this_api_and_stage(
+    resources: dict[str, dict[str, Any]],
+) -> None:
+    # Given every IAM statement granting execute-api:ManageConnections
+    (api_id,) = of_type(resources, "AWS::ApiGatewayV2::Api")
+    (stage,) = of_type(resources, "AWS::ApiGatewayV2::Stage").values()
+    stage_name = stage["Properties"]["StageName"]
+    statements = [
+        statement
+        for policy in of_type(resources, "AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "execute-api:ManageConnections" in json.dumps(statement["Action"])
+    ]
+    assert statements
+    pattern = re.compile(
+        rf"^arn:\{{AWS::Partition}}:execute-api:\{{AWS::Region}}:\{{AWS::AccountId}}:\{{{api_id}}}"
+        rf"/{stage_name}/(POST|GET|DELETE)/@connections/\*$"
+    )
+    for statement in statements:
+        # Then it names only ManageConnections, on this API's stage, per method
+        assert statement["Action"] == "execute-api:ManageConnections"
+        for resource in statement["Resource"]:
+            assert pattern.match(_flatten(resource)), resource
+
+
+def _flatten(value: Any) -> str:
+    """An intrinsic as text: Refs become ``{Name}``, joins are joined."""
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        return "{" + str(value["Ref"]) + "}"
+    if "Fn::GetAtt" in value:
+        return "{" + ".".join(value["Fn::GetAtt"]) + "}"
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(_flatten(part) for part in parts)
+    raise AssertionError(f"unexpected intrinsic {value}")
+
+
+def _dummy(value: Any) -> str:
+    """Any intrinsic resolved to a plausible dummy string (for an import-time check)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return str(value)
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(_dummy(part) for part in parts)
+    return "dummy"
+
+
+def _lambda_functions() -> list[str]:
+    """Handler paths in docs/architecture.md's table of Lambda functions."""
+    text = (PROJECT_ROOT / "docs" / "architecture.md").read_text()
+    return sorted(
+        set(re.findall(r"^\| \w+ \| `(functions\.handlers\.\w+\.handler)` \|", text, re.M))
+    )
+
+
+def test_the_stack_has_exactly_the_functions_of_the_architecture(
+    resources: dict[str, dict[str, Any]],
+) -> None:
+    # Given the contract's table of functions
+    documented = _lambda_functions()
+    assert len(documented) == 6
+    # Then the stack has one function per documented handler, and no other
+    handlers = sorted(
+        value["Properties"]["Handler"]
+        for value in of_type(resources, "AWS::Lambda::Function").values()
+    )
+    assert handlers == documented
+
+
+@pytest.mark.parametrize("handler", _lambda_functions())
+def test_every_lambda_environment_provides_every_setting_its_handler_reads(
+    resources: dict[str, dict[str, Any]], handler: str
+) -> None:
+    # Given the function's environment exactly as the stack sets it
+    function = of_type(resources, "AWS::Lambda::Function")[_function_by_handler(resources, handler)]
+    variables = function["Properties"]["Environment"]["Variables"]
+    environment = {name: _dummy(value) for name, value in variables.items()}
+    environment |= {
+        "PATH": os.environ["PATH"],
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        # Settings with defaults must be provided too (functions/models/settings.py).
+        "TABRELAY_STRICT_SETTINGS": "1",
+    }
+    module, attribute = handler.rsplit(".", 1)
+    # When the handler module is imported with nothing else
+    completed = subprocess.run(
+        [sys.executable, "-c", f"import {module}; {module}.{attribute}"],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    # Then it imports (every setting it reads at import is there)
+    assert completed.returncode == 0, completed.stderr
+
+
+def test_every_function_runs_the_latest_python_on_arm64_with_tracing(
+    template: dict[str, Any],
+) -> None:
+    Template.from_json(template).all_resources_properties(
+        "AWS::Lambda::Function",
+        {
+            "Runtime": "python3.14",
+            "Architectures": ["arm64"],
+            "TracingConfig": {"Mode": "Active"},
+            "LoggingConfig": {"LogGroup": Match.any_value()},
+        },
+    )
+
+
+def test_the_table_is_keyed_pk_sk_with_ttl_and_point_in_time_recovery(
+    template: dict[str, Any],
+) -> None:
+    Template.from_json(template).has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "KeySchema": [
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            "BillingMode": "PAY_PER_REQUEST",
+            "TimeToLiveSpecification": {"AttributeName": "ttl", "Enabled": True},
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            "GlobalSecondaryIndexes": Match.absent(),
+        },
+    )
+
+
+def test_the_stage_is_throttled_and_access_logged(template: dict[str, Any]) -> None:
+    Template.from_json(template).has_resource_properties(
+        "AWS::ApiGatewayV2::Stage",
+        {
+            "StageName": "dev",
+            "AutoDeploy": True,
+            "DefaultRouteSettings": {
+                "ThrottlingRateLimit": Match.any_value(),
+                "ThrottlingBurstLimit": Match.any_value(),
+            },
+            "AccessLogSettings": {"DestinationArn": Match.any_value(), "Format": Match.any_value()},
+        },
+    )
+
+
+def test_dead_letter_queues_raise_an_alarm_at_the_first_message(
+    resources: dict[str, dict[str, Any]],
+) -> None:
+    # Given the dead-letter queues
+    queues = of_type(resources, "AWS::SQS::Queue")
+    dead_letter_ids = {
+        value["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for value in queues.values()
+        if "RedrivePolicy" in value["Properties"]
+    }
+    # Then each has an alarm on visible messages > 0 that notifies someone
+    for queue_id in dead_letter_ids:
+        alarms = [
+            value["Properties"]
+            for value in of_type(resources, "AWS::CloudWatch::Alarm").values()
+            if value["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+            and value["Properties"]["Dimensions"][0]["Value"]
+            == {"Fn::GetAtt": [queue_id, "QueueName"]}
+        ]
+        assert len(alarms) == 1, queue_id
+        assert alarms[0]["Threshold"] == 0
+        assert alarms[0]["ComparisonOperator"] == "GreaterThanThreshold"
+        assert alarms[0]["AlarmActions"]
+
+
+def test_an_unacknowledged_cdk_nag_finding_fails_synthesis(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # Given the app with one resource cdk-nag flags (an unencrypted queue without DLQ)
+    from aws_cdk import aws_sqs as sqs
+
+    from infra.synth import build_app
+
+    app, stack = build_app(outdir=tmp_path_factory.mktemp("nag"), context={"bundle": "false"})
+    sqs.CfnQueue(stack, "Unchecked")
+    # When it is synthesized, Then synthesis fails with the validation report
+    with pytest.raises(RuntimeError, match=r"AwsSolutions-SQS3"):
+        app.synth()
+
+
+def test_context_values_reach_the_template(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Given context overrides as the CLI passes them (strings)
+    from infra.synth import synthesize
+
+    context = {
+        "bundle": "false",
+        "stage": "local",
+        "maxUnacked": "7",
+        "deliveryBatchSize": "4",
+        "deliveryMaxConcurrency": "3",
+        "throttleRateLimit": "11",
+    }
+    # When the app is synthesized with them
+    template = synthesize(tmp_path_factory.mktemp("context"), context)
+    resources = template["Resources"]
+    # Then the stage, the handlers' settings, the event source and throttling follow
+    delivery = _function_by_handler(resources, "functions.handlers.delivery.handler")
+    assert resources[delivery]["Properties"]["Environment"]["Variables"]["MAX_UNACKED"] == "7"
+    (mapping,) = [
+        value["Properties"]
+        for value in of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+        if value["Properties"]["FunctionName"] == {"Ref": delivery}
+    ]
+    assert mapping["BatchSize"] == 4
+    assert mapping["ScalingConfig"]["MaximumConcurrency"] == 3
+    (stage,) = of_type(resources, "AWS::ApiGatewayV2::Stage").values()
+    assert stage["Properties"]["StageName"] == "local"
+    assert stage["Properties"]["DefaultRouteSettings"]["ThrottlingRateLimit"] == 11
