@@ -65,3 +65,9 @@ deploy: $(STAMP) $(TOOLS_STAMP)
 
 destroy: $(STAMP) $(TOOLS_STAMP)
 	$(CDK) destroy $(CDK_ARGS)
+
+# --- Benchmarks (issue 7): cost model, local load, capacity, cold start. Writes
+# bench/report.md, bench/results.json and PNG plots; under 10 minutes on 2 cores.
+.PHONY: bench
+bench: $(STAMP) $(TOOLS_STAMP)
+	$(BIN)/python -m bench
