@@ -66,6 +66,24 @@ deploy: $(STAMP) $(TOOLS_STAMP)
 destroy: $(STAMP) $(TOOLS_STAMP)
 	$(CDK) destroy $(CDK_ARGS)
 
+# --- Local mode (docs/local.md): the whole gateway on this machine, from the CDK template.
+PORT ?= 8765
+.PHONY: run token
+
+run: $(STAMP)
+	$(BIN)/python -m emulator run --port $(PORT)
+
+# The token is the last line of the output, alone.
+token: $(STAMP)
+	@test -n "$(ROLE)" -a -n "$(TENANT)" -a -n "$(CLIENT)" || \
+		{ echo "usage: make token ROLE=browser|consumer TENANT=t CLIENT=id" >&2; exit 2; }
+	@$(BIN)/python -m emulator token --role "$(ROLE)" --tenant "$(TENANT)" --client "$(CLIENT)"
+
+# Regenerate the client's copy of the wire protocol (clients/python/tabrelay/_wire.py).
+.PHONY: vendor
+vendor:
+	$(PYTHON) scripts/vendor_wire.py
+
 # --- Benchmarks (issue 7): cost model, local load, capacity, cold start. Writes
 # bench/report.md, bench/results.json and PNG plots; under 10 minutes on 2 cores.
 .PHONY: bench

@@ -13,6 +13,7 @@ limit in one window ignored those errors and is disconnected.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,6 +54,9 @@ class RateLimiter:
         self._clock = clock
         self._max_tracked = max_tracked
         self._windows: dict[str, _Window] = {}
+        # A Lambda container runs one call at a time, but the local emulator runs
+        # concurrent calls in threads that share this module's limiter.
+        self._lock = threading.Lock()
 
     @property
     def limit(self) -> int:
@@ -61,6 +65,10 @@ class RateLimiter:
 
     def check(self, connection_id: str) -> Verdict:
         """Count one message from ``connection_id`` and judge it."""
+        with self._lock:
+            return self._check(connection_id)
+
+    def _check(self, connection_id: str) -> Verdict:
         now = self._clock()
         window = int(now)
         state = self._windows.get(connection_id)

@@ -252,7 +252,9 @@ class Relay:
         except CommandRejectedError as rejected:
             self._counters.count("Errors", code=rejected.code)
             error = wire.ErrorMessage(code=rejected.code, message=rejected.message, id=command_id)
-            self._post(envelope["connection"], wire.encode(error), envelope["cid"])
+            self._answer_issuer(
+                tenant, issuer_client, envelope["connection"], wire.encode(error), envelope["cid"]
+            )
 
     def _deliver_command(self, envelope: Envelope, msg: dict[str, Any]) -> dict[str, Any]:
         tenant, cid = envelope["tenant"], envelope["cid"]
@@ -374,7 +376,13 @@ class Relay:
             part=msg.get("part", 0),
             parts=msg.get("parts", 1),
         )
-        if self._post(pending.issuer_connection, wire.encode(delivery), envelope["cid"]):
+        if self._answer_issuer(
+            tenant,
+            pending.issuer_client,
+            pending.issuer_connection,
+            wire.encode(delivery),
+            envelope["cid"],
+        ):
             self._counters.count("Relayed")
             self._observe_latency(envelope)
 
@@ -390,7 +398,13 @@ class Relay:
             message=f"browser {target!r} did not answer command {command_id!r} in time",
             id=command_id,
         )
-        self._post(pending.issuer_connection, wire.encode(error), envelope["cid"])
+        self._answer_issuer(
+            tenant,
+            pending.issuer_client,
+            pending.issuer_connection,
+            wire.encode(error),
+            envelope["cid"],
+        )
 
     # -- presence -----------------------------------------------------------------
 
@@ -416,7 +430,13 @@ class Relay:
                 message=f"browser {client!r} disconnected before answering",
                 id=pending.command_id,
             )
-            self._post(pending.issuer_connection, wire.encode(error), envelope["cid"])
+            self._answer_issuer(
+                tenant,
+                pending.issuer_client,
+                pending.issuer_connection,
+                wire.encode(error),
+                envelope["cid"],
+            )
         self._presence(tenant, client, False, envelope)
 
     def _observe_latency(self, envelope: Envelope) -> None:
@@ -440,6 +460,18 @@ class Relay:
             self._counters.count("DeliveryRetried")
             self._bus.schedule(envelopes.post(connection_id, data, attempt=1, cid=cid), 1)
         return True
+
+    def _answer_issuer(
+        self, tenant: str, issuer_client: str, issuer_connection: str, data: str, cid: str
+    ) -> bool:
+        """Post a command's answer to its issuer; if that connection is gone, to the
+        issuer's current connection (a consumer that reconnected meanwhile)."""
+        if self._post(issuer_connection, data, cid):
+            return True
+        current = self._registry.lookup_client(tenant, "consumer", issuer_client)
+        if current is None or current == issuer_connection:
+            return False
+        return self._post(current, data, cid)
 
     def _retry_post(self, envelope: Envelope) -> None:
         connection_id, attempt = envelope["to"], envelope["attempt"]

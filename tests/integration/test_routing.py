@@ -202,3 +202,23 @@ def test_ping_is_answered_with_pong(gateway: Harness) -> None:
         "action": "pong",
         "id": "p1",
     }
+
+
+def test_result_reaches_the_issuer_after_it_reconnected(gateway: Harness) -> None:
+    # Given a command in flight when its consumer reconnects (2 h limit, network)
+    browser = gateway.connect("browser", "acme", "b1")
+    old = gateway.connect("consumer", "acme", "c1")
+    gateway.send(old, command("k1", "b1"))
+    gateway.drain()
+    gateway.vanish(old)
+    new = gateway.connect("consumer", "acme", "c1")
+    gateway.drain()
+    gateway.take(new)
+
+    # When the browser answers
+    gateway.send(browser, json.dumps({"action": "result", "id": "k1", "ok": True, "value": 1}))
+    gateway.drain()
+
+    # Then the answer reaches the consumer's new connection
+    (result,) = gateway.take(new)
+    assert result["action"] == "result" and result["id"] == "k1" and result["value"] == 1

@@ -66,3 +66,23 @@ def test_connections_are_counted_apart() -> None:
     for _ in range(5):
         limiter.check("a")
     assert limiter.check("b") == "ok"
+
+
+def test_concurrent_calls_in_one_process_count_each_message_once() -> None:
+    # The local emulator runs handler calls in threads that share one limiter.
+    import threading
+
+    counter, clock = SharedCounter(), Clock()
+    limiter = RateLimiter(counter, limit_per_second=50, clock=clock)
+    start = threading.Barrier(12)
+
+    def send() -> None:
+        start.wait()
+        limiter.check("c")
+
+    threads = [threading.Thread(target=send) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert counter.totals[("c", 1000)] == 10  # two still unflushed; none counted twice

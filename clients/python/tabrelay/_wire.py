@@ -1,0 +1,603 @@
+# GENERATED FILE: do not edit.
+# A copy of functions/models/wire.py, written by scripts/vendor_wire.py
+# (`make vendor`) so that the tabrelay client installs on its own.
+# tests/unit/client/test_vendored_wire.py fails when it differs from the source.
+"""Wire protocol v1 of tabrelay: the one definition of every message.
+
+Every frame is a JSON text frame holding one object with an ``action``. This
+module is the single, machine-checked definition of those objects, used by the
+Lambda handlers and (vendored as ``tabrelay._wire``) by the Python client.
+
+It must import nothing but the standard library: the client installs alone,
+and the Lambdas must not pay for anything heavier at cold start.
+
+Contract:
+
+* :func:`decode` turns a received text frame into one of the message classes
+  below, or raises :class:`ProtocolError` whose ``code`` is one of
+  :data:`ERROR_CODES` and whose message names the offending field.
+* :func:`encode` turns a message into the compact JSON text that goes on the
+  wire; ``decode(encode(m)) == m`` for every valid message ``m``.
+* Text that is not a JSON object (the seed's raw frames) makes :func:`decode`
+  raise :class:`RawFrame`, so callers can apply the raw-frame rules of
+  ``docs/protocol.md`` explicitly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Union
+
+__all__ = [
+    "ACK_QUERY_PARAMETER",
+    "BROWSER_ACTIONS",
+    "CONSUMER_ACTIONS",
+    "ERROR_CODES",
+    "FRAME_LIMIT",
+    "INBOUND",
+    "MESSAGE_LIMIT",
+    "OUTBOUND",
+    "PROTOCOL_VERSION",
+    "Ack",
+    "BrowserInfo",
+    "Browsers",
+    "Command",
+    "CommandDelivery",
+    "ErrorCode",
+    "ErrorMessage",
+    "List",
+    "Message",
+    "Ping",
+    "Pong",
+    "Presence",
+    "ProtocolError",
+    "RawFrame",
+    "Result",
+    "ResultDelivery",
+    "Role",
+    "Snapshot",
+    "SnapshotDelivery",
+    "Subscribe",
+    "Subscribed",
+    "Unsubscribe",
+    "decode",
+    "decode_outbound",
+    "encode",
+    "to_dict",
+]
+
+PROTOCOL_VERSION = 1
+
+#: API Gateway closes a connection with 1009 when one frame exceeds this.
+FRAME_LIMIT = 32 * 1024
+#: API Gateway closes a connection with 1009 when one message exceeds this.
+MESSAGE_LIMIT = 128 * 1024
+#: Query-string parameter a client sets to ``1`` to negotiate cumulative acks.
+ACK_QUERY_PARAMETER = "acks"
+
+Role = Literal["browser", "consumer"]
+ErrorCode = Literal[
+    "bad_request",
+    "unknown_action",
+    "unauthorized",
+    "forbidden",
+    "too_large",
+    "rate_limited",
+    "target_offline",
+    "busy",
+    "timeout",
+    "conflict",
+    "internal",
+]
+ERROR_CODES: frozenset[str] = frozenset(typing.get_args(ErrorCode))
+
+# Bounds on client-chosen strings keep every delivery far below MESSAGE_LIMIT.
+_ID_MAX = 128
+_NAME_MAX = 64
+_URL_MAX = 8192
+_TITLE_MAX = 1024
+
+
+class ProtocolError(ValueError):
+    """A frame broke the protocol; ``code`` is stable, ``message`` is for people."""
+
+    def __init__(self, code: ErrorCode, message: str, *, id: str | None = None) -> None:
+        super().__init__(message)
+        self.code: ErrorCode = code
+        self.message = message
+        self.id = id
+
+
+class RawFrame(ValueError):
+    """The text is not a JSON object: a raw frame, handled by the raw-frame rules."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__("not a JSON object")
+        self.text = text
+
+
+def _meta(
+    *,
+    min_len: int | None = None,
+    max_len: int | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    max_items: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "min_len": min_len,
+        "max_len": max_len,
+        "minimum": minimum,
+        "maximum": maximum,
+        "max_items": max_items,
+    }
+
+
+class Message:
+    """Base of every message; ``action`` is the discriminator on the wire."""
+
+    action: ClassVar[str]
+
+
+# --------------------------------------------------------------------------
+# Inbound: what clients send.
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot(Message):
+    """Page state from a browser: one part of snapshot ``sid``.
+
+    ``data`` is the HTML itself when ``enc`` is ``"none"``; when ``enc`` is
+    ``"gzip"`` it is one slice of the base64 text of the gzip-compressed UTF-8
+    HTML. Parts are numbered ``0 .. parts-1``; the receiver joins the slices in
+    order, decodes base64 and decompresses. ``seq`` grows with every snapshot
+    of one browser (not with parts) so a receiver can drop stale ones.
+    """
+
+    action: ClassVar[str] = "snapshot"
+    sid: str = field(metadata=_meta(min_len=1, max_len=_ID_MAX))
+    seq: int = field(metadata=_meta(minimum=0))
+    data: str
+    url: str = field(default="", metadata=_meta(max_len=_URL_MAX))
+    title: str = field(default="", metadata=_meta(max_len=_TITLE_MAX))
+    enc: Literal["none", "gzip"] = "none"
+    part: int = field(default=0, metadata=_meta(minimum=0))
+    parts: int = field(default=1, metadata=_meta(minimum=1, maximum=10_000))
+    id: str | None = field(default=None, metadata=_meta(max_len=_ID_MAX))
+
+    def __post_init__(self) -> None:
+        if self.part >= self.parts:
+            raise ProtocolError("bad_request", "'part' must be less than 'parts'", id=self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe(Message):
+    """Receive snapshots from these browsers (client ids; ``"*"`` means all).
+
+    Before a consumer's first subscribe or unsubscribe it receives from every
+    browser of its tenant; afterwards exactly from the set it has built.
+    """
+
+    action: ClassVar[str] = "subscribe"
+    browsers: list[str] = field(metadata=_meta(min_len=1, max_len=_ID_MAX, max_items=100))
+    id: str | None = field(default=None, metadata=_meta(max_len=_ID_MAX))
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe(Message):
+    """Stop receiving snapshots from these browsers (``"*"`` drops "all")."""
+
+    action: ClassVar[str] = "unsubscribe"
+    browsers: list[str] = field(metadata=_meta(min_len=1, max_len=_ID_MAX, max_items=100))
+    id: str | None = field(default=None, metadata=_meta(max_len=_ID_MAX))
+
+
+@dataclass(frozen=True, slots=True)
+class Command(Message):
+    """A command for browser ``target``; answered by one result or error ``id``."""
+
+    action: ClassVar[str] = "command"
+    id: str = field(metadata=_meta(min_len=1, max_len=_ID_MAX))
+    target: str = field(metadata=_meta(min_len=1, max_len=_ID_MAX))
+    name: str = field(metadata=_meta(min_len=1, max_len=_NAME_MAX))
+    args: dict[str, Any] = field(default_factory=dict)
+    timeout: float = field(default=30.0, metadata=_meta(minimum=1, maximum=900))
+
+
+@dataclass(frozen=True, slots=True)
+class Result(Message):
+    """A browser's answer to command ``id``: ``value`` when ok, else ``error``.
+
+    A value too large for one 32 KB frame (a screenshot) is sent in ``parts``
+    messages: the JSON text of the whole value is cut into string slices, part
+    ``i`` carries slice ``i`` as its ``value``, and the receiver joins the slices
+    in order and parses the JSON. ``ok``, ``error`` and ``code`` repeat on every part.
+    """
+
+    action: ClassVar[str] = "result"
+    id: str = field(metadata=_meta(min_len=1, max_len=_ID_MAX))
+    ok: bool
+    value: Any = None
+    error: str | None = field(default=None, metadata=_meta(max_len=4096))
+    code: str | None = field(default=None, metadata=_meta(max_len=_NAME_MAX))
+    part: int = field(default=0, metadata=_meta(minimum=0))
+    parts: int = field(default=1, metadata=_meta(minimum=1, maximum=10_000))
+
+    def __post_init__(self) -> None:
+        if self.part >= self.parts:
+            raise ProtocolError("bad_request", "'part' must be less than 'parts'", id=self.id)
+        if self.parts > 1 and not isinstance(self.value, str):
+            raise ProtocolError(
+                "bad_request", "result.value must be a string slice when parts > 1", id=self.id
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Ping(Message):
+    """Keep-alive; answered with ``pong`` (without a Lambda call when deployed)."""
+
+    action: ClassVar[str] = "ping"
+    id: str | None = field(default=None, metadata=_meta(max_len=_ID_MAX))
+
+
+@dataclass(frozen=True, slots=True)
+class Ack(Message):
+    """Cumulative acknowledgement: every delivery with ``dseq <= seq`` is processed."""
+
+    action: ClassVar[str] = "ack"
+    seq: int = field(metadata=_meta(minimum=0))
+
+
+@dataclass(frozen=True, slots=True)
+class List(Message):
+    """Ask for the tenant's online browsers; answered with ``browsers``."""
+
+    action: ClassVar[str] = "list"
+    id: str | None = field(default=None, metadata=_meta(max_len=_ID_MAX))
+
+
+# --------------------------------------------------------------------------
+# Outbound: what the gateway delivers.
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotDelivery(Message):
+    """A snapshot part from browser ``source``, as a consumer receives it.
+
+    ``missed`` counts snapshots of ``source`` the gateway dropped for this
+    consumer (conflation) since the previous delivery from ``source``.
+    ``dseq`` is present only on connections that negotiated acks.
+    """
+
+    action: ClassVar[str] = "snapshot"
+    source: str
+    sid: str
+    seq: int
+    data: str
+    url: str = ""
+    title: str = ""
+    enc: Literal["none", "gzip"] = "none"
+    part: int = 0
+    parts: int = 1
+    missed: int = 0
+    dseq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandDelivery(Message):
+    """A command as the target browser receives it; ``source`` is the consumer."""
+
+    action: ClassVar[str] = "command"
+    id: str
+    source: str
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ResultDelivery(Message):
+    """A result (or one part of it) as the issuing consumer receives it.
+
+    ``source`` is the browser; parts are joined as described on :class:`Result`.
+    """
+
+    action: ClassVar[str] = "result"
+    id: str
+    source: str
+    ok: bool
+    value: Any = None
+    error: str | None = None
+    code: str | None = None
+    part: int = 0
+    parts: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Presence(Message):
+    """Browser ``client_id`` came online or went offline (``at``: epoch ms)."""
+
+    action: ClassVar[str] = "presence"
+    client_id: str
+    online: bool
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserInfo:
+    """One online browser in a ``browsers`` reply."""
+
+    client_id: str
+    connected_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Browsers(Message):
+    """Reply to ``list``."""
+
+    action: ClassVar[str] = "browsers"
+    browsers: list[BrowserInfo]
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribed(Message):
+    """Reply to ``subscribe``/``unsubscribe``: the subscription set now in force."""
+
+    action: ClassVar[str] = "subscribed"
+    browsers: list[str]
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pong(Message):
+    """Reply to ``ping``."""
+
+    action: ClassVar[str] = "pong"
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorMessage(Message):
+    """An error: stable ``code``, human ``message``, and the ``id`` it refers to."""
+
+    action: ClassVar[str] = "error"
+    code: ErrorCode
+    message: str
+    id: str | None = None
+
+
+INBOUND: dict[str, type[Message]] = {
+    cls.action: cls for cls in (Snapshot, Subscribe, Unsubscribe, Command, Result, Ping, Ack, List)
+}
+OUTBOUND: dict[str, type[Message]] = {
+    cls.action: cls
+    for cls in (
+        SnapshotDelivery,
+        CommandDelivery,
+        ResultDelivery,
+        Presence,
+        Browsers,
+        Subscribed,
+        Pong,
+        ErrorMessage,
+    )
+}
+#: Which inbound actions each role may send.
+BROWSER_ACTIONS: frozenset[str] = frozenset({"snapshot", "result", "ping", "ack"})
+CONSUMER_ACTIONS: frozenset[str] = frozenset(
+    {"subscribe", "unsubscribe", "command", "ping", "ack", "list"}
+)
+
+
+# --------------------------------------------------------------------------
+# Encoding and decoding.
+# --------------------------------------------------------------------------
+
+
+def to_dict(message: Message) -> dict[str, Any]:
+    """The JSON object of ``message``: ``action`` first, ``None`` fields left out."""
+    out: dict[str, Any] = {"action": message.action}
+    for f in dataclasses.fields(message):  # type: ignore[arg-type]
+        value = getattr(message, f.name)
+        if value is None:
+            continue
+        if isinstance(value, list):
+            value = [
+                dataclasses.asdict(v)
+                if dataclasses.is_dataclass(v) and not isinstance(v, type)
+                else v
+                for v in value
+            ]
+        out[f.name] = value
+    return out
+
+
+def encode(message: Message) -> str:
+    """Compact JSON text of ``message`` (non-ASCII kept as UTF-8, never escaped)."""
+    return json.dumps(to_dict(message), separators=(",", ":"), ensure_ascii=False)
+
+
+def decode(text: str | bytes) -> Message:
+    """Parse one inbound frame.
+
+    Raises :class:`RawFrame` when the text is not a JSON object, and
+    :class:`ProtocolError` (``bad_request`` or ``unknown_action``) when it is an
+    object that is not a valid inbound message.
+    """
+    return _decode(text, INBOUND, direction="inbound")
+
+
+def decode_outbound(text: str | bytes) -> Message:
+    """Parse one frame the gateway sent (used by clients); same errors as :func:`decode`."""
+    return _decode(text, OUTBOUND, direction="outbound")
+
+
+def _decode(text: str | bytes, table: dict[str, type[Message]], *, direction: str) -> Message:
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolError("bad_request", "frame is not valid UTF-8") from None
+    stripped = text.lstrip()
+    if not stripped.startswith("{"):
+        raise RawFrame(text)
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError("bad_request", f"malformed JSON: {exc}") from None
+    if not isinstance(obj, dict):  # pragma: no cover - guarded by the '{' check
+        raise RawFrame(text)
+    raw_id = obj.get("id")
+    ref = raw_id if isinstance(raw_id, str) and len(raw_id) <= _ID_MAX else None
+    action = obj.get("action")
+    if not isinstance(action, str):
+        raise ProtocolError("bad_request", "'action' is required and must be a string", id=ref)
+    cls = table.get(action)
+    if cls is None:
+        known = ", ".join(sorted(table))
+        raise ProtocolError(
+            "unknown_action", f"unknown {direction} action {action!r} (known: {known})", id=ref
+        )
+    return _build(cls, obj, ref)
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = typing.get_type_hints(cls)
+        _HINTS[cls] = hints
+    return hints
+
+
+def _build(cls: type[Message], obj: dict[str, Any], ref: str | None) -> Message:
+    hints = _hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(obj) - set(fields) - {"action"}
+    if unknown:
+        names = ", ".join(repr(n) for n in sorted(unknown))
+        raise ProtocolError("bad_request", f"{cls.action}: unknown field(s) {names}", id=ref)
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        if name not in obj:
+            has_default = (
+                f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+            )
+            if not has_default:
+                raise ProtocolError("bad_request", f"{cls.action}: missing field {name!r}", id=ref)
+            continue
+        value = _check(obj[name], hints[name], f"{cls.action}.{name}", ref)
+        _limits(value, f.metadata, f"{cls.action}.{name}", ref)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _type_name(tp: Any) -> str:
+    if tp is type(None):
+        return "null"
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(json.dumps(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return "object"
+    names = {str: "string", int: "integer", float: "number", bool: "boolean"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _check(value: Any, tp: Any, where: str, ref: str | None) -> Any:
+    """Return ``value`` if it has JSON type ``tp`` (ints accepted as floats)."""
+    if tp is Any:
+        return value
+    origin = typing.get_origin(tp)
+    ok: bool
+    if origin in (Union, types.UnionType):
+        for option in typing.get_args(tp):
+            try:
+                return _check(value, option, where, ref)
+            except ProtocolError:
+                continue
+        ok = False
+    elif origin is Literal:
+        ok = isinstance(value, str) and value in typing.get_args(tp)
+    elif origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if isinstance(value, list):
+            return [_check(v, item_tp, f"{where}[{i}]", ref) for i, v in enumerate(value)]
+        ok = False
+    elif origin is dict:
+        ok = isinstance(value, dict)
+    elif tp is type(None):
+        ok = value is None
+    elif tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok:
+            value = float(value)
+            ok = math.isfinite(value)
+    elif tp is str:
+        ok = isinstance(value, str)
+    elif dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if isinstance(value, dict):
+            sub_hints = typing.get_type_hints(tp)
+            names = [f.name for f in dataclasses.fields(tp)]
+            if set(value) == set(names):
+                return tp(**{n: _check(value[n], sub_hints[n], f"{where}.{n}", ref) for n in names})
+        ok = False
+    else:  # pragma: no cover - a type this module does not use
+        raise TypeError(f"unsupported type {tp!r}")
+    if not ok:
+        shown = json.dumps(value)[:40] if _jsonable(value) else type(value).__name__
+        raise ProtocolError("bad_request", f"{where} must be {_type_name(tp)}, got {shown}", id=ref)
+    return value
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _limits(value: Any, meta: typing.Mapping[str, Any], where: str, ref: str | None) -> None:
+    if not meta:
+        return
+    items = value if isinstance(value, list) else [value]
+    max_items = meta.get("max_items")
+    if max_items is not None and isinstance(value, list):
+        if not value:
+            raise ProtocolError("bad_request", f"{where} must not be empty", id=ref)
+        if len(value) > max_items:
+            raise ProtocolError(
+                "bad_request", f"{where} has {len(value)} items, at most {max_items}", id=ref
+            )
+    for item in items:
+        if isinstance(item, str):
+            if meta.get("min_len") is not None and len(item) < meta["min_len"]:
+                raise ProtocolError("bad_request", f"{where} must not be empty", id=ref)
+            if meta.get("max_len") is not None and len(item) > meta["max_len"]:
+                raise ProtocolError(
+                    "bad_request", f"{where} is longer than {meta['max_len']} characters", id=ref
+                )
+        elif isinstance(item, (int, float)) and not isinstance(item, bool):
+            if meta.get("minimum") is not None and item < meta["minimum"]:
+                raise ProtocolError("bad_request", f"{where} must be >= {meta['minimum']}", id=ref)
+            if meta.get("maximum") is not None and item > meta["maximum"]:
+                raise ProtocolError("bad_request", f"{where} must be <= {meta['maximum']}", id=ref)

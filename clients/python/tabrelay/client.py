@@ -1,0 +1,1055 @@
+"""The asyncio layer: one :class:`Relay` object per logical connection.
+
+It follows the seed's design. Each WebSocket connection (a *session*) runs a
+reader task, a writer task and a keep-alive task. The writer drains the bounded
+outgoing queue (:class:`~tabrelay.core.OutboundBuffer`); the reader owns the
+session: when the connection ends, it cancels the writer and the keep-alive.
+A lifecycle task then reconnects with exponential backoff and jitter, restores
+the subscriptions and resends what was in flight. Every protocol rule lives in
+:mod:`tabrelay.core`; this module only moves frames and wakes waiters.
+
+This module must not implement protocol rules of its own (put them in
+``core``) and must not import anything outside the package but ``websockets``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import logging
+import time
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from tabrelay import _wire as wire
+from tabrelay.core import (
+    DEFAULT_FRAME_BUDGET,
+    OVERFLOW_POLICIES,
+    AckTracker,
+    InboundSnapshots,
+    OutboundBuffer,
+    Outgoing,
+    Overflow,
+    ResultAssembler,
+    SnapshotAssembler,
+    TokenBucket,
+    backoff,
+    encode_frame,
+    part_id,
+    result_frames,
+    snapshot_frames,
+)
+from tabrelay.errors import (
+    AuthError,
+    BadRequestError,
+    CommandFailedError,
+    CommandTimeoutError,
+    ConnectError,
+    ConnectionClosedError,
+    TabRelayError,
+    error_for_code,
+)
+from tabrelay.models import BrowserInfo, CommandRequest, Presence, Snapshot
+
+__all__ = ["CommandHandler", "Relay", "RelayStats", "connect"]
+
+logger = logging.getLogger("tabrelay")
+
+#: A browser-side command handler: gets the command, returns a JSON-serializable
+#: value (or an awaitable of one); raising makes the result ``ok: false``.
+CommandHandler = Callable[[CommandRequest], Any]
+TokenSource = str | Callable[[], str] | None
+
+_RUNNING = None  # marks a command id whose handler has not finished yet
+_Token = tuple[int, int] | None
+
+
+@dataclass
+class RelayStats:
+    """Counters a program (or the CLI's rate display) may read at any time."""
+
+    sessions: int = 0
+    snapshots_sent: int = 0
+    frames_sent: int = 0
+    snapshots_received: int = 0
+    missed: int = 0
+    outgoing_dropped: int = 0
+    incoming_dropped: int = 0
+    stale_dropped: int = 0
+    parts_resent: int = 0
+    acks_sent: int = 0
+    pings_sent: int = 0
+    commands_run: int = 0
+    duplicate_commands: int = 0
+
+
+@dataclass
+class _Request:
+    kind: Literal["list", "subscribe", "unsubscribe"]
+    frame: str
+    future: asyncio.Future[Any]
+    sent_in: int = 0  # session number it was last written in (0: not yet)
+
+
+def connect(
+    url: str,
+    *,
+    token: TokenSource = None,
+    role: Literal["browser", "consumer"] | None = None,
+    acks: bool = True,
+    queue_size: int = 100,
+    overflow: Overflow = "block",
+    **options: Any,
+) -> Relay:
+    """Open a relay to the gateway at ``url`` (``ws://`` or ``wss://``).
+
+    Use it as ``async with tabrelay.connect(url, token=...) as relay:`` (or
+    ``relay = await tabrelay.connect(...)`` and later ``await relay.close()``).
+    Entering opens the first connection and raises :class:`AuthError` when the
+    gateway refuses the token (HTTP 401/403; never retried) or
+    :class:`ConnectError` when it cannot be reached. After that, dropped
+    connections are reopened with backoff; see :class:`Relay` for the options.
+    """
+    return Relay(
+        url,
+        token=token,
+        role=role,
+        acks=acks,
+        queue_size=queue_size,
+        overflow=overflow,
+        **options,
+    )
+
+
+class Relay:
+    """A reconnecting client of the tabrelay gateway, for consumers and browsers alike.
+
+    Options (keyword-only):
+
+    * ``token``: the JWT (or a callable returning a fresh one at each connect);
+      may be omitted when ``url`` already carries ``?token=``.
+    * ``role``: ``"browser"`` or ``"consumer"``; informative (the token decides).
+    * ``acks``: negotiate cumulative acks (``&acks=1``). With acks, a snapshot
+      counts as processed when the application takes it from
+      :meth:`snapshots`, so a slow consumer makes the gateway conflate.
+    * ``queue_size``, ``overflow``: the bound and policy of both queues: the
+      outgoing queue the writer drains, and the buffer of whole snapshots
+      waiting for the application. ``"block"`` waits for room (a producer in
+      :meth:`send_snapshot`; the reader for incoming snapshots), ``"drop_oldest"``
+      drops the oldest snapshot (never a command or result) and ``"raise"``
+      raises :class:`QueueFullError` (from the send call; from
+      :meth:`snapshots` for incoming ones). No snapshot disappears silently:
+      incoming drops add to ``Snapshot.missed``, outgoing ones to
+      :attr:`stats` ``.outgoing_dropped``.
+    * ``ping_interval`` (20 s), ``ping_timeout`` (20 s): a JSON ``ping`` every
+      interval; if nothing arrives within the timeout the connection is treated
+      as dead and reopened.
+    * ``reconnect`` (True), ``backoff_initial`` (0.5 s), ``backoff_max`` (30 s).
+    * ``open_timeout`` (10 s), ``request_timeout`` (10 s) for ``list`` and
+      ``subscribe`` replies, ``close_timeout`` (5 s) to flush on close.
+    * ``ack_every`` (10), ``ack_delay`` (0.25 s): an ack goes out after that many
+      deliveries or that long after the first unacknowledged one.
+    * ``frame_budget`` (30,000 bytes) per outgoing frame.
+    * ``max_rate`` (20 frames/s), ``max_burst`` (20): outgoing pacing that keeps
+      the connection under the gateway's rate limit (50 messages/s as deployed)
+      even while a large snapshot goes out in parts; each ``rate_limited`` error
+      halves both. ``max_rate=None`` disables pacing.
+    * ``proxy``: as in ``websockets.connect`` (``True``: from the environment).
+    * ``command_grace`` (5 s): how long past a command's timeout the client
+      waits for the gateway's answer before raising :class:`CommandTimeoutError`.
+
+    One task at a time should iterate :meth:`snapshots` (and :meth:`presence`).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: TokenSource = None,
+        role: Literal["browser", "consumer"] | None = None,
+        acks: bool = True,
+        queue_size: int = 100,
+        overflow: Overflow = "block",
+        ping_interval: float | None = 20.0,
+        ping_timeout: float = 20.0,
+        reconnect: bool = True,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        open_timeout: float = 10.0,
+        request_timeout: float = 10.0,
+        close_timeout: float = 5.0,
+        ack_every: int = 10,
+        ack_delay: float = 0.25,
+        frame_budget: int = DEFAULT_FRAME_BUDGET,
+        max_rate: float | None = 20.0,
+        max_burst: int = 20,
+        command_grace: float = 5.0,
+        presence_size: int = 1000,
+        remember_commands: int = 10_000,
+        proxy: str | Literal[True] | None = True,
+    ) -> None:
+        scheme = urlsplit(url).scheme
+        if scheme not in ("ws", "wss"):
+            raise ValueError(f"url must start with ws:// or wss://, got {url!r}")
+        if overflow not in OVERFLOW_POLICIES:
+            raise ValueError(f"overflow must be one of {sorted(OVERFLOW_POLICIES)}")
+        self.url = url
+        self.role = role
+        self.acks = acks
+        self._token = token
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.reconnect = reconnect
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.open_timeout = open_timeout
+        self.request_timeout = request_timeout
+        self.close_timeout = close_timeout
+        self.frame_budget = frame_budget
+        self.command_grace = command_grace
+        self.proxy = proxy
+        self.stats = RelayStats()
+
+        self._outbox = OutboundBuffer(queue_size, overflow)
+        self._inbox: InboundSnapshots[_Token] = InboundSnapshots(queue_size, overflow)
+        self._assembler = SnapshotAssembler()
+        self._results = ResultAssembler()
+        self._ack = AckTracker(every=ack_every, delay=ack_delay)
+        self._ack_timer: asyncio.TimerHandle | None = None
+        self._bucket = TokenBucket(max_rate, max_burst) if max_rate else None
+        self._ack_pending: int | None = None
+        self._ping_pending = False
+        self._restore: list[str] = []
+        self._restore_left = 0
+        self._ready_timer: asyncio.TimerHandle | None = None
+
+        self._commands: dict[str, asyncio.Future[Any]] = {}
+        self._requests: OrderedDict[str, _Request] = OrderedDict()
+        self._request_ids = itertools.count(1)
+        self._subs: set[str] | None = None
+        self._presence: deque[Presence] = deque(maxlen=presence_size)
+
+        self._handler: CommandHandler | None = None
+        self._seen: OrderedDict[str, list[str] | None] = OrderedDict()
+        self._sent_parts: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        self._remember = remember_commands
+        self._tasks: set[asyncio.Task[Any]] = set()
+        # Snapshot sequence numbers grow across reconnects and process restarts.
+        self._seq = time.time_ns() // 1_000_000
+
+        self._ws: ClientConnection | None = None
+        self._session = 0
+        self._last_rx = 0.0
+        self._reader_paused = False
+        self._wake = asyncio.Event()  # the writer has something to send
+        self._room = asyncio.Event()  # the outgoing queue has room again
+        self._empty = asyncio.Event()  # the outgoing queue is empty
+        self._empty.set()
+        self._inbox_changed = asyncio.Event()
+        self._presence_changed = asyncio.Event()
+        self._ready = asyncio.Event()  # connected, subscriptions restored
+        self._ready_changed = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._finished = asyncio.Event()
+        self._fatal: BaseException | None = None
+        self._lifecycle: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------
+    # Opening and closing.
+    # ------------------------------------------------------------------
+
+    async def __aenter__(self) -> Relay:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __await__(self) -> Generator[Any, None, Relay]:
+        return self._started().__await__()
+
+    async def _started(self) -> Relay:
+        await self.start()
+        return self
+
+    async def start(self) -> None:
+        """Open the first connection; raises :class:`AuthError` or :class:`ConnectError`."""
+        if self._lifecycle is not None:
+            raise RuntimeError("relay already started")
+        ws = await self._open()
+        self._ws = ws  # so that a close() before the first session starts closes it
+        self._lifecycle = asyncio.create_task(self._run(ws), name="tabrelay-lifecycle")
+
+    async def close(self) -> None:
+        """Flush the outgoing queue (at most ``close_timeout``), then close for good.
+
+        Afterwards :meth:`snapshots` ends, and pending and later calls raise
+        :class:`ConnectionClosedError`. Closing twice is harmless.
+        """
+        if self._lifecycle is None:
+            self._closing.set()
+            self._finish()
+            return
+        if not self._closing.is_set() and self._ws is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.close_timeout):
+                    await self.drain()
+        self._closing.set()
+        ws = self._ws
+        if ws is not None:
+            await ws.close()
+        await self._lifecycle  # never raises: it keeps a fatal error for the callers
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def drain(self) -> None:
+        """Wait until the outgoing queue is empty (everything queued was written)."""
+        while len(self._outbox) and not self._finished.is_set():
+            self._empty.clear()
+            await self._first(self._empty, self._finished)
+
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None and self._ready.is_set()
+
+    async def wait_connected(self, session: int = 1) -> None:
+        """Wait until connection number ``session`` (or a later one) is open and restored.
+
+        Connections are counted from 1 in :attr:`stats` ``.sessions``; after a
+        drop, ``wait_connected(relay.stats.sessions + 1)`` waits for the
+        reconnection and the restored subscriptions. Raises if the relay ends.
+        """
+        while True:
+            self._check_open()
+            if self._ready.is_set() and self._session >= session:
+                return
+            self._ready_changed.clear()
+            await self._first(self._ready_changed, self._finished)
+
+    def _set_ready(self) -> None:
+        self._ready.set()
+        self._ready_changed.set()
+
+    async def wait_closed(self) -> None:
+        """Wait until the relay has ended; raises the fatal error if one ended it."""
+        await self._finished.wait()
+        if self._fatal is not None:
+            raise self._fatal
+
+    # ------------------------------------------------------------------
+    # Consumer API.
+    # ------------------------------------------------------------------
+
+    async def subscribe(self, browsers: Iterable[str]) -> list[str]:
+        """Receive snapshots from these browsers (client ids; ``"*"``: all of the tenant).
+
+        Returns the subscription set now in force. Before the first
+        subscribe/unsubscribe a consumer receives from every browser. The set is
+        restored on every reconnect.
+        """
+        ids = self._ids(browsers)
+        self._subs = (self._subs or set()) | set(ids)
+        reply: list[str] = []
+        for chunk in _chunks(ids, 100):
+            reply = await self._request("subscribe", chunk)
+        return reply
+
+    async def unsubscribe(self, browsers: Iterable[str]) -> list[str]:
+        """Stop receiving snapshots from these browsers; returns the set in force."""
+        ids = self._ids(browsers)
+        self._subs = (self._subs or set()) - set(ids)
+        reply: list[str] = []
+        for chunk in _chunks(ids, 100):
+            reply = await self._request("unsubscribe", chunk)
+        return reply
+
+    async def browsers(self) -> list[BrowserInfo]:
+        """The tenant's online browsers."""
+        result: list[BrowserInfo] = await self._request("list", None)
+        return result
+
+    async def command(
+        self,
+        target: str,
+        name: str,
+        /,
+        *,
+        timeout: float = 30.0,
+        args: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Run command ``name`` on browser ``target`` and return its result value.
+
+        Arguments are ``args`` merged with the keyword arguments. ``timeout``
+        (1 to 900 s) is how long the browser has to answer. Raises the typed
+        gateway error (:class:`BusyError`, :class:`TargetOfflineError`,
+        :class:`CommandTimeoutError`, :class:`ForbiddenError`,
+        :class:`RateLimitedError`, ...), :class:`CommandFailedError` when the
+        browser answered ``ok: false``, :class:`QueueFullError` with
+        ``overflow="raise"``. A command whose connection drops after it was
+        written is not written again (it may have run); it then ends with the
+        gateway's answer if it arrives, else :class:`CommandTimeoutError`.
+        """
+        if not 1 <= timeout <= 900:
+            raise ValueError("timeout must be between 1 and 900 seconds")
+        self._check_open()
+        id = uuid.uuid4().hex
+        message = wire.Command(
+            id=id, target=target, name=name, args={**(args or {}), **kwargs}, timeout=timeout
+        )
+        item = Outgoing("command", [self._encode(message)], key=id)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._commands[id] = future
+        try:
+            async with asyncio.timeout(timeout + self.command_grace):
+                await self._enqueue(item)
+                return await future
+        except TimeoutError:
+            raise CommandTimeoutError(
+                f"no answer to {name!r} from {target} within {timeout:g} s", id=id
+            ) from None
+        finally:
+            self._commands.pop(id, None)
+            self._results.discard(id)
+            if self._outbox.remove(item):
+                self._room.set()
+
+    async def snapshots(self) -> AsyncIterator[Snapshot]:
+        """Whole snapshots as they arrive, oldest first; ends when the relay closes.
+
+        Parts are joined and decompressed; ``missed`` tells how many snapshots
+        of that browser were dropped before this one. Taking a snapshot is what
+        acknowledges it. Raises :class:`QueueFullError` (with
+        ``overflow="raise"``) when the buffer overflowed, and the fatal error
+        (e.g. :class:`AuthError` on a reconnect) if one ended the relay.
+        """
+        while True:
+            taken = self._inbox.take()
+            if taken is not None:
+                snap, token = taken
+                self._ack.release(token, self._now())
+                self._ack_update()
+                self._inbox_changed.set()  # a reader blocked on a full buffer may go on
+                yield snap
+                continue
+            if self._finished.is_set():
+                if self._fatal is not None:
+                    raise self._fatal
+                return
+            self._inbox_changed.clear()
+            await self._first(self._inbox_changed, self._finished)
+
+    def unreported_missed(self, source: str) -> int:
+        """Snapshots of browser ``source`` the client dropped that no ``missed`` has reported yet.
+
+        They are added to the next snapshot from ``source``; this says how many
+        there are now (e.g. late, reordered deliveries that arrived after the
+        newest snapshot). Drops by the gateway are not known until it reports them.
+        """
+        return self._inbox.unreported(source) + self._assembler.unreported(source)
+
+    async def presence(self) -> AsyncIterator[Presence]:
+        """Browser online/offline events as they arrive; ends when the relay closes.
+
+        At most ``presence_size`` events are buffered (the oldest are dropped).
+        """
+        while True:
+            if self._presence:
+                yield self._presence.popleft()
+                continue
+            if self._finished.is_set():
+                return
+            self._presence_changed.clear()
+            await self._first(self._presence_changed, self._finished)
+
+    # ------------------------------------------------------------------
+    # Browser API.
+    # ------------------------------------------------------------------
+
+    async def send_snapshot(
+        self, html: str, *, url: str = "", title: str = "", compress: bool | None = None
+    ) -> str:
+        """Queue one page snapshot and return its snapshot id.
+
+        Compression and parts are automatic (see
+        :func:`tabrelay.core.snapshot_frames`). Returns once the snapshot is in
+        the outgoing queue (subject to ``overflow``), not once it is written;
+        :meth:`drain` waits for that.
+        """
+        self._check_open()
+        self._seq += 1
+        sid = uuid.uuid4().hex[:16]
+        seq = self._seq
+
+        def build() -> list[str]:
+            return snapshot_frames(
+                html,
+                sid=sid,
+                seq=seq,
+                url=url,
+                title=title,
+                budget=self.frame_budget,
+                compress=compress,
+            )
+
+        # Compressing megabytes takes a while: keep the event loop responsive.
+        frames = await asyncio.to_thread(build) if len(html) > 256 * 1024 else build()
+        ids = [part_id(sid, i) for i in range(len(frames))]
+        await self._enqueue(Outgoing("snapshot", frames, key=sid, ids=ids))
+        self.stats.snapshots_sent += 1
+        return sid
+
+    def on_command(self, handler: CommandHandler) -> CommandHandler:
+        """Register the handler that answers commands (usable as a decorator).
+
+        ``handler(cmd)`` gets a :class:`CommandRequest` and returns a
+        JSON-serializable value or an awaitable of one; the relay sends it as an
+        ``ok`` result (in parts when large). If it raises, the result is
+        ``ok: false`` with ``str(exc)`` and the exception's ``code`` attribute
+        (or its class name). Handlers run concurrently, one task per command.
+        A command id is run at most once per relay, also across reconnects:
+        a redelivered id gets the remembered result again (the last
+        ``remember_commands`` ids are kept).
+        """
+        self._handler = handler
+        return handler
+
+    # ------------------------------------------------------------------
+    # Internals: connection and lifecycle.
+    # ------------------------------------------------------------------
+
+    def _connect_url(self) -> str:
+        parts = urlsplit(self.url)
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != wire.ACK_QUERY_PARAMETER]
+        token = self._token() if callable(self._token) else self._token
+        if token is not None:
+            query = [(k, v) for k, v in query if k != "token"]
+            query.append(("token", token))
+        if self.acks:
+            query.append((wire.ACK_QUERY_PARAMETER, "1"))
+        return urlunsplit(parts._replace(query=urlencode(query)))
+
+    async def _open(self) -> ClientConnection:
+        try:
+            return await ws_connect(
+                self._connect_url(),
+                open_timeout=self.open_timeout,
+                ping_interval=None,  # API Gateway: JSON ping, answered without a Lambda call
+                compression=None,  # API Gateway does not negotiate permessage-deflate
+                max_size=4 * wire.MESSAGE_LIMIT,
+                close_timeout=self.close_timeout,
+                proxy=self.proxy,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if status in (401, 403):
+                raise AuthError(
+                    f"the gateway refused the token (HTTP {status})", status=status
+                ) from None
+            raise ConnectError(f"handshake refused with HTTP {status}") from None
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+            raise ConnectError(f"cannot connect to {self.url}: {exc}") from None
+
+    async def _run(self, ws: ClientConnection) -> None:
+        try:
+            while True:
+                await self._run_session(ws)
+                if self._closing.is_set():
+                    return
+                if not self.reconnect:
+                    raise ConnectionClosedError("connection lost (reconnect=False)")
+                ws = await self._reopen()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            if not self._closing.is_set() or isinstance(exc, AuthError):
+                self._fatal = exc
+        finally:
+            self._finish()
+
+    async def _reopen(self) -> ClientConnection:
+        delays = backoff(initial=self.backoff_initial, maximum=self.backoff_max)
+        while True:
+            delay = next(delays)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._closing.wait()
+            if self._closing.is_set():
+                raise ConnectionClosedError("relay closed")
+            try:
+                ws = await self._open()
+            except ConnectError as exc:
+                logger.info("tabrelay: reconnect failed (%s); retrying", exc)
+                continue
+            self._ws = ws
+            if self._closing.is_set():  # close() ran while the handshake was under way
+                await ws.close()
+                raise ConnectionClosedError("relay closed")
+            return ws
+
+    async def _run_session(self, ws: ClientConnection) -> None:
+        """One connection: the reader runs here and ends the session; it cancels the rest."""
+        self._session += 1
+        self.stats.sessions += 1
+        self._ws = ws
+        self._last_rx = self._now()
+        self._ack.reset()
+        self._ack_pending = None
+        self._ping_pending = False
+        self._restore = self._restore_frames()
+        self._reader_paused = False
+        if not self._restore_left:
+            self._set_ready()
+        else:
+            # A gateway that never confirms must not leave wait_connected() hanging.
+            self._ready_timer = asyncio.get_running_loop().call_later(
+                self.request_timeout, self._set_ready
+            )
+        self._wake.set()
+        writer = asyncio.create_task(self._writer(ws), name="tabrelay-writer")
+        keepalive = asyncio.create_task(self._keepalive(ws), name="tabrelay-keepalive")
+        try:
+            await self._reader(ws)
+        finally:
+            self._ready.clear()
+            if self._ready_timer is not None:
+                self._ready_timer.cancel()
+                self._ready_timer = None
+            self._ws = None
+            writer.cancel()
+            keepalive.cancel()
+            await asyncio.gather(writer, keepalive, return_exceptions=True)
+            if self._ack_timer is not None:
+                self._ack_timer.cancel()
+                self._ack_timer = None
+            await ws.close()
+
+    def _restore_frames(self) -> list[str]:
+        frames: list[str] = []
+        if self._subs is not None:
+            # A fresh connection receives from everyone; rebuild the set exactly.
+            if self._subs:
+                for chunk in _chunks(sorted(self._subs), 100):
+                    frames.append(wire.encode(wire.Subscribe(browsers=chunk, id="restore")))
+            else:
+                frames.append(wire.encode(wire.Subscribe(browsers=["*"], id="restore")))
+                frames.append(wire.encode(wire.Unsubscribe(browsers=["*"], id="restore")))
+        self._restore_left = len(frames)
+        # Requests written on the lost connection never got their reply: ask again.
+        for request in self._requests.values():
+            if request.sent_in and request.sent_in < self._session:
+                frames.append(request.frame)
+                request.sent_in = self._session
+        return frames
+
+    async def _reader(self, ws: ClientConnection) -> None:
+        try:
+            async for text in ws:
+                self._last_rx = self._now()
+                await self._dispatch(text)
+        except ConnectionClosed:
+            pass
+        code = ws.close_code
+        if not self._closing.is_set():
+            logger.info("tabrelay: connection closed (code %s, %s)", code, ws.close_reason)
+
+    async def _writer(self, ws: ClientConnection) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while True:
+                frame = self._take_control()
+                if frame is not None:
+                    await self._send(ws, frame)
+                    continue
+                item = self._outbox.peek()
+                if item is None:
+                    self._empty.set()
+                    break
+                for i, frame in enumerate(item.frames):
+                    await self._send(ws, frame)
+                    if item.ids:
+                        self._remember_part(item.ids[i], frame)
+                if item.kind == "request":
+                    request = self._requests.get(item.key)
+                    if request is not None:
+                        request.sent_in = self._session
+                self._outbox.remove(item)
+                self._room.set()
+
+    async def _send(self, ws: ClientConnection, frame: str) -> None:
+        if self._bucket is not None:
+            wait = self._bucket.delay(self._now())
+            if wait > 0:
+                await asyncio.sleep(wait)  # pacing, not synchronization
+            self._bucket.take(self._now())
+        await ws.send(frame)
+        self.stats.frames_sent += 1
+
+    def _remember_part(self, id: str, frame: str) -> None:
+        # The last frames written, so a part the gateway refused can go again.
+        tries = self._sent_parts.pop(id, (frame, 0))[1]
+        self._sent_parts[id] = (frame, tries)
+        while len(self._sent_parts) > 256:
+            self._sent_parts.popitem(last=False)
+
+    def _take_control(self) -> str | None:
+        if self._restore:
+            return self._restore.pop(0)
+        if self._ack_pending is not None:
+            seq, self._ack_pending = self._ack_pending, None
+            self.stats.acks_sent += 1
+            return wire.encode(wire.Ack(seq=seq))
+        if self._ping_pending:
+            self._ping_pending = False
+            self.stats.pings_sent += 1
+            return wire.encode(wire.Ping())
+        return None
+
+    async def _keepalive(self, ws: ClientConnection) -> None:
+        """A JSON ping every ``ping_interval``; abort the connection when the oldest
+        unanswered one is older than ``ping_timeout`` (any frame counts as an answer)."""
+        if self.ping_interval is None:
+            return
+        unanswered: float | None = None
+        while True:
+            await asyncio.sleep(self.ping_interval)
+            now = self._now()
+            if unanswered is not None and self._last_rx >= unanswered:
+                unanswered = None
+            if (
+                unanswered is not None
+                and now - unanswered >= self.ping_timeout
+                and not self._reader_paused
+            ):
+                logger.warning(
+                    "tabrelay: no answer to ping in %.0f s; reconnecting", now - unanswered
+                )
+                ws.transport.abort()
+                return
+            if unanswered is None:
+                unanswered = now
+            self._ping_pending = True
+            self._wake.set()
+
+    def _finish(self) -> None:
+        if self._finished.is_set():
+            return
+        self._finished.set()
+        error = self._closed_error()
+        for future in self._commands.values():
+            if not future.done():
+                future.set_exception(error)
+        for request in self._requests.values():
+            if not request.future.done():
+                request.future.set_exception(error)
+        self._room.set()
+
+    def _closed_error(self) -> BaseException:
+        if self._fatal is not None:
+            return self._fatal
+        return ConnectionClosedError("the relay is closed")
+
+    def _check_open(self) -> None:
+        if self._finished.is_set() or self._closing.is_set():
+            raise self._closed_error()
+
+    # ------------------------------------------------------------------
+    # Internals: dispatching what the gateway sends.
+    # ------------------------------------------------------------------
+
+    async def _dispatch(self, text: str | bytes) -> None:
+        try:
+            message = wire.decode_outbound(text)
+        except wire.RawFrame as raw:
+            logger.warning("tabrelay: ignoring a raw frame of %d characters", len(raw.text))
+            return
+        except wire.ProtocolError as exc:
+            logger.warning("tabrelay: ignoring a malformed frame: %s", exc)
+            return
+        if isinstance(message, wire.SnapshotDelivery):
+            await self._on_snapshot(message)
+        elif isinstance(message, wire.ResultDelivery):
+            self._on_result(message)
+        elif isinstance(message, wire.ErrorMessage):
+            self._on_error(message)
+        elif isinstance(message, wire.CommandDelivery):
+            self._on_command(message)
+        elif isinstance(message, wire.Browsers):
+            self._reply("list", message.id, list(message.browsers))
+        elif isinstance(message, wire.Subscribed):
+            if message.id == "restore":
+                self._restore_left -= 1
+                if self._restore_left <= 0:
+                    self._set_ready()
+            else:
+                self._reply(("subscribe", "unsubscribe"), message.id, list(message.browsers))
+        elif isinstance(message, wire.Presence):
+            self._presence.append(message)
+            self._presence_changed.set()
+        # Pong: receiving it is all that matters (``_last_rx``).
+
+    async def _on_snapshot(self, d: wire.SnapshotDelivery) -> None:
+        try:
+            snap = self._assembler.feed(d)
+        except wire.ProtocolError as exc:
+            logger.warning("tabrelay: dropping snapshot %s from %s: %s", d.sid, d.source, exc)
+            snap = None
+        token = None
+        if d.dseq is not None:
+            token = self._ack.received(d.dseq, self._now(), hold=snap is not None)
+        if snap is not None:
+            self.stats.snapshots_received += 1
+            self.stats.missed += snap.missed
+            while not self._inbox.offer(snap, token, self._now()):
+                # overflow="block": stop reading until the application makes room.
+                self._reader_paused = True
+                self._inbox_changed.clear()
+                await self._first(self._inbox_changed, self._closing)
+                if self._closing.is_set():
+                    return
+            self._reader_paused = False
+            self.stats.incoming_dropped = self._inbox.dropped
+            self.stats.stale_dropped = self._inbox.stale
+            for released in self._inbox.released:
+                self._ack.release(released, self._now())
+            self._inbox.released.clear()
+            self._inbox_changed.set()
+        self._ack_update()
+
+    def _on_result(self, d: wire.ResultDelivery) -> None:
+        try:
+            whole = self._results.feed(d)
+        except wire.ProtocolError as exc:
+            whole = None
+            future = self._commands.get(d.id)
+            if future is not None and not future.done():
+                future.set_exception(BadRequestError(str(exc.message), id=d.id))
+        if whole is None:
+            return
+        future = self._commands.get(d.id)
+        if future is None or future.done():
+            return
+        if whole.ok:
+            future.set_result(whole.value)
+        else:
+            future.set_exception(
+                CommandFailedError(
+                    whole.error or "the command failed",
+                    code=whole.code or "command_failed",
+                    id=d.id,
+                    source=d.source,
+                )
+            )
+
+    def _on_error(self, e: wire.ErrorMessage) -> None:
+        error = error_for_code(e.code, e.message, id=e.id)
+        if e.code == "rate_limited":
+            if self._bucket is not None:
+                self._bucket.slow_down()
+            part = e.id
+            sent = self._sent_parts.get(part) if part is not None else None
+            if part is not None and sent is not None and sent[1] < 3:
+                # A refused snapshot part: send it again (more slowly) rather than lose the page.
+                self._sent_parts[part] = (sent[0], sent[1] + 1)
+                self.stats.parts_resent += 1
+                self._spawn(self._enqueue(Outgoing("snapshot", [sent[0]], ids=[part])))
+                return
+        if e.id is not None:
+            future = self._commands.get(e.id)
+            if future is not None:
+                if not future.done():
+                    future.set_exception(error)
+                return
+            request = self._requests.get(e.id)
+            if request is not None:
+                if not request.future.done():
+                    request.future.set_exception(error)
+                return
+            if e.id == "restore":
+                logger.warning("tabrelay: restoring subscriptions failed: %s", error)
+                self._set_ready()
+                return
+        logger.warning("tabrelay: gateway error: %s", error)
+
+    def _reply(self, kinds: str | tuple[str, ...], id: str | None, value: Any) -> None:
+        request = self._requests.get(id) if id is not None else None
+        if request is None and id is None:
+            # A gateway that does not echo ids: answer the oldest request of that kind.
+            wanted = (kinds,) if isinstance(kinds, str) else kinds
+            request = next((r for r in self._requests.values() if r.kind in wanted), None)
+        if request is not None and not request.future.done():
+            request.future.set_result(value)
+
+    async def _request(
+        self, kind: Literal["list", "subscribe", "unsubscribe"], browsers: list[str] | None
+    ) -> Any:
+        self._check_open()
+        id = f"r{next(self._request_ids)}"
+        message: wire.Message
+        if kind == "list":
+            message = wire.List(id=id)
+        elif kind == "subscribe":
+            message = wire.Subscribe(browsers=browsers or [], id=id)
+        else:
+            message = wire.Unsubscribe(browsers=browsers or [], id=id)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._requests[id] = _Request(kind, self._encode(message), future)
+        item = Outgoing("request", [self._requests[id].frame], key=id)
+        try:
+            async with asyncio.timeout(self.request_timeout):
+                await self._enqueue(item)
+                return await future
+        except TimeoutError:
+            raise CommandTimeoutError(
+                f"no reply to {kind} within {self.request_timeout:g} s", id=id
+            ) from None
+        finally:
+            del self._requests[id]
+            if self._outbox.remove(item):
+                self._room.set()
+
+    # ------------------------------------------------------------------
+    # Internals: running commands (browser side).
+    # ------------------------------------------------------------------
+
+    def _on_command(self, d: wire.CommandDelivery) -> None:
+        if d.id in self._seen:
+            self.stats.duplicate_commands += 1
+            frames = self._seen[d.id]
+            if frames is not None:  # finished: the consumer may have missed the result
+                self._spawn(self._enqueue(Outgoing("result", frames, key=d.id)))
+            return
+        self._seen[d.id] = _RUNNING
+        while len(self._seen) > self._remember:
+            oldest = next(iter(self._seen))
+            if self._seen[oldest] is _RUNNING:
+                break
+            del self._seen[oldest]
+        self._spawn(self._run_command(d))
+
+    async def _run_command(self, d: wire.CommandDelivery) -> None:
+        request = CommandRequest(
+            id=d.id, source=d.source, name=d.name, args=dict(d.args), timeout=d.timeout
+        )
+        self.stats.commands_run += 1
+        try:
+            if self._handler is None:
+                raise TabRelayError("this client has no command handler", code="unsupported")
+            value = self._handler(request)
+            if inspect.isawaitable(value):
+                value = await value
+            frames = result_frames(d.id, ok=True, value=value, budget=self.frame_budget)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            code = getattr(exc, "code", None)
+            frames = result_frames(
+                d.id,
+                ok=False,
+                error=str(exc) or type(exc).__name__,
+                code=code if isinstance(code, str) else type(exc).__name__,
+                budget=self.frame_budget,
+            )
+        self._seen[d.id] = frames
+        await self._enqueue(Outgoing("result", frames, key=d.id))
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        async def guarded() -> None:
+            try:
+                await coro
+            except TabRelayError as exc:
+                logger.warning("tabrelay: could not send a result: %s", exc)
+
+        task = asyncio.create_task(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------
+    # Internals: queues and acks.
+    # ------------------------------------------------------------------
+
+    async def _enqueue(self, item: Outgoing) -> None:
+        while True:
+            self._check_open()
+            dropped = self._outbox.dropped
+            if self._outbox.offer(item):
+                self.stats.outgoing_dropped += self._outbox.dropped - dropped
+                self._empty.clear()
+                self._wake.set()
+                return
+            self._room.clear()
+            await self._first(self._room, self._finished)
+
+    def _ack_update(self) -> None:
+        if self._ws is None:
+            return
+        now = self._now()
+        seq = self._ack.due(now)
+        if seq is not None:
+            self._ack.sent(seq)
+            self._ack_pending = seq
+            self._wake.set()
+            return
+        deadline = self._ack.deadline()
+        if deadline is None:
+            return
+        if self._ack_timer is not None:
+            if self._ack_timer.when() <= deadline:
+                return
+            self._ack_timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._ack_timer = loop.call_at(deadline, self._ack_fire)
+
+    def _ack_fire(self) -> None:
+        self._ack_timer = None
+        self._ack_update()
+
+    def _encode(self, message: wire.Message) -> str:
+        return encode_frame(message, budget=self.frame_budget)
+
+    @staticmethod
+    def _ids(browsers: Iterable[str]) -> list[str]:
+        if isinstance(browsers, str):
+            browsers = [browsers]
+        ids = list(dict.fromkeys(browsers))
+        if not ids or not all(isinstance(b, str) and b for b in ids):
+            raise ValueError("browsers must be a non-empty list of client ids (or '*')")
+        return ids
+
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()
+
+    @staticmethod
+    async def _first(*events: asyncio.Event) -> None:
+        """Wait until any of ``events`` is set."""
+        if any(e.is_set() for e in events):
+            return
+        waiters = [asyncio.ensure_future(e.wait()) for e in events]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -1,0 +1,793 @@
+"""The sans-I/O core of the client: every rule of the protocol, and no socket.
+
+Nothing here awaits, sleeps or reads a clock: callers pass ``now`` where time
+matters. The asyncio layer (:mod:`tabrelay.client`) only moves the frames this
+module produces and feeds it the frames it receives, so all of the following is
+unit-tested without a network:
+
+* framing: :func:`encode_frame` refuses any frame over the byte budget;
+* snapshots: :func:`snapshot_frames` compresses and cuts a page into parts
+  that each fit one API Gateway frame; :class:`SnapshotAssembler` joins them;
+* results: :func:`result_frames` / :class:`ResultAssembler` do the same for
+  command results too large for one frame;
+* acks: :class:`AckTracker` decides which cumulative ``ack`` to send and when;
+* backoff: :func:`backoff` yields reconnection delays;
+* pacing: :class:`TokenBucket` keeps the sending rate under the gateway's limit;
+* queues: :class:`OutboundBuffer` and :class:`InboundSnapshots` are the two
+  bounded queues with their overflow policies.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import random
+import zlib
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any, Generic, Literal, TypeVar
+
+from tabrelay import _wire as wire
+from tabrelay.errors import QueueFullError, TooLargeError
+from tabrelay.models import Snapshot
+
+__all__ = [
+    "DEFAULT_FRAME_BUDGET",
+    "AckTracker",
+    "InboundSnapshots",
+    "OutboundBuffer",
+    "Outgoing",
+    "Overflow",
+    "ResultAssembler",
+    "SnapshotAssembler",
+    "TokenBucket",
+    "backoff",
+    "encode_frame",
+    "part_id",
+    "result_frames",
+    "snapshot_frames",
+]
+
+#: Bytes of JSON per frame the client allows itself: API Gateway's frame limit
+#: is 32 KB (32,768 bytes) and closes the connection with 1009 above it; the
+#: margin leaves room for framing overhead and for gateways that count slightly
+#: differently.
+DEFAULT_FRAME_BUDGET = 30_000
+
+Overflow = Literal["block", "drop_oldest", "raise"]
+OVERFLOW_POLICIES: frozenset[str] = frozenset({"block", "drop_oldest", "raise"})
+
+_MAX_PARTS = 10_000  # the wire protocol's bound on ``parts``
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def encode_frame(message: wire.Message, *, budget: int = DEFAULT_FRAME_BUDGET) -> str:
+    """The JSON text of ``message``; raises :class:`TooLargeError` if over ``budget`` bytes."""
+    text = wire.encode(message)
+    size = _size(text)
+    if size > budget:
+        raise TooLargeError(
+            f"{message.action} message is {size} bytes, over the {budget}-byte frame budget",
+            id=getattr(message, "id", None),
+        )
+    return text
+
+
+# --------------------------------------------------------------------------
+# Snapshots: compression and parts.
+# --------------------------------------------------------------------------
+
+
+def part_id(sid: str, part: int) -> str:
+    """The message id of part ``part`` of snapshot ``sid``."""
+    return f"{sid}.{part}"
+
+
+def snapshot_frames(
+    html: str,
+    *,
+    sid: str,
+    seq: int,
+    url: str = "",
+    title: str = "",
+    budget: int = DEFAULT_FRAME_BUDGET,
+    compress: bool | None = None,
+) -> list[str]:
+    """The frames that carry one snapshot; each is at most ``budget`` bytes.
+
+    With ``compress=None`` (the default) a page that fits one frame as plain
+    text is sent plain, and anything larger is gzip-compressed, base64-encoded
+    and cut into as many parts as needed. ``compress=True`` always compresses,
+    ``False`` never does (and then raises :class:`TooLargeError` if the page
+    does not fit one frame). ``url`` and ``title`` travel on part 0 only.
+    Part ``i`` carries the message id :func:`part_id` ``(sid, i)``, so that an
+    ``error`` (``rate_limited``, say) names the part it refused.
+    Raises :class:`TooLargeError` if the snapshot needs more than 10,000 parts
+    or ``url``/``title`` alone do not fit a frame.
+    """
+    if compress is not True:
+        plain = wire.Snapshot(sid=sid, seq=seq, data=html, url=url, title=title, id=part_id(sid, 0))
+        text = wire.encode(plain)
+        if _size(text) <= budget:
+            return [text]
+        if compress is False:
+            raise TooLargeError(f"snapshot of {_size(text)} bytes does not fit one frame")
+    payload = base64.b64encode(gzip.compress(html.encode("utf-8"), mtime=0)).decode("ascii")
+    # The longest part number the protocol allows; base64 needs no JSON escaping,
+    # so a slice of n characters adds exactly n bytes to this overhead.
+    first_overhead = _size(
+        wire.encode(
+            wire.Snapshot(
+                sid=sid,
+                seq=seq,
+                data="",
+                url=url,
+                title=title,
+                enc="gzip",
+                part=_MAX_PARTS - 1,
+                parts=_MAX_PARTS,
+                id=part_id(sid, _MAX_PARTS - 1),
+            )
+        )
+    )
+    rest_overhead = _size(
+        wire.encode(
+            wire.Snapshot(
+                sid=sid,
+                seq=seq,
+                data="",
+                enc="gzip",
+                part=_MAX_PARTS - 1,
+                parts=_MAX_PARTS,
+                id=part_id(sid, _MAX_PARTS - 1),
+            )
+        )
+    )
+    first_room = budget - first_overhead
+    rest_room = budget - rest_overhead
+    if first_room <= 0:
+        raise TooLargeError("snapshot url and title do not fit one frame")
+    slices = [payload[:first_room]]
+    offset = first_room
+    while offset < len(payload):
+        slices.append(payload[offset : offset + rest_room])
+        offset += rest_room
+    if len(slices) > _MAX_PARTS:
+        raise TooLargeError(f"snapshot needs {len(slices)} parts, more than {_MAX_PARTS}")
+    frames = []
+    for i, data in enumerate(slices):
+        msg = wire.Snapshot(
+            sid=sid,
+            seq=seq,
+            data=data,
+            url=url if i == 0 else "",
+            title=title if i == 0 else "",
+            enc="gzip",
+            part=i,
+            parts=len(slices),
+            id=part_id(sid, i),
+        )
+        frames.append(wire.encode(msg))
+    return frames
+
+
+@dataclass
+class _PendingSnapshot:
+    source: str
+    sid: str
+    seq: int
+    enc: str
+    parts: int
+    url: str = ""
+    title: str = ""
+    missed: int = 0
+    size: int = 0
+    slices: dict[int, str] = field(default_factory=dict)
+
+
+class SnapshotAssembler:
+    """Joins snapshot deliveries into whole :class:`~tabrelay.models.Snapshot` objects.
+
+    Contract of :meth:`feed`: give it every snapshot delivery in arrival order;
+    it returns the :class:`Snapshot` when the delivery completes one (parts may
+    arrive in any order; a repeated part is ignored), else ``None``.
+
+    * Memory is bounded: at most ``max_pending`` snapshots are half-received at
+      once and their data is at most ``max_bytes`` characters together; beyond
+      that the oldest half-received snapshot is abandoned.
+    * When a snapshot of a browser completes, every half-received one of the
+      same browser with a lower ``seq`` is abandoned; repeated deliveries of a
+      recently completed snapshot are ignored (SQS delivers at least once).
+    * Abandoned snapshots and the gateway's ``missed`` counts add up in the
+      ``missed`` of the next snapshot returned for that browser.
+    * A malformed snapshot (inconsistent parts, undecodable data, HTML beyond
+      ``max_html_bytes``) is abandoned and :class:`wire.ProtocolError` raised.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_pending: int = 64,
+        max_bytes: int = 256 * 1024 * 1024,
+        max_html_bytes: int = 256 * 1024 * 1024,
+    ) -> None:
+        self.max_pending = max_pending
+        self.max_bytes = max_bytes
+        self.max_html_bytes = max_html_bytes
+        self._pending: OrderedDict[tuple[str, str], _PendingSnapshot] = OrderedDict()
+        self._bytes = 0
+        self._carry: dict[str, int] = {}
+        # Recently completed snapshot ids per browser: SQS may deliver a part twice.
+        self._done: dict[str, deque[str]] = {}
+
+    @property
+    def pending(self) -> int:
+        """Number of half-received snapshots held."""
+        return len(self._pending)
+
+    def unreported(self, source: str) -> int:
+        """Snapshots of ``source`` abandoned since its last completed one (not yet in a ``missed``)."""
+        return self._carry.get(source, 0)
+
+    def feed(self, d: wire.SnapshotDelivery) -> Snapshot | None:
+        done = self._done.get(d.source)
+        if done is not None and d.sid in done:
+            return None
+        key = (d.source, d.sid)
+        p = self._pending.get(key)
+        if p is None:
+            p = _PendingSnapshot(d.source, d.sid, d.seq, d.enc, d.parts, d.url, d.title, d.missed)
+            if d.parts == 1 and d.part == 0:
+                # The common small case: no bookkeeping at all.
+                return self._complete(p, d.data)
+            p.missed = 0
+            self._pending[key] = p
+        elif p.parts != d.parts or p.enc != d.enc or p.seq != d.seq:
+            self._drop(key, count=True)
+            raise wire.ProtocolError("bad_request", f"snapshot {d.sid}: parts disagree")
+        if d.part >= d.parts:
+            self._drop(key, count=True)
+            raise wire.ProtocolError("bad_request", f"snapshot {d.sid}: part out of range")
+        p.missed += d.missed
+        if d.part in p.slices:
+            return None
+        if d.part == 0:
+            p.url, p.title = d.url, d.title
+        p.slices[d.part] = d.data
+        p.size += len(d.data)
+        self._bytes += len(d.data)
+        self._evict()
+        if key not in self._pending or len(p.slices) < p.parts:
+            return None
+        self._drop(key, count=False)
+        data = "".join(p.slices[i] for i in range(p.parts))
+        return self._complete(p, data)
+
+    def _complete(self, p: _PendingSnapshot, data: str) -> Snapshot:
+        # Older half-received snapshots of this browser will never be shown.
+        stale = [k for k, q in self._pending.items() if q.source == p.source and q.seq < p.seq]
+        for key in stale:
+            self._drop(key, count=True)
+        self._done.setdefault(p.source, deque(maxlen=32)).append(p.sid)
+        missed = p.missed + self._carry.pop(p.source, 0)
+        html = self._decode(p.sid, p.enc, data)
+        return Snapshot(
+            source=p.source,
+            sid=p.sid,
+            seq=p.seq,
+            html=html,
+            url=p.url,
+            title=p.title,
+            missed=missed,
+            parts=p.parts,
+        )
+
+    def _decode(self, sid: str, enc: str, data: str) -> str:
+        if enc == "none":
+            return data
+        try:
+            raw = base64.b64decode(data, validate=True)
+            # wbits=31: a gzip stream; max_length bounds what a small payload may inflate to.
+            inflater = zlib.decompressobj(wbits=31)
+            body = inflater.decompress(raw, self.max_html_bytes + 1)
+            if len(body) > self.max_html_bytes or inflater.unconsumed_tail:
+                raise wire.ProtocolError(
+                    "too_large", f"snapshot {sid}: HTML over {self.max_html_bytes} bytes"
+                )
+            if not inflater.eof:
+                raise ValueError("truncated gzip stream")
+            return body.decode("utf-8")
+        except wire.ProtocolError:
+            raise
+        except (ValueError, zlib.error) as exc:
+            raise wire.ProtocolError("bad_request", f"snapshot {sid}: {exc}") from None
+
+    def _drop(self, key: tuple[str, str], *, count: bool) -> None:
+        p = self._pending.pop(key, None)
+        if p is None:
+            return
+        self._bytes -= p.size
+        if count:
+            self._carry[p.source] = self._carry.get(p.source, 0) + 1 + p.missed
+
+    def _evict(self) -> None:
+        while self._pending and (
+            len(self._pending) > self.max_pending or self._bytes > self.max_bytes
+        ):
+            oldest = next(iter(self._pending))
+            self._drop(oldest, count=True)
+
+
+# --------------------------------------------------------------------------
+# Results too large for one frame.
+# --------------------------------------------------------------------------
+
+
+def result_frames(
+    id: str,
+    *,
+    ok: bool,
+    value: Any = None,
+    error: str | None = None,
+    code: str | None = None,
+    budget: int = DEFAULT_FRAME_BUDGET,
+) -> list[str]:
+    """The frames that answer command ``id``; each is at most ``budget`` bytes.
+
+    A result that fits one frame is one frame. Otherwise the JSON text of
+    ``value`` is cut into string slices, one per part, as the wire protocol's
+    ``Result`` describes. ``value`` must be JSON-serializable (else
+    :class:`TypeError`); an ``error`` longer than 4,096 characters is cut.
+    """
+    if error is not None and len(error) > 4096:
+        error = error[:4093] + "..."
+    single = wire.encode(wire.Result(id=id, ok=ok, value=value, error=error, code=code))
+    if _size(single) <= budget:
+        return [single]
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    overhead = _size(
+        wire.encode(
+            wire.Result(
+                id=id,
+                ok=ok,
+                value="",
+                error=error,
+                code=code,
+                part=_MAX_PARTS - 1,
+                parts=_MAX_PARTS,
+            )
+        )
+    )
+    room = budget - overhead
+    if room < 64:
+        raise TooLargeError(f"result {id}: error text leaves no room for the value", id=id)
+    slices: list[str] = []
+    offset = 0
+    while offset < len(text):
+        n = room
+        while True:
+            piece = text[offset : offset + n]
+            # Escaping may grow a slice (quotes, backslashes, non-ASCII bytes).
+            grown = _size(json.dumps(piece, ensure_ascii=False)) - 2
+            if grown <= room:
+                break
+            n = max(1, n * room // grown - 1)
+        slices.append(piece)
+        offset += len(piece)
+    if len(slices) > _MAX_PARTS:
+        raise TooLargeError(f"result {id} needs {len(slices)} parts", id=id)
+    return [
+        wire.encode(
+            wire.Result(id=id, ok=ok, value=s, error=error, code=code, part=i, parts=len(slices))
+        )
+        for i, s in enumerate(slices)
+    ]
+
+
+class ResultAssembler:
+    """Joins result deliveries; :meth:`feed` returns the whole result or ``None``.
+
+    The returned :class:`wire.ResultDelivery` has ``parts == 1`` and the parsed
+    ``value``. Half-received results are bounded by ``max_pending`` (oldest
+    abandoned first); :meth:`discard` forgets one (e.g. when its command gave up).
+    """
+
+    def __init__(self, *, max_pending: int = 256) -> None:
+        self.max_pending = max_pending
+        self._pending: OrderedDict[str, dict[int, wire.ResultDelivery]] = OrderedDict()
+
+    def feed(self, d: wire.ResultDelivery) -> wire.ResultDelivery | None:
+        if d.parts <= 1:
+            return d
+        parts = self._pending.setdefault(d.id, {})
+        parts[d.part] = d
+        while len(self._pending) > self.max_pending:
+            self._pending.popitem(last=False)
+        if len(parts) < d.parts:
+            return None
+        del self._pending[d.id]
+        text = "".join(str(parts[i].value) for i in range(d.parts))
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise wire.ProtocolError("bad_request", f"result {d.id}: {exc}", id=d.id) from None
+        return replace(d, value=value, part=0, parts=1)
+
+    def discard(self, id: str) -> None:
+        self._pending.pop(id, None)
+
+
+# --------------------------------------------------------------------------
+# Cumulative acknowledgements.
+# --------------------------------------------------------------------------
+
+
+class AckTracker:
+    """Decides which cumulative ``ack`` to send, and when.
+
+    The gateway numbers the snapshot deliveries of one connection (``dseq``)
+    and keeps at most MAX_UNACKED of them unacknowledged. An ack of ``seq``
+    says every delivery with ``dseq <= seq`` is processed, so the tracker never
+    acknowledges past a delivery that is *held*: one whose snapshot still waits
+    in the client's buffer for the application. That is how a slow application
+    slows the gateway down (which then conflates) instead of filling memory.
+
+    Contract: call :meth:`received` for each delivery with a ``dseq`` (``hold``
+    for the one that completed a buffered snapshot; it returns a token),
+    :meth:`release` with that token once the application took the snapshot (or
+    it was dropped), and after any of these or at :meth:`deadline` call
+    :meth:`due`; when it returns a number, send ``ack`` with it and call
+    :meth:`sent`. Acks go out when ``every`` deliveries became acknowledgeable
+    or ``delay`` seconds after the first one did, never once per message.
+    :meth:`reset` starts a new connection (``dseq`` restarts there; tokens of
+    the old one are ignored).
+    """
+
+    def __init__(self, *, every: int = 10, delay: float = 0.25) -> None:
+        if every < 1:
+            raise ValueError("every must be >= 1")
+        self.every = every
+        self.delay = delay
+        self._epoch = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self._epoch += 1
+        self._highest: int | None = None
+        self._floor: int | None = None  # dseq just below the first delivery seen
+        self._last_sent: int | None = None
+        self._held: dict[int, int] = {}
+        self._since: float | None = None
+
+    @property
+    def last_sent(self) -> int | None:
+        return self._last_sent
+
+    @property
+    def ackable(self) -> int | None:
+        """The highest ``seq`` that may be acknowledged now, if any."""
+        if self._highest is None:
+            return None
+        top = self._highest
+        if self._held:
+            top = min(top, min(self._held) - 1)
+        base = self._last_sent if self._last_sent is not None else self._floor
+        if base is not None and top <= base:
+            return None
+        return top
+
+    def received(self, dseq: int, now: float, *, hold: bool = False) -> tuple[int, int] | None:
+        if self._floor is None or dseq - 1 < self._floor:
+            self._floor = dseq - 1
+        if self._highest is None or dseq > self._highest:
+            self._highest = dseq
+        token = None
+        if hold:
+            self._held[dseq] = self._held.get(dseq, 0) + 1
+            token = (self._epoch, dseq)
+        self._touch(now)
+        return token
+
+    def release(self, token: tuple[int, int] | None, now: float) -> None:
+        if token is None or token[0] != self._epoch:
+            return
+        dseq = token[1]
+        count = self._held.get(dseq, 0)
+        if count <= 1:
+            self._held.pop(dseq, None)
+        else:
+            self._held[dseq] = count - 1
+        self._touch(now)
+
+    def _touch(self, now: float) -> None:
+        if self._since is None and self.ackable is not None:
+            self._since = now
+
+    def deadline(self) -> float | None:
+        """When :meth:`due` will next return a number without new input."""
+        if self._since is None:
+            return None
+        return self._since + self.delay
+
+    def due(self, now: float) -> int | None:
+        top = self.ackable
+        if top is None:
+            self._since = None
+            return None
+        base = self._last_sent if self._last_sent is not None else self._floor
+        assert base is not None
+        if top - base >= self.every:
+            return top
+        if self._since is not None and now - self._since >= self.delay:
+            return top
+        return None
+
+    def sent(self, seq: int) -> None:
+        if self._last_sent is None or seq > self._last_sent:
+            self._last_sent = seq
+        self._since = None
+
+
+# --------------------------------------------------------------------------
+# Reconnection delays.
+# --------------------------------------------------------------------------
+
+
+def backoff(
+    *,
+    initial: float = 0.5,
+    factor: float = 2.0,
+    maximum: float = 30.0,
+    jitter: float = 0.5,
+    rng: Callable[[], float] = random.random,
+) -> Iterator[float]:
+    """Endless reconnection delays: exponential growth capped at ``maximum``, with jitter.
+
+    Delay ``n`` (from 0) lies in ``[d * (1 - jitter), d]`` where
+    ``d = min(maximum, initial * factor ** n)``, so many clients dropped at once
+    (API Gateway's 2-hour close) do not come back in lockstep, and no delay is 0.
+    """
+    if not 0 <= jitter < 1:
+        raise ValueError("jitter must be in [0, 1)")
+    delay = initial
+    while True:
+        yield delay * (1 - jitter * rng())
+        delay = min(maximum, delay * factor)
+
+
+# --------------------------------------------------------------------------
+# Pacing.
+# --------------------------------------------------------------------------
+
+
+class TokenBucket:
+    """Paces outgoing frames under the gateway's per-connection rate limit.
+
+    The gateway counts messages in fixed one-second windows (50 per connection
+    as deployed) and answers ``rate_limited`` beyond that, so a burst of
+    snapshot parts would lose some. A bucket of ``burst`` tokens refilled at
+    ``rate`` per second lets through at most ``burst + rate`` frames in any
+    one-second window; the defaults (20 + 20) stay under 50 with a margin for
+    acks and pings. Contract: before sending, wait :meth:`delay` seconds, then
+    call :meth:`take` (both with the current time); call :meth:`slow_down`
+    when the gateway still answered ``rate_limited``.
+    """
+
+    def __init__(self, rate: float = 20.0, burst: int = 20) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self.rate = rate
+        self.burst = burst
+        self._tokens = float(burst)
+        self._at: float | None = None
+
+    def _refill(self, now: float) -> None:
+        if self._at is not None:
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+
+    def delay(self, now: float) -> float:
+        """Seconds to wait before the next frame may go (0 if it may go now)."""
+        self._refill(now)
+        return 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
+
+    def take(self, now: float) -> None:
+        self._refill(now)
+        self._tokens -= 1
+
+    def slow_down(self) -> None:
+        """Halve the rate and the burst (not below 1): the gateway's limit is lower."""
+        self.rate = max(1.0, self.rate / 2)
+        self.burst = max(1, self.burst // 2)
+        self._tokens = min(self._tokens, float(self.burst))
+
+
+# --------------------------------------------------------------------------
+# The two bounded queues.
+# --------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Outgoing:
+    """One queued outgoing item: a whole snapshot (all its parts), a command or a result."""
+
+    kind: Literal["snapshot", "command", "result", "request"]
+    frames: list[str]
+    key: str = ""
+    ids: list[str] | None = None  # message ids of the frames (snapshot parts)
+
+
+class OutboundBuffer:
+    """The writer's bounded queue of :class:`Outgoing` items, with an overflow policy.
+
+    ``maxsize`` counts items (a snapshot is one item, however many parts).
+    :meth:`offer` either accepts the item (returns ``True``) or, when full:
+
+    * ``"block"``: returns ``False``; the caller waits for room and offers again;
+    * ``"drop_oldest"``: drops the oldest queued *snapshot* (counted in
+      :attr:`dropped`) and accepts; if no snapshot is queued it behaves like
+      ``"block"``, because commands and results are never dropped;
+    * ``"raise"``: raises :class:`QueueFullError`.
+    """
+
+    def __init__(self, maxsize: int = 100, overflow: Overflow = "block") -> None:
+        if maxsize < 1:
+            raise ValueError("maxsize must be >= 1")
+        if overflow not in OVERFLOW_POLICIES:
+            raise ValueError(f"overflow must be one of {sorted(OVERFLOW_POLICIES)}")
+        self.maxsize = maxsize
+        self.overflow = overflow
+        self.dropped = 0
+        self._items: deque[Outgoing] = deque()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def full(self) -> bool:
+        return len(self._items) >= self.maxsize
+
+    def offer(self, item: Outgoing) -> bool:
+        if not self.full():
+            self._items.append(item)
+            return True
+        if self.overflow == "raise":
+            raise QueueFullError(f"outgoing queue full ({self.maxsize} items)")
+        if self.overflow == "drop_oldest":
+            for i, queued in enumerate(self._items):
+                if queued.kind == "snapshot":
+                    del self._items[i]
+                    self.dropped += 1
+                    self._items.append(item)
+                    return True
+        return False
+
+    def peek(self) -> Outgoing | None:
+        return self._items[0] if self._items else None
+
+    def pop(self) -> Outgoing:
+        return self._items.popleft()
+
+    def remove(self, item: Outgoing) -> bool:
+        """Take ``item`` out if it is still queued (its sender gave up)."""
+        try:
+            self._items.remove(item)
+        except ValueError:
+            return False
+        return True
+
+
+T = TypeVar("T")
+
+
+class InboundSnapshots(Generic[T]):
+    """The bounded buffer between the reader and :meth:`Relay.snapshots`.
+
+    Holds at most ``maxsize`` whole snapshots, each with an opaque token (the
+    ack hold to release when it leaves). When full, :meth:`offer`:
+
+    * ``"block"``: returns ``False``; the caller stops reading until there is room;
+    * ``"drop_oldest"``: drops the oldest buffered snapshot and accepts;
+    * ``"raise"``: drops the new snapshot and makes the next :meth:`take` raise
+      :class:`QueueFullError` once.
+
+    SQS does not keep order, so a snapshot may arrive after a newer one of the
+    same browser. Given ``now``, :meth:`offer` drops such a *stale* snapshot
+    (counted in :attr:`stale`) when the newer one came less than
+    ``reorder_window`` seconds before; past that window a lower ``seq`` is
+    taken as a restarted browser and accepted.
+
+    A dropped snapshot is never lost silently: its ``missed + 1`` is added to
+    the ``missed`` of the next snapshot the application gets from that browser.
+    Every token that leaves the buffer without being taken is appended to
+    :attr:`released` for the caller to release.
+    """
+
+    def __init__(
+        self, maxsize: int = 100, overflow: Overflow = "block", *, reorder_window: float = 10.0
+    ) -> None:
+        if maxsize < 1:
+            raise ValueError("maxsize must be >= 1")
+        if overflow not in OVERFLOW_POLICIES:
+            raise ValueError(f"overflow must be one of {sorted(OVERFLOW_POLICIES)}")
+        self.maxsize = maxsize
+        self.overflow = overflow
+        self.reorder_window = reorder_window
+        self.dropped = 0
+        self.stale = 0
+        self._newest: dict[str, tuple[int, float]] = {}
+        self.released: list[T] = []
+        self._items: deque[tuple[Snapshot, T]] = deque()
+        self._carry: dict[str, int] = {}
+        self._overflowed = False
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def full(self) -> bool:
+        return len(self._items) >= self.maxsize
+
+    def offer(self, snap: Snapshot, token: T, now: float | None = None) -> bool:
+        if now is not None:
+            newest = self._newest.get(snap.source)
+            if (
+                newest is not None
+                and snap.seq < newest[0]
+                and now - newest[1] < self.reorder_window
+            ):
+                self.stale += 1
+                self._carry[snap.source] = self._carry.get(snap.source, 0) + snap.missed + 1
+                self.released.append(token)
+                return True
+        if self.full() and self.overflow == "block":
+            return False
+        if now is not None:
+            self._newest[snap.source] = (snap.seq, now)
+        if not self.full():
+            self._items.append((self._with_carry(snap), token))
+            return True
+        if self.overflow == "block":
+            return False
+        self.dropped += 1
+        if self.overflow == "drop_oldest":
+            old, old_token = self._items.popleft()
+            self._lose(old)
+            self.released.append(old_token)
+            self._items.append((self._with_carry(snap), token))
+        else:
+            self._carry[snap.source] = self._carry.get(snap.source, 0) + snap.missed + 1
+            self.released.append(token)
+            self._overflowed = True
+        return True
+
+    def _lose(self, snap: Snapshot) -> None:
+        # ``snap`` was the oldest: the next one of its browser is buffered or yet to come.
+        lost = snap.missed + 1
+        for i, (later, tok) in enumerate(self._items):
+            if later.source == snap.source:
+                self._items[i] = (replace(later, missed=later.missed + lost), tok)
+                return
+        self._carry[snap.source] = self._carry.get(snap.source, 0) + lost
+
+    def take(self) -> tuple[Snapshot, T] | None:
+        """The oldest snapshot with its token, ``None`` if empty; may raise (see above)."""
+        if self._overflowed:
+            self._overflowed = False
+            raise QueueFullError(
+                f"snapshot buffer full ({self.maxsize}): the application is slower than its browsers"
+            )
+        if not self._items:
+            return None
+        return self._items.popleft()
+
+    def unreported(self, source: str) -> int:
+        """Snapshots of ``source`` dropped after the newest buffered one (reported with the next)."""
+        return self._carry.get(source, 0)
+
+    def _with_carry(self, snap: Snapshot) -> Snapshot:
+        carried = self._carry.pop(snap.source, 0)
+        return replace(snap, missed=snap.missed + carried) if carried else snap

@@ -1,0 +1,98 @@
+"""The real handlers and the real template, end to end through the emulator.
+
+These show what works locally with the project's own Lambda code (the
+handlers' logic has its own tests under tests/integration and tests/unit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import websockets
+
+from emulator.testing import RunningGateway, running_gateway
+
+
+@pytest.fixture
+async def real() -> AsyncIterator[RunningGateway]:
+    async with running_gateway() as gw:
+        yield gw
+
+
+def open_as(gw: RunningGateway, role: str, client_id: str, query: str = "") -> Any:
+    token = gw.token(role, "acme", client_id)
+    return websockets.connect(f"{gw.url}?token={token}{query}")
+
+
+async def next_matching(ws: Any, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The next JSON frame matching ``predicate`` (others, e.g. presence, are skipped)."""
+    async with asyncio.timeout(20):
+        while True:
+            frame = json.loads(await ws.recv())
+            if predicate(frame):
+                return dict(frame)
+
+
+async def test_command_and_result_round_trip(real: RunningGateway) -> None:
+    async with (
+        open_as(real, "browser", "b1") as browser,
+        open_as(real, "consumer", "c1") as consumer,
+    ):
+        await consumer.send(
+            json.dumps({"action": "command", "id": "k-1", "target": "b1", "name": "click"})
+        )
+        command = await next_matching(browser, lambda f: f.get("action") == "command")
+        assert (command["id"], command["source"], command["name"]) == ("k-1", "c1", "click")
+        await browser.send(
+            json.dumps({"action": "result", "id": "k-1", "ok": True, "value": {"clicked": True}})
+        )
+        result = await next_matching(consumer, lambda f: f.get("action") == "result")
+    assert (result["id"], result["source"], result["ok"], result["value"]) == (
+        "k-1",
+        "b1",
+        True,
+        {"clicked": True},
+    )
+
+
+async def test_snapshot_with_acks_carries_a_delivery_sequence(real: RunningGateway) -> None:
+    async with (
+        open_as(real, "consumer", "c1", "&acks=1") as consumer,
+        open_as(real, "browser", "b1") as browser,
+    ):
+        await browser.send(
+            json.dumps({"action": "snapshot", "sid": "s-1", "seq": 1, "data": "<p>hi</p>"})
+        )
+        snapshot = await next_matching(consumer, lambda f: f.get("action") == "snapshot")
+    assert (snapshot["source"], snapshot["data"], snapshot["dseq"]) == ("b1", "<p>hi</p>", 1)
+
+
+async def test_disconnect_runs_the_real_handler_presence_and_list_follow(
+    real: RunningGateway,
+) -> None:
+    async with open_as(real, "consumer", "c1") as consumer:
+        async with open_as(real, "browser", "b1"):
+            await next_matching(consumer, lambda f: f.get("online") is True)
+            await consumer.send(json.dumps({"action": "list", "id": "l-1"}))
+            listed = await next_matching(consumer, lambda f: f.get("action") == "browsers")
+            assert [b["client_id"] for b in listed["browsers"]] == ["b1"]
+        # When the browser goes away, its $disconnect tells the consumer
+        await next_matching(consumer, lambda f: f.get("online") is False)
+        await consumer.send(json.dumps({"action": "list", "id": "l-2"}))
+        listed = await next_matching(consumer, lambda f: f.get("action") == "browsers")
+    assert listed["browsers"] == []
+
+
+async def test_command_to_an_offline_browser_is_answered_target_offline(
+    real: RunningGateway,
+) -> None:
+    async with open_as(real, "consumer", "c1") as consumer:
+        await consumer.send(
+            json.dumps({"action": "command", "id": "k-2", "target": "nobody", "name": "click"})
+        )
+        error = await next_matching(consumer, lambda f: f.get("action") == "error")
+    assert (error["code"], error["id"]) == ("target_offline", "k-2")
