@@ -316,7 +316,7 @@ def _log(text: str) -> None:
 
 def run_cost_model(
     *, connections: tuple[int, int] = (10, 10_000), page_kb: int = 100,
-    curve_kb: tuple[int, ...] = (10, 30, 100, 300, 1000, 3000),
+    curve_kb: tuple[int, ...] = (10, 100, 300, 3000),
 ) -> dict[str, Any]:  # fmt: skip
     """Measure every workload once and price it; plain data for results.json."""
     few, many = connections

@@ -9,20 +9,19 @@ repeated string.
 
 from __future__ import annotations
 
-import base64
 import gzip
 import random
 import string
 
+from tabrelay import core
+
 from functions.models import wire
 
-__all__ = ["FRAME_BUDGET", "PART_DATA", "gzip_ratio", "html_page", "snapshot_frames"]
+__all__ = ["FRAME_BUDGET", "gzip_ratio", "html_page", "snapshot_frames"]
 
 # A browser sends each message as one frame of at most 32 KB; the clients keep
-# each JSON message within 30,000 bytes (docs/protocol.md). Larger snapshots go
-# in slices of PART_DATA base64 characters, which leaves room for the fields.
-FRAME_BUDGET = 30_000
-PART_DATA = 29_000
+# each JSON message within 30,000 bytes (docs/protocol.md).
+FRAME_BUDGET = core.DEFAULT_FRAME_BUDGET
 
 _WORD_TEXT = (
     "account add all amazing apply available back bag basket battery best black blue "
@@ -136,28 +135,12 @@ def snapshot_frames(
 ) -> list[str]:
     """The JSON frames a browser sends for one snapshot (protocol v1).
 
-    Compressed: gzip, base64, slices of :data:`PART_DATA` characters, one frame
-    each. Uncompressed: one frame with the HTML as it is (what a naive client
-    sends; over 32 KB a real browser could not even send it as one frame).
+    ``compress=True``: exactly what the bundled client sends by default
+    (:func:`tabrelay.core.snapshot_frames`: plain when the page fits one
+    30,000-byte frame, else gzip, base64 and parts). ``compress=False``: one
+    frame with the HTML as it is, whatever its size (what a naive client sends;
+    over 32 KB a real browser could not even send it as one frame).
     """
-    if not compress:
-        message = wire.Snapshot(sid=sid, seq=seq, data=html, url=url, title="Example")
-        return [wire.encode(message)]
-    text = base64.b64encode(gzip.compress(html.encode(), mtime=0)).decode()
-    step = len(text) if len(text) + 200 <= FRAME_BUDGET else PART_DATA
-    slices = [text[i : i + step] for i in range(0, len(text), step)] or [""]
-    return [
-        wire.encode(
-            wire.Snapshot(
-                sid=sid,
-                seq=seq,
-                data=piece,
-                enc="gzip",
-                part=i,
-                parts=len(slices),
-                url=url,
-                title="Example",
-            )
-        )
-        for i, piece in enumerate(slices)
-    ]
+    if compress:
+        return core.snapshot_frames(html, sid=sid, seq=seq, url=url, title="Example")
+    return [wire.encode(wire.Snapshot(sid=sid, seq=seq, data=html, url=url, title="Example"))]
