@@ -216,17 +216,18 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
     local = results.get("local")
     if local:
         fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-        for label, runs, style in (
-            ("tabrelay (emulator)", local["gateway"], "o-"),
-            ("direct relay", local["direct"], "s--"),
+        for label, runs, style, color in (
+            ("tabrelay (emulator)", local["gateway"], "o-", "C0"),
+            ("direct relay", local["direct"], "s--", "C1"),
         ):
             rates = [r["offered_per_s"] for r in runs]
-            right.plot(rates, [r["delivered_per_s"] for r in runs], style, label=label)
-            for pct, alpha in (("p50", 0.5), ("p99", 1.0)):
+            right.plot(rates, [r["delivered_per_s"] for r in runs], style, color=color, label=label)
+            for pct, alpha in (("p50", 0.4), ("p99", 1.0)):
                 left.plot(
                     rates,
                     [r["latency_ms"][pct] for r in runs],
                     style,
+                    color=color,
                     alpha=alpha,
                     label=f"{label} {pct}",
                 )
