@@ -119,5 +119,5 @@ def run_capacity(*, quick: bool = False) -> dict[str, Any]:
             _run(target=60, step=30, tenants=3, concurrency=16, deadline_s=60, sample=5)
         )
     return asyncio.run(
-        _run(target=10_000, step=1_000, tenants=100, concurrency=64, deadline_s=240, sample=100)
+        _run(target=10_000, step=1_000, tenants=100, concurrency=64, deadline_s=200, sample=100)
     )

@@ -41,7 +41,7 @@ class LoadConfig:
     browsers: int = 20
     consumers: int = 2
     snapshot_kb: int = 20
-    seconds: float = 4.0
+    seconds: float = 3.0
     grace: float = 2.0
 
 

@@ -198,9 +198,10 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
             label="venv (bytecode cached)",
         )
         if "asset" in cold:
+            sampled = [(x, n) for x, n in zip(xs, names, strict=True) if n in cold["asset"]]
             ax.bar(
-                [x + 0.2 for x in xs],
-                [cold["asset"][n]["median_s"] * 1000 for n in names],
+                [x + 0.2 for x, _ in sampled],
+                [cold["asset"][n]["median_s"] * 1000 for _, n in sampled],
                 0.4,
                 label="from the deployment asset (no bytecode)",
             )
