@@ -23,7 +23,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck chromium
 	$(BIN)/pytest -q
 
 unit: $(STAMP)
@@ -83,6 +83,16 @@ token: $(STAMP)
 .PHONY: vendor
 vendor:
 	$(PYTHON) scripts/vendor_wire.py
+
+# Debian's Chromium for the real-browser tests (tests/browser). Idempotent:
+# returns at once when /usr/bin/chromium is already there. Needs root (CI is).
+.PHONY: chromium
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  apt-get update -qq -o DPkg::Lock::Timeout=600 && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
+	    --no-install-recommends chromium fonts-dejavu-core; }
+	@/usr/bin/chromium --version
 
 # --- Benchmarks (issue 7): cost model, local load, capacity, cold start. Writes
 # bench/report.md, bench/results.json and PNG plots; under 10 minutes on 2 cores.

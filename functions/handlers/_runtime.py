@@ -9,12 +9,21 @@ module's ``RUNTIME``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from functions.dal.idempotency import PowertoolsOnce
@@ -34,6 +43,7 @@ __all__ = [
     "identity_of",
     "logger",
     "metrics",
+    "process_queue_batch",
     "tracer",
 ]
 
@@ -115,15 +125,6 @@ class Runtime:
             max_parks=settings.max_parks,
             max_inflight_commands=settings.max_unacked,
         )
-        gateway = Gateway(
-            registry=registry,
-            flow=registry,
-            bus=bus,
-            poster=poster,
-            limiter=RateLimiter(registry, limit_per_second=settings.rate_limit_per_second),
-            counters=counters,
-            limits=limits,
-        )
         once = PowertoolsOnce(clients.dynamodb, settings.table_name)
         relay = Relay(
             registry=registry,
@@ -133,6 +134,16 @@ class Runtime:
             once=once,
             counters=counters,
             limits=limits,
+        )
+        gateway = Gateway(
+            registry=registry,
+            flow=registry,
+            bus=bus,
+            poster=poster,
+            limiter=RateLimiter(registry, limit_per_second=settings.rate_limit_per_second),
+            counters=counters,
+            limits=limits,
+            fan_out=relay.fan_out_now,
         )
         return cls(settings=settings, clients=clients, gateway=gateway, relay=relay, once=once)
 
@@ -156,7 +167,28 @@ def identity_of(event: dict[str, Any]) -> Identity:
     )
 
 
-def envelope_of(body: str) -> dict[str, Any]:
-    """Parse one queue record body (an envelope the gateway itself wrote)."""
-    envelope: dict[str, Any] = json.loads(body)
-    return envelope
+_processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def process_queue_batch(
+    event: dict[str, Any],
+    context: LambdaContext,
+    runtime: Runtime,
+    handle: Callable[[Relay, dict[str, Any]], None],
+) -> PartialItemFailureResponse:
+    """Run ``handle`` on each record's envelope; report only the failed records.
+
+    The event source mapping has ``ReportBatchItemFailures``, so only a failing
+    record is retried and, after ``maxReceiveCount`` receives, lands in its DLQ.
+    """
+    runtime.once.config.register_lambda_context(context)
+    runtime.relay.begin_batch()
+
+    def record_handler(record: SQSRecord) -> None:
+        envelope: dict[str, Any] = json.loads(record.body)
+        logger.append_keys(correlation_id=envelope.get("cid"), tenant=envelope.get("tenant"))
+        handle(runtime.relay, envelope)
+
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=_processor, context=context
+    )

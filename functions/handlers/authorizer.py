@@ -47,7 +47,7 @@ def _policy(principal: str, effect: str, resource: str, context: dict[str, str])
     }
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = APIGatewayAuthorizerRequestEvent(event)
     token = (request.query_string_parameters or {}).get("token")

@@ -21,7 +21,7 @@ SETTINGS = GatewaySettings.from_env()
 RUNTIME = Runtime.build(SETTINGS)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -44,6 +44,9 @@ class Limits:
     max_inbound_bytes: int = wire.MESSAGE_LIMIT - 1024
     #: Commands in flight per browser.
     max_inflight_commands: int = 100
+    #: Snapshots with at most this many recipients are delivered by the message
+    #: handler itself; more go through the bus to the router.
+    inline_fan_out: int = 10
 
 
 class Gateway:
@@ -59,8 +62,13 @@ class Gateway:
         limiter: RateLimiter,
         counters: Counters,
         limits: Limits,
+        fan_out: Callable[[envelopes.Envelope], bool] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``fan_out``, when given, delivers a snapshot at once and returns False when
+        it is better left to the router (too many recipients); without it, or when
+        it fails, snapshots go through the bus."""
+        self._fan_out = fan_out
         self._registry = registry
         self._flow = flow
         self._bus = bus
@@ -151,7 +159,7 @@ class Gateway:
     def _dispatch(self, identity: Identity, message: wire.Message, message_id: str) -> str | None:
         match message:
             case wire.Snapshot():
-                self._publish(envelopes.snapshot(identity, message, cid=message_id))
+                self._relay_snapshot(envelopes.snapshot(identity, message, cid=message_id))
                 return None
             case wire.Result():
                 self._publish(envelopes.result(identity, message, cid=message_id))
@@ -179,7 +187,7 @@ class Gateway:
             snapshot = wire.Snapshot(
                 sid=f"raw-{message_id}", seq=int(self._clock() * 1000), data=text, enc="none"
             )
-            self._publish(envelopes.snapshot(identity, snapshot, cid=message_id))
+            self._relay_snapshot(envelopes.snapshot(identity, snapshot, cid=message_id))
             return None
         name = text.strip()
         if not name or len(name) > 64:
@@ -225,6 +233,23 @@ class Gateway:
         with contextlib.suppress(ConnectionGoneError, DeliveryRetryableError):
             self._poster.post(identity.connection_id, wire.encode(reason))  # closing it anyway
         self._poster.disconnect(identity.connection_id)
+
+    def _relay_snapshot(self, envelope: envelopes.Envelope) -> None:
+        """Fan a snapshot out now when that is possible, else through the bus.
+
+        Delivering from here saves an SQS round trip and a router invocation per
+        snapshot (most of the cost after API Gateway's own). If the inline fan-out
+        fails half way, the bus delivers to every recipient again: a duplicate
+        snapshot is harmless, a lost one is not.
+        """
+        envelope["t"] = int(self._clock() * 1000)
+        if self._fan_out is not None:
+            try:
+                if self._fan_out(envelope):
+                    return
+            except Exception:  # any failure: the router retries the whole fan-out
+                self._counters.count("DeliveryRetried")
+        self._bus.publish(envelope)
 
     def _publish(self, envelope: envelopes.Envelope) -> None:
         """Put a client's message on the bus, stamped for the delivery-latency metric."""

@@ -94,6 +94,21 @@ class Relay:
         batch (ten snapshots of one browser cost one pair of Queries), never longer."""
         self._recipients.clear()
 
+    def fan_out_now(self, envelope: Envelope) -> bool:
+        """Deliver a snapshot envelope at once, from the message handler.
+
+        Returns False, having delivered nothing, when the browser has more than
+        ``Limits.inline_fan_out`` recipients: a large fan-out belongs to the router,
+        whose timeout and batch concurrency are sized for it.
+        """
+        self.begin_batch()
+        if len(self._recipients_of(envelope["tenant"], envelope["client"])) > (
+            self._limits.inline_fan_out
+        ):
+            return False
+        self._fan_out(envelope)
+        return True
+
     def handle_bus(self, envelope: Envelope) -> None:
         """Route one envelope from the bus."""
         kind = envelope["kind"]
@@ -136,11 +151,7 @@ class Relay:
 
     def _fan_out(self, envelope: Envelope) -> None:
         tenant, source = envelope["tenant"], envelope["client"]
-        recipients = self._recipients.get((tenant, source))
-        if recipients is None:
-            recipients = self._registry.recipients(tenant, source)
-            self._recipients[(tenant, source)] = recipients
-        for recipient in recipients:
+        for recipient in self._recipients_of(tenant, source):
             self._deliver_snapshot(
                 tenant,
                 source,
@@ -151,6 +162,13 @@ class Relay:
                 cid=envelope["cid"],
             )
         self._observe_latency(envelope)
+
+    def _recipients_of(self, tenant: str, source: str) -> list[Recipient]:
+        recipients = self._recipients.get((tenant, source))
+        if recipients is None:
+            recipients = self._registry.recipients(tenant, source)
+            self._recipients[(tenant, source)] = recipients
+        return recipients
 
     def _deliver_snapshot(
         self,

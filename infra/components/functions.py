@@ -55,7 +55,9 @@ FUNCTION_SPECS: tuple[FunctionSpec, ...] = (
     FunctionSpec("authorizer", "$connect authorizer: verifies the token", 256, 5),
     FunctionSpec("connect", "$connect: registers the connection", 256, 10),
     FunctionSpec("disconnect", "$disconnect: removes the connection", 256, 10),
-    FunctionSpec("message", "$default and protocol routes: validates and enqueues", 512, 10),
+    FunctionSpec(
+        "message", "$default and protocol routes: validates, delivers small fan-outs", 512, 10
+    ),
     FunctionSpec("router", "bus consumer: fans out to subscribers", 512, 30),
     FunctionSpec("delivery", "delivery consumer: posts to connections", 512, 30),
 )

@@ -201,3 +201,58 @@ def test_calls_per_snapshot_do_not_grow_with_connections(make_gateway: Any) -> N
     assert few == many
     assert not any(op.endswith(".Scan") for op in many)
     assert many["apigatewaymanagementapi.PostToConnection"] == 1
+
+
+def test_snapshot_to_few_consumers_is_delivered_without_the_bus(gateway: Harness) -> None:
+    # Given a browser with two consumers
+    browser = gateway.connect("browser", "acme", "b1")
+    consumers = [gateway.connect("consumer", "acme", f"c{i}") for i in range(2)]
+    gateway.drain()
+    for consumer in consumers:
+        gateway.take(consumer)
+
+    # When it sends a snapshot, then before any worker runs
+    gateway.send(browser, json.dumps({"action": "snapshot", "sid": "s", "seq": 1, "data": "<p/>"}))
+
+    # Then both consumers already have it and nothing waits on the bus
+    assert all(len(gateway.take(c)) == 1 for c in consumers)
+    queue = gateway.raw_sqs.get_queue_attributes(
+        QueueUrl=gateway.settings.bus_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )
+    assert queue["Attributes"]["ApproximateNumberOfMessages"] == "0"
+
+
+def test_snapshot_to_many_consumers_goes_through_the_router(gateway: Harness) -> None:
+    browser = gateway.connect("browser", "acme", "b1")
+    consumers = [gateway.connect("consumer", "acme", f"c{i}") for i in range(11)]
+    gateway.drain()
+    for consumer in consumers:
+        gateway.take(consumer)
+    gateway.send(browser, json.dumps({"action": "snapshot", "sid": "s", "seq": 1, "data": "<p/>"}))
+    assert all(gateway.take(c) == [] for c in consumers)
+    gateway.drain()
+    assert all(len(gateway.take(c)) == 1 for c in consumers)
+
+
+def test_failed_inline_fan_out_falls_back_to_the_bus(gateway: Harness) -> None:
+    # Given an inline fan-out that fails (DynamoDB unavailable, say)
+    browser = gateway.connect("browser", "acme", "b1")
+    consumer = gateway.connect("consumer", "acme", "c1")
+    gateway.drain()
+    gateway.take(consumer)
+
+    def unavailable(envelope: object) -> bool:
+        raise RuntimeError("DynamoDB unavailable")
+
+    gateway.runtime.gateway._fan_out = unavailable
+
+    # When the browser sends a snapshot
+    assert (
+        gateway.send(browser, json.dumps({"action": "snapshot", "sid": "s", "seq": 1, "data": "x"}))
+        is None
+    )
+
+    # Then the router delivers it
+    gateway.drain()
+    (delivery,) = gateway.take(consumer)
+    assert delivery["data"] == "x"

@@ -21,7 +21,7 @@ import pytest
 from emulator.testing import RunningGateway, running_gateway
 
 README = Path(__file__).resolve().parents[3] / "clients" / "python" / "README.md"
-WAIT = 60.0
+WAIT = 180.0  # generous: subprocesses start slowly on a loaded 2-core machine
 
 
 def examples() -> dict[str, tuple[str, str]]:
