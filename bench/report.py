@@ -130,10 +130,8 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
         w = cost["workloads"]
         few, many = cost["summary"].get("connections_measured", [10, 10_000])
         bars = {
-            "tabrelay, batch of 1": w[f"snapshot_1_consumer_alone_{few}"],
-            f"tabrelay, batches of {cost['assumptions']['router_batch_size']}": w[
-                "snapshot_1_consumer_batched"
-            ],
+            "tabrelay, alone": w[f"snapshot_1_consumer_alone_{few}"],
+            "tabrelay, steady load": w["snapshot_1_consumer_batched"],
             f"naive, {few} conns": w[f"naive_snapshot_1_consumer_{few}"],
             f"naive, {many:,} conns": w[f"naive_snapshot_1_consumer_{many}"],
         }

@@ -7,8 +7,8 @@ from typing import Any
 __all__ = ["render"]
 
 _WORKLOADS = {
-    "snapshot_1_consumer_batched": "100 KB snapshot to 1 consumer, steady load (full router batches)",
-    "snapshot_1_consumer_alone_{few}": "100 KB snapshot to 1 consumer, alone (batch of 1)",
+    "snapshot_1_consumer_batched": "100 KB snapshot to 1 consumer, steady load (10 browsers at once; full batches where a queue is used)",
+    "snapshot_1_consumer_alone_{few}": "100 KB snapshot to 1 consumer, alone (batches of 1)",
     "snapshot_1_consumer_alone_{many}": "same, among {many:,} connections",
     "snapshot_10_consumers_batched": "100 KB snapshot to 10 consumers, steady load",
     "command_and_result": "one command and its result (with the timeout check)",
