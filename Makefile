@@ -93,3 +93,9 @@ chromium:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
 	    --no-install-recommends chromium fonts-dejavu-core; }
 	@/usr/bin/chromium --version
+
+# --- Benchmarks (issue 7): cost model, local load, capacity, cold start. Writes
+# bench/report.md, bench/results.json and PNG plots; under 10 minutes on 2 cores.
+.PHONY: bench
+bench: $(STAMP) $(TOOLS_STAMP)
+	$(BIN)/python -m bench
