@@ -54,8 +54,19 @@ async def _start(language: str, code: str, env: dict[str, str]) -> asyncio.subpr
         assert language == "sh"
         argv = ["bash", "-euo", "pipefail", "-c", code]
     return await asyncio.create_subprocess_exec(
-        *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        *argv,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    """Ctrl-C must work in the example as in a terminal, even when this test runs in a
+    background job (a non-interactive shell starts those with SIGINT ignored, and a
+    child inherits that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 async def _run(language: str, code: str, env: dict[str, str]) -> str:
