@@ -473,3 +473,25 @@ async def test_given_malformed_reply_to_list_when_awaited_then_typed_error_and_r
                 await listing
         gateway.silent_lists = False
         assert await consumer.browsers() == []
+
+
+async def test_given_relay_bounds_when_peer_exceeds_them_then_one_snapshot_and_one_command_fail(
+    gateway: FakeGateway,
+) -> None:
+    async with (
+        tabrelay.connect(
+            gateway.url, token="consumer:c1", max_snapshot_bytes=10_000, max_result_bytes=20_000
+        ) as consumer,
+        tabrelay.connect(gateway.url, token="browser:b1") as browser,
+    ):
+        browser.on_command(lambda cmd: "x" * cmd.args["n"])
+        snaps = consumer.snapshots()
+        await browser.send_snapshot("<p>big</p>" * 2_000, compress=True)  # 20,000 bytes
+        await browser.send_snapshot("<p>small</p>", title="small")
+        async with asyncio.timeout(WAIT):
+            snap = await anext(snaps)
+        assert (snap.title, snap.missed) == ("small", 1)
+        with pytest.raises(tabrelay.MalformedResultError) as caught:
+            await consumer.command("b1", "big", timeout=5, n=100_000)
+        assert "20000 bytes" in caught.value.message
+        assert await consumer.command("b1", "small", timeout=5, n=3) == "xxx"
