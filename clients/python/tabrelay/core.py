@@ -156,7 +156,9 @@ def _range_problem(m: wire.Message) -> str | None:
 def _salvage(text: str | bytes, code: str, message: str) -> Malformed:
     # Only for frames already refused: parse again, leniently, to learn what they answer.
     try:
-        obj = json.loads(text)
+        # Numbers too long for int() (a result value of 5,000 digits) must not
+        # hide the id: they are not needed here.
+        obj = json.loads(text, parse_int=lambda s: int(s) if len(s) <= 20 else None)
     except Exception:  # any parse failure: there is nothing to salvage
         obj = None
     if not isinstance(obj, dict):

@@ -76,6 +76,12 @@ def test_given_result_part_out_of_range_when_parsed_then_malformed_with_its_id(
         ResultAssembler().feed(d)
 
 
+def test_given_result_with_number_too_long_for_python_when_parsed_then_malformed_with_id() -> None:
+    text = '{"action": "result", "id": "c1", "source": "b1", "ok": true, "value": 1' + "0" * 5000
+    m = parse_delivery(text + "}")
+    assert isinstance(m, Malformed) and (m.action, m.id) == ("result", "c1")
+
+
 def test_given_duplicate_result_part_when_fed_then_ignored_and_result_whole() -> None:
     assembler = ResultAssembler()
     assert assembler.feed(_result(value="[1,", part=0, parts=2)) is None
