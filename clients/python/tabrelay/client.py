@@ -853,9 +853,14 @@ class Relay:
         if m.action == "command" and m.id not in self._seen:
             # Answer it, so that its consumer learns now rather than at its timeout.
             frames = result_frames(
-                m.id, ok=False, error=f"malformed command: {m.message}", code="bad_request"
+                m.id,
+                ok=False,
+                error=f"malformed command: {m.message}",
+                code="bad_request",
+                budget=self.frame_budget,
             )
             self._seen[m.id] = frames
+            self._forget_commands()
             self._spawn(self._enqueue(Outgoing("result", frames, key=m.id)))
 
     async def _handle(self, message: wire.Message) -> None:
@@ -1024,12 +1029,15 @@ class Relay:
                 self._spawn(self._enqueue(Outgoing("result", frames, key=d.id)))
             return
         self._seen[d.id] = _RUNNING
+        self._forget_commands()
+        self._spawn(self._run_command(d))
+
+    def _forget_commands(self) -> None:
         while len(self._seen) > self._remember:
             oldest = next(iter(self._seen))
             if self._seen[oldest] is _RUNNING:
                 break
             del self._seen[oldest]
-        self._spawn(self._run_command(d))
 
     async def _run_command(self, d: wire.CommandDelivery) -> None:
         request = CommandRequest(
