@@ -33,7 +33,7 @@ from tabrelay.errors import (
 )
 from tabrelay.models import CommandRequest, Snapshot
 
-__all__ = ["EXIT_CODES", "exit_code_for", "main", "make_page"]
+__all__ = ["EXIT_CODES", "exit_code_for", "main", "make_page", "safe_json", "safe_text"]
 
 #: Exit statuses of every subcommand.
 EXIT_CODES: dict[str, int] = {
@@ -56,6 +56,47 @@ exit status: 0 ok, 1 the browser answered ok=false, 2 usage error,
 130 interrupted. Errors are printed to stderr as 'tabrelay: error: CODE: message'.
 The token may also come from the TABRELAY_TOKEN environment variable.
 """
+
+
+# Characters a web page must not get to the operator's terminal: C0 controls
+# (escape sequences start with ESC), DEL, C1 controls (U+009B is a one-byte
+# CSI), bidirectional overrides and isolates (they reorder what is shown),
+# line/paragraph separators, and lone surrogates (not printable at all).
+_UNSAFE: list[int] = [
+    *range(0x00, 0x20),
+    0x7F,
+    *range(0x80, 0xA0),
+    0x061C,
+    0x200E,
+    0x200F,
+    *range(0x202A, 0x202F),
+    *range(0x2066, 0x206A),
+    0x2028,
+    0x2029,
+    *range(0xD800, 0xE000),
+]
+_TEXT_ESCAPES: dict[int, str] = {
+    c: (f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}") for c in _UNSAFE
+}
+# In JSON text these can only occur inside strings, where \uXXXX means the same.
+_JSON_ESCAPES: dict[int, str] = {c: f"\\u{c:04x}" for c in _UNSAFE}
+
+
+def safe_text(text: object) -> str:
+    """``text`` for a terminal: control, bidi and unprintable characters as ``\\xNN``/``\\uNNNN``."""
+    return str(text).translate(_TEXT_ESCAPES)
+
+
+def safe_json(value: Any) -> str:
+    """Compact JSON of ``value`` that is also safe for a terminal and parses back to ``value``."""
+    return json.dumps(value, ensure_ascii=False).translate(_JSON_ESCAPES)
+
+
+class _SafeFormatter(logging.Formatter):
+    """Log lines may quote what a page or a peer sent: escape it before it reaches stderr."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return safe_text(super().format(record))
 
 
 def exit_code_for(exc: BaseException) -> int:
@@ -165,11 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("--timeout must be between 1 and 900 seconds")
     if args.cmd == "simulate-browser" and args.rate <= 0:
         parser.error("--rate must be > 0")
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="tabrelay: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_SafeFormatter("tabrelay: %(message)s"))
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
     runners = {
         "watch": _watch,
         "send": _send,
@@ -181,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_CODES["interrupted"]
     except TabRelayError as exc:
-        print(f"tabrelay: error: {exc.code}: {exc.message}", file=sys.stderr)
+        print(f"tabrelay: error: {safe_text(exc.code)}: {safe_text(exc.message)}", file=sys.stderr)
         return exit_code_for(exc)
     except BrokenPipeError:  # e.g. `tabrelay watch ... | head`
         with contextlib.suppress(OSError):
@@ -211,9 +250,11 @@ def _snapshot_line(snap: Snapshot, *, as_json: bool, with_html: bool) -> str:
         }
         if with_html:
             obj["html"] = snap.html
-        return json.dumps(obj, ensure_ascii=False)
-    title = snap.title.replace("\t", " ").replace("\n", " ")
-    return f"{snap.source}\t{snap.seq}\t{snap.size}\t{snap.missed}\t{snap.url}\t{title}"
+        return safe_json(obj)
+    # Tabs and newlines inside a field are escaped too: one line, six fields.
+    return "\t".join(
+        safe_text(f) for f in (snap.source, snap.seq, snap.size, snap.missed, snap.url, snap.title)
+    )
 
 
 async def _watch(args: argparse.Namespace) -> int:
@@ -246,7 +287,7 @@ async def _send(args: argparse.Namespace) -> int:
     command_args: dict[str, Any] = args.command_args
     async with _relay(args, role="consumer", ping_interval=None) as relay:
         value = await relay.command(args.target, args.name, timeout=args.timeout, args=command_args)
-    _line(sys.stdout, json.dumps(value, ensure_ascii=False))
+    _line(sys.stdout, safe_json(value))
     return EXIT_CODES["ok"]
 
 
@@ -258,7 +299,7 @@ async def _browsers(args: argparse.Namespace) -> int:
         _line(sys.stdout, json.dumps(rows))
     else:
         for b in infos:
-            _line(sys.stdout, f"{b.client_id}\t{b.connected_at}")
+            _line(sys.stdout, f"{safe_text(b.client_id)}\t{b.connected_at}")
     return EXIT_CODES["ok"]
 
 
@@ -322,7 +363,8 @@ async def _simulate(args: argparse.Namespace) -> int:
     show = not args.quiet and sys.stderr.isatty()
 
     async def handler(cmd: CommandRequest) -> Any:
-        _line(sys.stdout, f"command\t{cmd.id}\t{cmd.name}\t{json.dumps(cmd.args)}")
+        fields = ("command", cmd.id, cmd.name, json.dumps(cmd.args))
+        _line(sys.stdout, "\t".join(safe_text(f) for f in fields))
         return await _simulated_command(cmd)
 
     async with _relay(args, role="browser") as relay:

@@ -35,9 +35,14 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from tabrelay import _wire as wire
 from tabrelay.core import (
     DEFAULT_FRAME_BUDGET,
+    DEFAULT_MAX_PENDING_RESULTS,
+    DEFAULT_MAX_PENDING_SNAPSHOT_BYTES,
+    DEFAULT_MAX_RESULT_BYTES,
+    DEFAULT_MAX_SNAPSHOT_BYTES,
     OVERFLOW_POLICIES,
     AckTracker,
     InboundSnapshots,
+    Malformed,
     OutboundBuffer,
     Outgoing,
     Overflow,
@@ -46,17 +51,19 @@ from tabrelay.core import (
     TokenBucket,
     backoff,
     encode_frame,
+    parse_delivery,
     part_id,
     result_frames,
     snapshot_frames,
 )
 from tabrelay.errors import (
     AuthError,
-    BadRequestError,
     CommandFailedError,
     CommandTimeoutError,
     ConnectError,
     ConnectionClosedError,
+    MalformedDeliveryError,
+    MalformedResultError,
     TabRelayError,
     error_for_code,
 )
@@ -92,6 +99,7 @@ class RelayStats:
     pings_sent: int = 0
     commands_run: int = 0
     duplicate_commands: int = 0
+    malformed: int = 0  # deliveries the client could not use (each answered or counted)
 
 
 @dataclass
@@ -168,6 +176,15 @@ class Relay:
     * ``proxy``: as in ``websockets.connect`` (``True``: from the environment).
     * ``command_grace`` (5 s): how long past a command's timeout the client
       waits for the gateway's answer before raising :class:`CommandTimeoutError`.
+    * Bounds on what a hostile or broken peer can make the client hold:
+      ``max_snapshot_bytes`` (32 MiB) of HTML per snapshot once decompressed
+      (inflated incrementally, so a gzip bomb stops there),
+      ``max_pending_snapshot_bytes`` (64 MiB) of data in half-received
+      snapshots, ``max_result_bytes`` (32 MiB) per command result being joined
+      from parts, ``max_pending_results`` (16) results joined at once. Going
+      over one, like any malformed delivery, fails that one command
+      (:class:`MalformedResultError`) or counts that one snapshot in the next
+      ``missed`` of its browser; the relay goes on.
 
     One task at a time should iterate :meth:`snapshots` (and :meth:`presence`).
     """
@@ -195,6 +212,10 @@ class Relay:
         max_rate: float | None = 20.0,
         max_burst: int = 20,
         command_grace: float = 5.0,
+        max_snapshot_bytes: int = DEFAULT_MAX_SNAPSHOT_BYTES,
+        max_pending_snapshot_bytes: int = DEFAULT_MAX_PENDING_SNAPSHOT_BYTES,
+        max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+        max_pending_results: int = DEFAULT_MAX_PENDING_RESULTS,
         presence_size: int = 1000,
         remember_commands: int = 10_000,
         proxy: str | Literal[True] | None = True,
@@ -223,8 +244,10 @@ class Relay:
 
         self._outbox = OutboundBuffer(queue_size, overflow)
         self._inbox: InboundSnapshots[_Token] = InboundSnapshots(queue_size, overflow)
-        self._assembler = SnapshotAssembler()
-        self._results = ResultAssembler()
+        self._assembler = SnapshotAssembler(
+            max_bytes=max_pending_snapshot_bytes, max_html_bytes=max_snapshot_bytes
+        )
+        self._results = ResultAssembler(max_pending=max_pending_results, max_bytes=max_result_bytes)
         self._ack = AckTracker(every=ack_every, delay=ack_delay)
         self._ack_timer: asyncio.TimerHandle | None = None
         self._bucket = TokenBucket(max_rate, max_burst) if max_rate else None
@@ -786,14 +809,61 @@ class Relay:
     # ------------------------------------------------------------------
 
     async def _dispatch(self, text: str | bytes) -> None:
+        message = parse_delivery(text)
+        if isinstance(message, Malformed):
+            self._on_malformed(message)
+            return
         try:
-            message = wire.decode_outbound(text)
-        except wire.RawFrame as raw:
-            logger.warning("tabrelay: ignoring a raw frame of %d characters", len(raw.text))
+            await self._handle(message)
+        except (asyncio.CancelledError, ConnectionClosed):
+            raise
+        except Exception:
+            # A bug here must cost one delivery, never the relay.
+            self.stats.malformed += 1
+            logger.exception("tabrelay: could not handle a %s delivery", message.action)
+
+    def _on_malformed(self, m: Malformed) -> None:
+        """Answer or count what a delivery the client cannot use was for; never raise."""
+        self.stats.malformed += 1
+        logger.warning("tabrelay: ignoring a malformed %s delivery: %s", m.action, m.message)
+        if m.dseq is not None:
+            # Processed (as far as it goes): it must not hold the acks back.
+            self._ack.received(m.dseq, self._now())
+            self._ack_update()
+        if m.action == "snapshot" and m.source is not None:
+            self._assembler.abandon(m.source, m.sid)
             return
-        except wire.ProtocolError as exc:
-            logger.warning("tabrelay: ignoring a malformed frame: %s", exc)
+        if m.id is None:
             return
+        future = self._commands.get(m.id)
+        if future is not None:
+            self._results.discard(m.id)
+            if not future.done():
+                future.set_exception(
+                    MalformedResultError(f"malformed {m.action}: {m.message}", id=m.id)
+                )
+            return
+        request = self._requests.get(m.id)
+        if request is not None:
+            if not request.future.done():
+                request.future.set_exception(
+                    MalformedDeliveryError(f"malformed {m.action}: {m.message}", id=m.id)
+                )
+            return
+        if m.action == "command" and m.id not in self._seen:
+            # Answer it, so that its consumer learns now rather than at its timeout.
+            frames = result_frames(
+                m.id,
+                ok=False,
+                error=f"malformed command: {m.message}",
+                code="bad_request",
+                budget=self.frame_budget,
+            )
+            self._seen[m.id] = frames
+            self._forget_commands()
+            self._spawn(self._enqueue(Outgoing("result", frames, key=m.id)))
+
+    async def _handle(self, message: wire.Message) -> None:
         if isinstance(message, wire.SnapshotDelivery):
             await self._on_snapshot(message)
         elif isinstance(message, wire.ResultDelivery):
@@ -820,6 +890,7 @@ class Relay:
         try:
             snap = self._assembler.feed(d)
         except wire.ProtocolError as exc:
+            self.stats.malformed += 1
             logger.warning("tabrelay: dropping snapshot %s from %s: %s", d.sid, d.source, exc)
             snap = None
         token = None
@@ -845,17 +916,27 @@ class Relay:
         self._ack_update()
 
     def _on_result(self, d: wire.ResultDelivery) -> None:
+        future = self._commands.get(d.id)
+        if future is None or future.done():
+            return  # nobody waits for it: nothing to join or hold
         try:
             whole = self._results.feed(d)
         except wire.ProtocolError as exc:
+            self.stats.malformed += 1
             whole = None
-            future = self._commands.get(d.id)
-            if future is not None and not future.done():
-                future.set_exception(BadRequestError(str(exc.message), id=d.id))
-        if whole is None:
-            return
-        future = self._commands.get(d.id)
-        if future is None or future.done():
+            future.set_exception(MalformedResultError(exc.message, id=d.id, source=d.source))
+        for id in self._results.abandoned:
+            abandoned = self._commands.get(id)
+            if abandoned is not None and not abandoned.done():
+                abandoned.set_exception(
+                    MalformedResultError(
+                        f"result {id} abandoned: more than {self._results.max_pending} "
+                        "results were being joined at once",
+                        id=id,
+                    )
+                )
+        self._results.abandoned.clear()
+        if whole is None or future.done():
             return
         if whole.ok:
             future.set_result(whole.value)
@@ -948,12 +1029,15 @@ class Relay:
                 self._spawn(self._enqueue(Outgoing("result", frames, key=d.id)))
             return
         self._seen[d.id] = _RUNNING
+        self._forget_commands()
+        self._spawn(self._run_command(d))
+
+    def _forget_commands(self) -> None:
         while len(self._seen) > self._remember:
             oldest = next(iter(self._seen))
             if self._seen[oldest] is _RUNNING:
                 break
             del self._seen[oldest]
-        self._spawn(self._run_command(d))
 
     async def _run_command(self, d: wire.CommandDelivery) -> None:
         request = CommandRequest(

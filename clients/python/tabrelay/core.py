@@ -27,7 +27,7 @@ import zlib
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, NoReturn, TypeVar
 
 from tabrelay import _wire as wire
 from tabrelay.errors import QueueFullError, TooLargeError
@@ -35,8 +35,13 @@ from tabrelay.models import Snapshot
 
 __all__ = [
     "DEFAULT_FRAME_BUDGET",
+    "DEFAULT_MAX_PENDING_RESULTS",
+    "DEFAULT_MAX_PENDING_SNAPSHOT_BYTES",
+    "DEFAULT_MAX_RESULT_BYTES",
+    "DEFAULT_MAX_SNAPSHOT_BYTES",
     "AckTracker",
     "InboundSnapshots",
+    "Malformed",
     "OutboundBuffer",
     "Outgoing",
     "Overflow",
@@ -45,6 +50,7 @@ __all__ = [
     "TokenBucket",
     "backoff",
     "encode_frame",
+    "parse_delivery",
     "part_id",
     "result_frames",
     "snapshot_frames",
@@ -60,6 +66,22 @@ Overflow = Literal["block", "drop_oldest", "raise"]
 OVERFLOW_POLICIES: frozenset[str] = frozenset({"block", "drop_oldest", "raise"})
 
 _MAX_PARTS = 10_000  # the wire protocol's bound on ``parts``
+# Counters and sequence numbers beyond this are not exact in JavaScript peers:
+# a delivery carrying one is malformed rather than a number to compute with.
+_MAX_COUNTER = 2**53
+
+#: Bound on the HTML of one snapshot once decompressed (``max_snapshot_bytes``):
+#: a gzip bomb is inflated incrementally and abandoned at this size.
+DEFAULT_MAX_SNAPSHOT_BYTES = 32 * 1024 * 1024
+#: Bound on the (base64) data of all half-received snapshots together
+#: (``max_pending_snapshot_bytes``); beyond it the oldest is abandoned.
+DEFAULT_MAX_PENDING_SNAPSHOT_BYTES = 64 * 1024 * 1024
+#: Bound on the bytes of one command's result held while its parts arrive
+#: (``max_result_bytes``); beyond it that command fails.
+DEFAULT_MAX_RESULT_BYTES = 32 * 1024 * 1024
+#: Bound on how many commands' results are being joined at once
+#: (``max_pending_results``); beyond it the oldest of them fails.
+DEFAULT_MAX_PENDING_RESULTS = 16
 
 
 def _size(text: str) -> int:
@@ -76,6 +98,108 @@ def encode_frame(message: wire.Message, *, budget: int = DEFAULT_FRAME_BUDGET) -
             id=getattr(message, "id", None),
         )
     return text
+
+
+# --------------------------------------------------------------------------
+# Reading what the gateway sends, whatever it is.
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """A delivery the client cannot use, and what it could tell about its target.
+
+    ``action``, ``id``, ``source``, ``sid`` and ``dseq`` are read from the frame
+    when they have the right type (else ``None``), so that the caller can fail
+    the one command or request it answers (``id``), count the one snapshot it
+    carried as missed (``source``, ``sid``) and still acknowledge it (``dseq``).
+    """
+
+    code: str
+    message: str
+    action: str | None = None
+    id: str | None = None
+    source: str | None = None
+    sid: str | None = None
+    dseq: int | None = None
+
+
+def _counter(value: int, *, low: int = 0, high: int = _MAX_COUNTER) -> bool:
+    return low <= value < high
+
+
+def _range_problem(m: wire.Message) -> str | None:
+    """Why a well-typed delivery is still unusable (numbers out of range), if it is."""
+    if isinstance(m, wire.SnapshotDelivery):
+        if not (_counter(m.seq) and _counter(m.missed)):
+            return "seq and missed must be counters"
+        if m.dseq is not None and not _counter(m.dseq):
+            return "dseq must be a counter"
+        if not (_counter(m.parts, low=1, high=_MAX_PARTS + 1) and _counter(m.part, high=m.parts)):
+            return f"part {m.part} of {m.parts} is out of range"
+    elif isinstance(m, wire.ResultDelivery):
+        if not (_counter(m.parts, low=1, high=_MAX_PARTS + 1) and _counter(m.part, high=m.parts)):
+            return f"part {m.part} of {m.parts} is out of range"
+        if m.parts > 1 and not isinstance(m.value, str):
+            return "value must be a string slice when parts > 1"
+    elif isinstance(m, wire.CommandDelivery):
+        if not 0 < m.timeout <= 900:
+            return "timeout must be in (0, 900] seconds"
+    elif isinstance(m, wire.Presence):
+        if not _counter(m.at):
+            return "at must be a counter"
+    elif isinstance(m, wire.Browsers) and not all(_counter(b.connected_at) for b in m.browsers):
+        return "connected_at must be a counter"
+    return None
+
+
+def _salvage(text: str | bytes, code: str, message: str) -> Malformed:
+    # Only for frames already refused: parse again, leniently, to learn what they answer.
+    try:
+        # Numbers too long for int() (a result value of 5,000 digits) must not
+        # hide the id: they are not needed here.
+        obj = json.loads(text, parse_int=lambda s: int(s) if len(s) <= 20 else None)
+    except Exception:  # any parse failure: there is nothing to salvage
+        obj = None
+    if not isinstance(obj, dict):
+        return Malformed(code, message)
+
+    def text_field(name: str) -> str | None:
+        v = obj.get(name)
+        return v if isinstance(v, str) and 0 < len(v) <= 128 else None
+
+    dseq = obj.get("dseq")
+    return Malformed(
+        code,
+        message,
+        action=text_field("action"),
+        id=text_field("id"),
+        source=text_field("source"),
+        sid=text_field("sid"),
+        dseq=dseq if type(dseq) is int and _counter(dseq) else None,
+    )
+
+
+def parse_delivery(text: str | bytes) -> wire.Message | Malformed:
+    """One frame from the gateway as a typed message, or :class:`Malformed`. Never raises.
+
+    Beyond the wire decoder's checks (JSON object, known action, known fields of
+    the right types), numbers must be in range: counters (``seq``, ``dseq``,
+    ``missed``, ``at``) in ``[0, 2**53)``, ``0 <= part < parts <= 10,000``, a
+    command's ``timeout`` in ``(0, 900]``.
+    """
+    try:
+        message = wire.decode_outbound(text)
+    except wire.RawFrame as raw:
+        return Malformed("bad_request", f"not a JSON object ({len(raw.text)} characters)")
+    except wire.ProtocolError as exc:
+        return _salvage(text, exc.code, exc.message)
+    except Exception as exc:  # a decoder bug must not end the relay
+        return _salvage(text, "bad_request", f"undecodable frame: {type(exc).__name__}")
+    problem = _range_problem(message)
+    if problem is not None:
+        return _salvage(text, "bad_request", f"{message.action}: {problem}")
+    return message
 
 
 # --------------------------------------------------------------------------
@@ -205,16 +329,18 @@ class SnapshotAssembler:
       recently completed snapshot are ignored (SQS delivers at least once).
     * Abandoned snapshots and the gateway's ``missed`` counts add up in the
       ``missed`` of the next snapshot returned for that browser.
-    * A malformed snapshot (inconsistent parts, undecodable data, HTML beyond
-      ``max_html_bytes``) is abandoned and :class:`wire.ProtocolError` raised.
+    * A malformed snapshot (parts that disagree or are out of range, undecodable
+      data, HTML beyond ``max_html_bytes``) is abandoned, counted like any
+      abandoned snapshot, and :class:`wire.ProtocolError` raised; later parts of
+      it are ignored. :meth:`feed` raises nothing else, whatever it is given.
     """
 
     def __init__(
         self,
         *,
         max_pending: int = 64,
-        max_bytes: int = 256 * 1024 * 1024,
-        max_html_bytes: int = 256 * 1024 * 1024,
+        max_bytes: int = DEFAULT_MAX_PENDING_SNAPSHOT_BYTES,
+        max_html_bytes: int = DEFAULT_MAX_SNAPSHOT_BYTES,
     ) -> None:
         self.max_pending = max_pending
         self.max_bytes = max_bytes
@@ -222,7 +348,8 @@ class SnapshotAssembler:
         self._pending: OrderedDict[tuple[str, str], _PendingSnapshot] = OrderedDict()
         self._bytes = 0
         self._carry: dict[str, int] = {}
-        # Recently completed snapshot ids per browser: SQS may deliver a part twice.
+        # Recently completed (or abandoned) snapshot ids per browser: SQS may
+        # deliver a part twice, and parts of an abandoned snapshot keep coming.
         self._done: dict[str, deque[str]] = {}
 
     @property
@@ -230,32 +357,60 @@ class SnapshotAssembler:
         """Number of half-received snapshots held."""
         return len(self._pending)
 
+    @property
+    def pending_bytes(self) -> int:
+        """Characters of data held in half-received snapshots."""
+        return self._bytes
+
     def unreported(self, source: str) -> int:
         """Snapshots of ``source`` abandoned since its last completed one (not yet in a ``missed``)."""
         return self._carry.get(source, 0)
+
+    def abandon(self, source: str, sid: str | None, *, missed: int = 0) -> None:
+        """Count snapshot ``sid`` of ``source`` as missed (a malformed delivery carried it).
+
+        Its half-received parts are dropped and its later parts ignored; an
+        ``sid`` already completed or abandoned is not counted again.
+        """
+        if sid is not None:
+            done = self._done.get(source)
+            if done is not None and sid in done:
+                return
+            if (source, sid) in self._pending:
+                self._drop((source, sid), count=True)  # with what its parts reported missed
+                return
+            self._mark_done(source, sid)
+        self._carry[source] = self._carry.get(source, 0) + 1 + max(0, min(missed, _MAX_COUNTER))
+
+    def _mark_done(self, source: str, sid: str) -> None:
+        self._done.setdefault(source, deque(maxlen=32)).append(sid)
+
+    def _reject(self, d: wire.SnapshotDelivery, code: wire.ErrorCode, why: str) -> NoReturn:
+        self.abandon(d.source, d.sid, missed=d.missed if _counter(d.missed) else 0)
+        raise wire.ProtocolError(code, f"snapshot {d.sid} from {d.source}: {why}")
 
     def feed(self, d: wire.SnapshotDelivery) -> Snapshot | None:
         done = self._done.get(d.source)
         if done is not None and d.sid in done:
             return None
+        if not (_counter(d.seq) and _counter(d.missed)):
+            self._reject(d, "bad_request", "seq and missed must be counters")
+        if not (_counter(d.parts, low=1, high=_MAX_PARTS + 1) and _counter(d.part, high=d.parts)):
+            self._reject(d, "bad_request", f"part {d.part} of {d.parts} is out of range")
         key = (d.source, d.sid)
         p = self._pending.get(key)
         if p is None:
             p = _PendingSnapshot(d.source, d.sid, d.seq, d.enc, d.parts, d.url, d.title, d.missed)
-            if d.parts == 1 and d.part == 0:
+            if d.parts == 1:
                 # The common small case: no bookkeeping at all.
                 return self._complete(p, d.data)
             p.missed = 0
             self._pending[key] = p
         elif p.parts != d.parts or p.enc != d.enc or p.seq != d.seq:
-            self._drop(key, count=True)
-            raise wire.ProtocolError("bad_request", f"snapshot {d.sid}: parts disagree")
-        if d.part >= d.parts:
-            self._drop(key, count=True)
-            raise wire.ProtocolError("bad_request", f"snapshot {d.sid}: part out of range")
-        p.missed += d.missed
+            self._reject(d, "bad_request", "parts disagree")
         if d.part in p.slices:
             return None
+        p.missed += d.missed
         if d.part == 0:
             p.url, p.title = d.url, d.title
         p.slices[d.part] = d.data
@@ -269,13 +424,18 @@ class SnapshotAssembler:
         return self._complete(p, data)
 
     def _complete(self, p: _PendingSnapshot, data: str) -> Snapshot:
+        self._mark_done(p.source, p.sid)
+        try:
+            html = self._decode(p.sid, p.enc, data)
+        except wire.ProtocolError:
+            # Undecodable: it counts as missed, with whatever it reported missed.
+            self._carry[p.source] = self._carry.get(p.source, 0) + 1 + p.missed
+            raise
         # Older half-received snapshots of this browser will never be shown.
         stale = [k for k, q in self._pending.items() if q.source == p.source and q.seq < p.seq]
         for key in stale:
             self._drop(key, count=True)
-        self._done.setdefault(p.source, deque(maxlen=32)).append(p.sid)
         missed = p.missed + self._carry.pop(p.source, 0)
-        html = self._decode(p.sid, p.enc, data)
         return Snapshot(
             source=p.source,
             sid=p.sid,
@@ -289,6 +449,10 @@ class SnapshotAssembler:
 
     def _decode(self, sid: str, enc: str, data: str) -> str:
         if enc == "none":
+            if len(data) > self.max_html_bytes:
+                raise wire.ProtocolError(
+                    "too_large", f"snapshot {sid}: HTML over {self.max_html_bytes} bytes"
+                )
             return data
         try:
             raw = base64.b64decode(data, validate=True)
@@ -313,6 +477,8 @@ class SnapshotAssembler:
             return
         self._bytes -= p.size
         if count:
+            # Its later parts must not start it again (and count it twice).
+            self._mark_done(p.source, p.sid)
             self._carry[p.source] = self._carry.get(p.source, 0) + 1 + p.missed
 
     def _evict(self) -> None:
@@ -389,33 +555,98 @@ def result_frames(
     ]
 
 
+@dataclass
+class _PendingResult:
+    first: wire.ResultDelivery
+    size: int = 0
+    slices: dict[int, str] = field(default_factory=dict)
+
+
 class ResultAssembler:
     """Joins result deliveries; :meth:`feed` returns the whole result or ``None``.
 
     The returned :class:`wire.ResultDelivery` has ``parts == 1`` and the parsed
-    ``value``. Half-received results are bounded by ``max_pending`` (oldest
-    abandoned first); :meth:`discard` forgets one (e.g. when its command gave up).
+    ``value``. A repeated part is ignored (SQS delivers at least once).
+
+    * Malformed parts (``part``/``parts`` out of range, parts that disagree with
+      the first one seen on ``parts``, ``ok``, ``error``, ``code`` or
+      ``source``, a slice that is not a string, joined text that is not JSON)
+      make :meth:`feed` raise :class:`wire.ProtocolError` with ``id`` set, and
+      the half-received result is forgotten. It raises nothing else.
+    * Memory is bounded: one result holds at most ``max_bytes`` bytes of slices
+      (beyond, ``too_large`` is raised for it), and at most ``max_pending``
+      results are joined at once; beyond that the oldest is forgotten and its
+      id appended to :attr:`abandoned`, for the caller to fail that command.
+      :meth:`discard` forgets one (e.g. when its command gave up).
     """
 
-    def __init__(self, *, max_pending: int = 256) -> None:
+    def __init__(
+        self,
+        *,
+        max_pending: int = DEFAULT_MAX_PENDING_RESULTS,
+        max_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+    ) -> None:
+        if max_pending < 1:
+            raise ValueError("max_pending must be >= 1")
         self.max_pending = max_pending
-        self._pending: OrderedDict[str, dict[int, wire.ResultDelivery]] = OrderedDict()
+        self.max_bytes = max_bytes
+        self.abandoned: list[str] = []
+        self._pending: OrderedDict[str, _PendingResult] = OrderedDict()
+
+    @property
+    def pending(self) -> int:
+        """Number of half-received results held."""
+        return len(self._pending)
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of slices held in half-received results."""
+        return sum(p.size for p in self._pending.values())
+
+    def _fail(self, d: wire.ResultDelivery, code: wire.ErrorCode, why: str) -> NoReturn:
+        self._pending.pop(d.id, None)
+        raise wire.ProtocolError(code, f"result {d.id} from {d.source}: {why}", id=d.id)
 
     def feed(self, d: wire.ResultDelivery) -> wire.ResultDelivery | None:
-        if d.parts <= 1:
+        if not (_counter(d.parts, low=1, high=_MAX_PARTS + 1) and _counter(d.part, high=d.parts)):
+            self._fail(d, "bad_request", f"part {d.part} of {d.parts} is out of range")
+        p = self._pending.get(d.id)
+        if p is not None:
+            f = p.first
+            if (f.parts, f.ok, f.error, f.code, f.source) != (
+                d.parts,
+                d.ok,
+                d.error,
+                d.code,
+                d.source,
+            ):
+                self._fail(d, "bad_request", "parts disagree")
+        if d.parts == 1:
             return d
-        parts = self._pending.setdefault(d.id, {})
-        parts[d.part] = d
-        while len(self._pending) > self.max_pending:
-            self._pending.popitem(last=False)
-        if len(parts) < d.parts:
+        if not isinstance(d.value, str):
+            self._fail(d, "bad_request", "value must be a string slice when parts > 1")
+        if p is None:
+            p = self._pending[d.id] = _PendingResult(d)
+            while len(self._pending) > self.max_pending:
+                oldest, _ = self._pending.popitem(last=False)
+                self.abandoned.append(oldest)
+        if d.part in p.slices:
+            return None
+        size = len(d.value.encode("utf-8", "surrogatepass"))
+        if p.size + size > self.max_bytes:
+            self._fail(d, "too_large", f"more than {self.max_bytes} bytes")
+        p.slices[d.part] = d.value
+        p.size += size
+        if len(p.slices) < d.parts:
             return None
         del self._pending[d.id]
-        text = "".join(str(parts[i].value) for i in range(d.parts))
+        text = "".join(p.slices[i] for i in range(d.parts))
         try:
             value = json.loads(text)
-        except ValueError as exc:
-            raise wire.ProtocolError("bad_request", f"result {d.id}: {exc}", id=d.id) from None
+        except (ValueError, RecursionError) as exc:
+            raise wire.ProtocolError(
+                "bad_request", f"result {d.id}: value is not JSON ({exc})", id=d.id
+            ) from None
         return replace(d, value=value, part=0, parts=1)
 
     def discard(self, id: str) -> None:

@@ -20,6 +20,8 @@ __all__ = [
     "ConnectionClosedError",
     "ForbiddenError",
     "InternalError",
+    "MalformedDeliveryError",
+    "MalformedResultError",
     "QueueFullError",
     "RateLimitedError",
     "TabRelayError",
@@ -70,6 +72,29 @@ class ConnectionClosedError(TabRelayError):
     """The relay is closed (by :meth:`Relay.close` or after a fatal error)."""
 
     code = "closed"
+
+
+class MalformedDeliveryError(TabRelayError):
+    """The gateway delivered something this client cannot use (a hostile or broken peer).
+
+    Raised from the one call the delivery answers (a ``list`` or ``subscribe``
+    reply, say); the relay itself goes on.
+    """
+
+    code = "malformed"
+
+
+class MalformedResultError(MalformedDeliveryError):
+    """A command's result could not be used: parts that disagree or are out of range,
+    a value that is not JSON, or more bytes than ``max_result_bytes``.
+
+    Raised from that command's :meth:`Relay.command`; other commands and
+    snapshots are unaffected. ``source`` is the browser, when known.
+    """
+
+    def __init__(self, message: str, *, id: str | None = None, source: str | None = None) -> None:
+        super().__init__(message, id=id)
+        self.source = source
 
 
 class QueueFullError(TabRelayError):

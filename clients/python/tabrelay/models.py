@@ -36,7 +36,7 @@ class Snapshot:
     @property
     def size(self) -> int:
         """Length of the HTML in UTF-8 bytes."""
-        return len(self.html.encode("utf-8"))
+        return len(self.html.encode("utf-8", "surrogatepass"))  # a page may hold lone surrogates
 
 
 @dataclass(frozen=True, slots=True)

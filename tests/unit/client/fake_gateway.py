@@ -46,6 +46,7 @@ class FakeGateway:
         self.issuers: dict[str, FakeConn] = {}
         self.busy_targets: set[str] = set()
         self.silent_commands = False  # swallow commands (to test timeouts)
+        self.silent_lists = False  # swallow list requests (the test answers them)
         self.echo_ids = True
         self.answer_pings = True
         self.refuse_all = False  # refuse every token (an expired one, say)
@@ -143,7 +144,7 @@ class FakeGateway:
         if action == "ping":
             if self.answer_pings:
                 await self.send(conn, {"action": "pong"})
-        elif action == "list":
+        elif action == "list" and not self.silent_lists:
             browsers = [
                 {"client_id": c.client_id, "connected_at": 1000 * c.number}
                 for c in self.conns

@@ -162,3 +162,70 @@ async def test_given_simulated_browser_when_commanded_then_it_answers(
         code, out, _ = await sim
     assert code == 0
     assert f"\t{name}\t" in out
+
+
+_HOSTILE_TITLE = "pwn\x1b]0;pwned\x07 \x1b[2J\x9b31m \u202eevil\u202c\ttab\nline"
+_HOSTILE_URL = "https://x.test/\x1b[2J\x07"
+
+
+async def _watch_one(gateway: FakeGateway, *flags: str) -> str:
+    watch = asyncio.create_task(
+        _run("watch", gateway.url, "--token", "consumer:c1", "--count", "1", *flags)
+    )
+    await gateway.wait_for(lambda: any(c.client_id == "c1" for c in gateway.conns))
+    async with tabrelay.connect(gateway.url, token="browser:b1") as browser:
+        await browser.send_snapshot("<p>x</p>", url=_HOSTILE_URL, title=_HOSTILE_TITLE)
+        async with asyncio.timeout(WAIT):
+            code, out, err = await watch
+    assert code == 0, err
+    return out
+
+
+def _no_controls(text: str) -> None:
+    for ch in text:
+        assert ch in "\t\n" or not (ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0), text
+        assert ch not in "\u202a\u202b\u202c\u202d\u202e", text
+
+
+async def test_given_title_with_escape_sequences_when_watch_then_printed_escaped(
+    gateway: FakeGateway,
+) -> None:
+    out = await _watch_one(gateway)
+    _no_controls(out)
+    (line,) = out.splitlines()
+    fields = line.split("\t")
+    assert len(fields) == 6
+    assert fields[4] == "https://x.test/\\x1b[2J\\x07"
+    assert fields[5] == (
+        "pwn\\x1b]0;pwned\\x07 \\x1b[2J\\x9b31m \\u202eevil\\u202c\\x09tab\\x0aline"
+    )
+
+
+async def test_given_title_with_escape_sequences_when_watch_json_then_exact_title_round_trips(
+    gateway: FakeGateway,
+) -> None:
+    out = await _watch_one(gateway, "--json")
+    _no_controls(out)
+    (obj,) = [json.loads(line) for line in out.splitlines()]
+    assert (obj["title"], obj["url"]) == (_HOSTILE_TITLE, _HOSTILE_URL)
+
+
+async def test_given_hostile_result_and_error_when_send_then_both_printed_escaped(
+    gateway: FakeGateway,
+) -> None:
+    async with tabrelay.connect(gateway.url, token="browser:b1") as browser:
+
+        def handle(cmd: tabrelay.CommandRequest) -> object:
+            if cmd.name == "fail":
+                raise RuntimeError(_HOSTILE_TITLE)
+            return {"title": _HOSTILE_TITLE}
+
+        browser.on_command(handle)
+        code, out, err = await _run("send", gateway.url, "--token", "consumer:c1", "b1", "get")
+        fcode, _, ferr = await _run("send", gateway.url, "--token", "consumer:c1", "b1", "fail")
+    assert code == 0, err
+    _no_controls(out)
+    assert json.loads(out) == {"title": _HOSTILE_TITLE}
+    assert fcode == EXIT_CODES["command_failed"]
+    _no_controls(ferr)
+    assert "pwn\\x1b]0;pwned\\x07" in ferr
