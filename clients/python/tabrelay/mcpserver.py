@@ -99,7 +99,7 @@ Selector = Annotated[str, Field(description="CSS selector, as get_page's view sh
 
 def tool_error(exc: TabRelayError, target: str | None = None) -> ToolError:
     """The MCP tool error for a tabrelay error: code, message, what to do next."""
-    where = f" (browser {target})" if target else ""
+    where = f" (browser {target})" if target and target not in exc.message else ""
     advice = _ADVICE.get(exc.code, "")
     return ToolError(f"{exc.code}: {exc.message}{where}. {advice}".rstrip())
 
