@@ -231,7 +231,8 @@ class Tools:
         seen = self.store.latest.get(target)
         if seen is None or time.monotonic() - seen.at > FRESH_SECONDS:
             seen = await self.fresh(target, timeout)
-        return render_page(target, seen, html=html, max_chars=max_chars)
+        # Parsing megabytes of HTML takes a while: keep the server answering meanwhile.
+        return await asyncio.to_thread(render_page, target, seen, html=html, max_chars=max_chars)
 
     async def act(
         self, browser: str | None, name: str, args: dict[str, Any], timeout: float
@@ -244,7 +245,8 @@ class Tools:
         except ToolError as exc:
             # The action happened; only the view of its effect is missing.
             return f"{text}\n\nThe page after it is not available: {exc}"
-        return f"{text}\n\nPage after it:\n{render_page(target, seen)}"
+        page = await asyncio.to_thread(render_page, target, seen)
+        return f"{text}\n\nPage after it:\n{page}"
 
 
 def render_page(
