@@ -189,8 +189,15 @@ class Tools:
         )
         return target, value
 
-    async def list_browsers(self) -> str:
-        online = await self._call(self.relay.browsers())
+    async def list_browsers(self, timeout: float = 30.0) -> str:
+        try:
+            async with asyncio.timeout(timeout):
+                online = await self._call(self.relay.browsers())
+        except TimeoutError:
+            raise ToolError(
+                f"timeout: the gateway did not list the browsers within {timeout:g} s. "
+                "Retry in a moment."
+            ) from None
         rows = []
         for b in sorted(online, key=lambda b: b.client_id):
             row: dict[str, Any] = {"browser": b.client_id, "connected_at": b.connected_at}
@@ -290,9 +297,9 @@ def build_server(relay: Relay, store: PageStore, default_browser: str | None = N
     def tool(fn: Callable[..., Awaitable[Any]]) -> None:
         server.add_tool(fn, name=fn.__name__.rstrip("_"), structured_output=False)
 
-    async def list_browsers() -> str:
+    async def list_browsers(timeout: Timeout = 30.0) -> str:
         """The tenant's online browsers, with the url and title of each one's latest page when known."""
-        return await tools.list_browsers()
+        return await tools.list_browsers(timeout)
 
     async def get_page(
         browser: BrowserId = None,

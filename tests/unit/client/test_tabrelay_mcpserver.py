@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from mcp.server.mcpserver.exceptions import ToolError
 from tabrelay.errors import BusyError, CommandFailedError, TargetOfflineError
-from tabrelay.mcpserver import FRESH_SECONDS, PageStore, Tools, tool_error
+from tabrelay.mcpserver import FRESH_SECONDS, TOOLS, PageStore, Tools, build_server, tool_error
 from tabrelay.models import BrowserInfo, Snapshot
 
 PAGE = '<html><head><title>T</title></head><body><button id="go">Go</button></body></html>'
@@ -150,3 +150,25 @@ def test_given_busy_when_converted_then_code_first_and_what_to_do() -> None:
         "busy: queue full (browser b1). Too many commands are waiting for this browser: "
         "wait a moment, then retry."
     )
+
+
+async def test_given_server_when_tools_listed_then_every_tool_takes_a_timeout(
+    tools_for: Any,
+) -> None:
+    tools, relay = tools_for(["b1"])
+    server = build_server(relay, tools.store)
+    listed = await server.list_tools()
+    assert [t.name for t in listed] == list(TOOLS)
+    for t in listed:
+        timeout = t.input_schema["properties"]["timeout"]
+        assert (timeout["default"], timeout["minimum"], timeout["maximum"]) == (30.0, 1, 900)
+
+
+async def test_given_gateway_silent_when_list_browsers_then_timeout_tool_error(
+    tools_for: Any,
+) -> None:
+    tools, relay = tools_for(["b1"])
+    never: asyncio.Future[list[BrowserInfo]] = asyncio.get_running_loop().create_future()
+    relay.browsers = lambda: never
+    with pytest.raises(ToolError, match=r"^timeout: the gateway did not list the browsers"):
+        await tools.list_browsers(timeout=0.01)
