@@ -19,7 +19,7 @@ from typing import Any
 
 __all__ = ["GOALS", "PARTS", "REQUIRED_KEYS", "machine", "write_report"]
 
-PARTS = ("cost", "coldstart", "local", "capacity")
+PARTS = ("cost", "coldstart", "local", "capacity", "pageview")
 
 REQUIRED_KEYS = (
     "cost_usd_per_million_100kb_snapshot",
@@ -32,6 +32,7 @@ REQUIRED_KEYS = (
     "connections_held",
     "rss_mb_per_1000_connections",
     "handler_import_ratio_vs_boto3",
+    "mcp_compact_view_ratio",
 )
 
 # (key, goal as text, test of the value) for every goal of the issue.
@@ -47,6 +48,8 @@ GOALS: tuple[tuple[str, str, Callable[[float, dict[str, Any]], bool]], ...] = (
     ("connections_held", ">= 10,000", lambda v, _: v >= 10_000),
     ("rss_mb_per_1000_connections", "<= 100 MB", lambda v, _: v <= 100),
     ("handler_import_ratio_vs_boto3", "<= 1.3x", lambda v, _: v <= 1.3),
+    # Issue 13: the page view `tabrelay mcp` gives a model is about a tenth of the HTML.
+    ("mcp_compact_view_ratio", "about 0.1, <= 0.15 (issue 13)", lambda v, _: v <= 0.15),
 )
 
 
@@ -97,6 +100,9 @@ def _headline(results: dict[str, Any]) -> dict[str, Any]:
         out[key] = capacity.get(key)
     out["handler_import_ratio_vs_boto3"] = results.get("coldstart", {}).get(
         "handler_import_ratio_vs_boto3"
+    )
+    out["mcp_compact_view_ratio"] = (
+        results.get("pageview", {}).get("summary", {}).get("mcp_compact_view_ratio")
     )
     return out
 
