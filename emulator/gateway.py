@@ -227,8 +227,9 @@ def _policy_allows(policy: Any, method_arn: str) -> bool:
     """Evaluate an authorizer's IAM policy for ``execute-api:Invoke`` on ``method_arn``."""
 
     def matches(pattern: str, value: str) -> bool:
-        regex = "^" + re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".") + "$"
-        return re.match(regex, value) is not None
+        # fullmatch: "$" would let a value with a trailing newline through.
+        regex = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
+        return re.fullmatch(regex, value, re.DOTALL) is not None
 
     def as_list(value: Any) -> list[str]:
         return [value] if isinstance(value, str) else list(value or [])

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 __all__ = ["ContextSource", "InvalidSettingError", "StackSettings"]
 
 _DEFAULT_STAGE = "dev"
-_STAGE_PATTERN = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+_STAGE_PATTERN = re.compile(r"[A-Za-z0-9_]{1,64}")  # fullmatch: "$" allows a final newline
 
 
 class InvalidSettingError(ValueError):
@@ -117,7 +117,7 @@ class StackSettings:
 
     def validate(self) -> None:
         """Reject values AWS would refuse at deploy time, so ``synth`` fails first."""
-        if not _STAGE_PATTERN.match(self.stage):
+        if not _STAGE_PATTERN.fullmatch(self.stage):
             raise InvalidSettingError(f"stage {self.stage!r} must match {_STAGE_PATTERN.pattern}")
         for name in ("router_max_concurrency", "delivery_max_concurrency"):
             value = getattr(self, name)

@@ -231,21 +231,40 @@ class DynamoRegistry:
     def set_subscriptions(
         self, record: ConnectionRecord, subscriptions: frozenset[str], ttl: int
     ) -> None:
+        """Replace the set; crash-safe: the meta item names every fan-out item
+        that may exist before it is written, so ``unregister`` always finds it."""
         ident = record.identity
         old = record.subscriptions if record.subscriptions is not None else frozenset({_ALL})
-        for browser in sorted(subscriptions - old):
+        added = subscriptions - old
+        if added and not self._write_subs(ident.connection_id, old | subscriptions):
+            return  # gone: unregister already ran, nothing was written
+        for browser in sorted(added):
             self._put_fanout(ident, browser, record.acks, ttl)
         self._delete_keys(
             _fanout_key(ident.tenant, b, ident.connection_id) for b in sorted(old - subscriptions)
         )
-        # A DynamoDB set cannot be empty: "" marks "subscribed to nothing".
-        self._db.update_item(
-            TableName=self._table,
-            Key=_meta_key(ident.connection_id),
-            UpdateExpression="SET subs = :s",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues={":s": {"SS": sorted(subscriptions) or [""]}},
-        )
+        if not self._write_subs(ident.connection_id, subscriptions):
+            # $disconnect ran meanwhile and may have missed what was just written.
+            self._delete_keys(
+                _fanout_key(ident.tenant, b, ident.connection_id) for b in sorted(added)
+            )
+
+    def _write_subs(self, connection_id: str, subscriptions: frozenset[str]) -> bool:
+        """Store the set on the meta item; False when the connection is gone."""
+        try:
+            # A DynamoDB set cannot be empty: "" marks "subscribed to nothing".
+            self._db.update_item(
+                TableName=self._table,
+                Key=_meta_key(connection_id),
+                UpdateExpression="SET subs = :s",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":s": {"SS": sorted(subscriptions) or [""]}},
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
 
     def recipients(self, tenant: str, browser_client_id: str) -> list[Recipient]:
         seen: dict[str, Recipient] = {}

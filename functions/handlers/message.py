@@ -6,6 +6,7 @@ sender through the route response, which costs no Management API call.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent
@@ -36,8 +37,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         correlation_id=message_id,
     )
     try:
-        body = ws.decoded_body if ws.is_base64_encoded else (ws.body or "")
-        reply = RUNTIME.gateway.receive(identity, body or "", message_id=message_id)
+        # A binary frame stays bytes: the gateway refuses invalid UTF-8 as bad_request.
+        body: str | bytes = (
+            base64.b64decode(ws.body or "") if ws.is_base64_encoded else (ws.body or "")
+        )
+        reply = RUNTIME.gateway.receive(identity, body, message_id=message_id)
     except Exception:
         # A client deserves a precise error, never API Gateway's generic one.
         logger.exception("message failed")

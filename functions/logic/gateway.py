@@ -117,25 +117,33 @@ class Gateway:
 
     # -- messages -----------------------------------------------------------
 
-    def receive(self, identity: Identity, body: str, *, message_id: str) -> str | None:
-        """Handle one inbound frame; return the reply to send back, if any."""
-        if len(body.encode("utf-8")) > self._limits.max_inbound_bytes:
-            return self._error(
+    def receive(self, identity: Identity, body: str | bytes, *, message_id: str) -> str | None:
+        """Handle one inbound frame; return the reply to send back, if any.
+
+        ``body`` is text, or the bytes of a binary frame. Every frame counts
+        against the connection's rate limit, whatever it holds: one that is too
+        large, does not decode or is forbidden costs a flooder as much as a valid one.
+        """
+        raw: str | None = None
+        message: wire.Message | None = None
+        refusal: tuple[wire.ErrorCode, str, str | None] | None = None
+        size = len(body) if isinstance(body, bytes) else len(body.encode("utf-8", "surrogatepass"))
+        if size > self._limits.max_inbound_bytes:
+            refusal = (
                 "too_large",
                 f"message is larger than {self._limits.max_inbound_bytes} bytes; "
                 "send large snapshots compressed and in parts",
                 None,
             )
-        raw: str | None = None
-        message: wire.Message | None = None
-        try:
-            message = wire.decode(body)
-        except wire.RawFrame as frame:
-            raw = frame.text
-        except wire.ProtocolError as exc:
-            return self._error(exc.code, exc.message, exc.id)
+        else:
+            try:
+                message = wire.decode(body)
+            except wire.RawFrame as frame:
+                raw = frame.text
+            except wire.ProtocolError as exc:
+                refusal = (exc.code, exc.message, exc.id)
 
-        ref = getattr(message, "id", None)
+        ref = getattr(message, "id", None) if refusal is None else refusal[2]
         verdict = self._limiter.check(identity.connection_id)
         if verdict == "disconnect":
             self._close_flooder(identity)
@@ -146,6 +154,8 @@ class Gateway:
                 f"too many messages: at most {self._limiter.limit} per second per connection",
                 ref,
             )
+        if refusal is not None:
+            return self._error(*refusal)
         if raw is not None:
             return self._raw(identity, raw, message_id)
         assert message is not None
@@ -187,6 +197,17 @@ class Gateway:
             snapshot = wire.Snapshot(
                 sid=f"raw-{message_id}", seq=int(self._clock() * 1000), data=text, enc="none"
             )
+            # Raw HTML is escaped into a JSON envelope (quotes double, control
+            # characters grow sixfold): what reaches consumers must still fit.
+            escaped = len(wire.encode(snapshot).encode("utf-8"))
+            if escaped > self._limits.max_inbound_bytes:
+                return self._error(
+                    "too_large",
+                    f"this raw frame is {escaped} bytes once escaped into a snapshot, more "
+                    f"than {self._limits.max_inbound_bytes}; send JSON snapshots compressed "
+                    "and in parts",
+                    None,
+                )
             self._relay_snapshot(envelopes.snapshot(identity, snapshot, cid=message_id))
             return None
         name = text.strip()
@@ -211,6 +232,14 @@ class Gateway:
         else:
             current = record.subscriptions if record.subscriptions is not None else frozenset({"*"})
             updated = current - wanted
+        followed = len(updated - {"*"})
+        if followed > wire.MAX_SUBSCRIPTIONS:
+            return self._error(
+                "bad_request",
+                f"a connection follows at most {wire.MAX_SUBSCRIPTIONS} browser ids "
+                f"(this would make {followed}); unsubscribe some first or subscribe to '*'",
+                message.id,
+            )
         self._registry.set_subscriptions(
             record, updated, ttl=int(self._clock()) + self._limits.connection_ttl_seconds
         )

@@ -357,6 +357,19 @@ class Relay:
             )
             self._post(envelope["connection"], wire.encode(error), envelope["cid"])
             return
+        if len(targets) > wire.RAW_COMMAND_MAX_TARGETS:
+            # One small frame must not do unbounded work: refuse it whole, run nothing.
+            self._counters.count("Errors", code="bad_request")
+            error = wire.ErrorMessage(
+                code="bad_request",
+                message=(
+                    f"a raw command goes to at most {wire.RAW_COMMAND_MAX_TARGETS} browsers; "
+                    f"{envelope['name']!r} would go to {len(targets)}: subscribe to fewer, "
+                    "or send JSON commands to each target"
+                ),
+            )
+            self._post(envelope["connection"], wire.encode(error), envelope["cid"])
+            return
         for target in targets:
             msg = {
                 "id": f"{envelope['cid']}-{target}",
