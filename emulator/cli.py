@@ -23,9 +23,12 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from emulator.config import DEFAULT_PATH, REPO_ROOT, load_config, mint_token
+from emulator.config import DEFAULT_PATH, REPO_ROOT, LocalConfig, load_config, mint_token
+
+if TYPE_CHECKING:
+    from emulator.backend import MotoServer
 
 __all__ = ["main"]
 
@@ -159,7 +162,7 @@ async def _status(system: object, interval: float, stop: asyncio.Event) -> None:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from emulator.system import LocalGateway
+    from emulator.backend import MotoServer
 
     config = load_config(args.config)
     if str(args.function_log) != "-":
@@ -175,6 +178,25 @@ async def _run(args: argparse.Namespace) -> int:
         print("synthesizing the CDK app (cached after the first run) ...", flush=True)
         template = await asyncio.to_thread(load_template, _pairs(args.context))
     display = "localhost" if args.host in ("localhost", "127.0.0.1", "0.0.0.0", "::") else args.host
+    # moto answers only requests signed with the local credentials (config.json).
+    moto = MotoServer(credentials=config.credentials)
+    await asyncio.to_thread(moto.start)
+    try:
+        return await _serve(args, config, template, display, moto)
+    finally:
+        await asyncio.to_thread(moto.stop)
+
+
+async def _serve(
+    args: argparse.Namespace,
+    config: LocalConfig,
+    template: Any,
+    display: str,
+    moto: MotoServer,
+) -> int:
+    from emulator.backend import REGION
+    from emulator.system import LocalGateway
+
     system = LocalGateway(
         template,
         signing_key=config.signing_key,
@@ -185,6 +207,7 @@ async def _run(args: argparse.Namespace) -> int:
         max_duration=args.max_duration,
         code_root=args.code_root,
         public_host=display,
+        moto=moto,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -227,6 +250,11 @@ async def _run(args: argparse.Namespace) -> int:
                 f"    {python} -m websockets '{base}?token={browser}'",
                 f"    {python} -m websockets '{base}?token={consumer}'",
                 "  more tokens: make token ROLE=consumer TENANT=demo CLIENT=c2   (Ctrl-C stops)",
+                "  AWS credentials of local mode (moto and @connections accept only requests"
+                f" signed with them; region {REGION}):",
+                f"    AWS_ACCESS_KEY_ID={config.credentials.access_key}"
+                f" AWS_SECRET_ACCESS_KEY={config.credentials.secret_key}",
+                f"    moto endpoint: {moto.endpoint}   (kept in {args.config})",
                 f"  function logs: {args.function_log}",
             ]
         ),

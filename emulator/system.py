@@ -197,7 +197,7 @@ class LocalGateway:
     # ----------------------------------------------------------------- lifecycle
 
     def _apply_process_env(self) -> None:
-        for key, value in aws_environment(self.moto.endpoint).items():
+        for key, value in aws_environment(self.moto.endpoint, self.moto.credentials).items():
             self._saved_env.setdefault(key, os.environ.get(key))
             os.environ[key] = value
 
@@ -213,6 +213,8 @@ class LocalGateway:
         """Provision, load the handlers and serve; raises if the template cannot run."""
         if self._moto is None:
             self._moto = await asyncio.to_thread(shared_moto)
+        # @connections takes the credentials the handlers sign with: moto's.
+        self.gateway.credentials = self.moto.credentials
         self.port = await self.gateway.start(self.host, self.requested_port)
         self._apply_process_env()
         self.provisioned = await asyncio.to_thread(
