@@ -67,7 +67,7 @@ class SignatureError(Exception):
         self.message = message
 
 
-class _ReceivedSigV4(SigV4Auth):
+class _ReceivedSigV4(SigV4Auth):  # type: ignore[misc]  # botocore has no types
     """botocore's signer, signing exactly the headers the client said it signed."""
 
     def __init__(self, credentials: BotoCredentials, service: str, region: str, signed: list[str]):
