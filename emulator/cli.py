@@ -16,6 +16,7 @@ import contextlib
 import errno
 import json
 import logging
+import os
 import re
 import signal
 import sys
@@ -92,6 +93,10 @@ def _parser() -> argparse.ArgumentParser:
         default=REPO_ROOT / ".local" / "functions.log",
         help="where the handlers' output goes ('-' for the terminal)",
     )
+
+    dlq = sub.add_parser("dlq", help="print what sits in the DLQs of a running `make run`")
+    dlq.add_argument("--port", type=int, default=8765, help="the port `make run` serves on")
+    dlq.add_argument("--config", type=Path, default=DEFAULT_PATH)
 
     token = sub.add_parser("token", help="print a token for the local gateway")
     token.add_argument("--role", required=True, choices=["browser", "consumer"])
@@ -195,8 +200,10 @@ async def _serve(
     moto: MotoServer,
 ) -> int:
     from emulator.backend import REGION
+    from emulator.dlq import append_failure, failures_path, state_path
     from emulator.system import LocalGateway
 
+    failures = failures_path(args.config, args.port)
     system = LocalGateway(
         template,
         signing_key=config.signing_key,
@@ -208,6 +215,7 @@ async def _serve(
         code_root=args.code_root,
         public_host=display,
         moto=moto,
+        on_failure=lambda failure: append_failure(failures, failure),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -260,6 +268,28 @@ async def _serve(
         ),
         flush=True,
     )
+    # What `make dlq` (another process) needs to find this run. A fresh moto:
+    # the failures of an earlier run are gone with its queues.
+    failures.unlink(missing_ok=True)
+    state = state_path(args.config, args.port)
+    fd = os.open(state, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(
+            {
+                "pid": os.getpid(),
+                "moto_endpoint": moto.endpoint,
+                "dead_letter_queues": system.dead_letter_queues(),
+                "failures": str(failures),
+            },
+            handle,
+        )
+    try:
+        return await _wait_and_stop(args, system, stop)
+    finally:
+        state.unlink(missing_ok=True)
+
+
+async def _wait_and_stop(args: argparse.Namespace, system: Any, stop: asyncio.Event) -> int:
     status = (
         asyncio.create_task(_status(system, args.status_interval, stop))
         if args.status_interval > 0
@@ -278,9 +308,37 @@ async def _serve(
     return 0
 
 
+def _dlq(args: argparse.Namespace) -> int:
+    from emulator.backend import client
+    from emulator.dlq import peek, read_failures, render, state_path
+
+    state = state_path(args.config, args.port)
+    try:
+        run = json.loads(state.read_text())
+        os.kill(int(run["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        print(
+            f"no local gateway runs on port {args.port} (no live {state}); start it with "
+            "`make run`, or pass its port: make dlq PORT=...",
+            file=sys.stderr,
+        )
+        return 1
+    config = load_config(args.config)
+    sqs = client("sqs", str(run["moto_endpoint"]), config.credentials)
+    failures = read_failures(Path(run["failures"]))
+    letters = {
+        _short(lid): peek(sqs, url, _short(lid), failures)
+        for lid, url in dict(run["dead_letter_queues"]).items()
+    }
+    print(render(letters))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m emulator``."""
     args = _parser().parse_args(argv)
+    if args.command == "dlq":
+        return _dlq(args)
     if args.command == "token":
         config = load_config(args.config)
         print(
