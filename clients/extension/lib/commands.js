@@ -75,19 +75,23 @@ export function createCommands(env) {
     return { url: tab.url || '', title: tab.title || '' };
   };
 
-  /** Refuse to read the tab when it shows a local file the user did not allow. */
-  const guard = async (tabId) => {
-    if (env.allowFileUrls()) return;
-    const tab = await chrome.tabs.get(tabId);
-    if (showsLocalFile(tab.url) || showsLocalFile(tab.pendingUrl)) {
+  /** Refuse to read a tab that shows a local file the user did not allow. */
+  const refuseLocal = (tab) => {
+    if (!env.allowFileUrls() && (showsLocalFile(tab.url) || showsLocalFile(tab.pendingUrl))) {
       throw new CommandError('url_not_allowed', 'the active tab shows a local file, and file: pages are off (allowFileUrls)');
     }
   };
 
-  /** The active tab, when it may be read. */
+  /** The same check on the tab as it is now (after a call that took time). */
+  const guard = async (tabId) => {
+    if (!env.allowFileUrls()) refuseLocal(await chrome.tabs.get(tabId));
+  };
+
+  /** The active tab, when it may be read (no extra API call: the command's
+   * page operation follows at once, in the order commands arrived). */
   const readableTab = async () => {
     const tab = await env.activeTab();
-    await guard(tab.id);
+    refuseLocal(tab);
     return tab;
   };
 
