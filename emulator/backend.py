@@ -1,6 +1,6 @@
 """moto as DynamoDB, SQS and Secrets Manager: the server process and the resources.
 
-moto runs as a separate server process (``python -m moto.server``) so it gets
+moto runs as a separate server process (moto's server app behind :class:`SignedOnly`) so it gets
 the machine's other core; handlers reach it through ``AWS_ENDPOINT_URL``.
 One server per Python process is shared by every gateway started in it (tests
 start many); each gateway names its resources with a random suffix, as
