@@ -68,10 +68,14 @@ destroy: $(STAMP) $(TOOLS_STAMP)
 
 # --- Local mode (docs/local.md): the whole gateway on this machine, from the CDK template.
 PORT ?= 8765
-.PHONY: run token
+.PHONY: run token dlq
 
 run: $(STAMP)
 	$(BIN)/python -m emulator run --port $(PORT)
+
+# What sits in each DLQ of the `make run` on PORT (run it in another terminal).
+dlq: $(STAMP)
+	@$(BIN)/python -m emulator dlq --port $(PORT)
 
 # The token is the last line of the output, alone.
 token: $(STAMP)
