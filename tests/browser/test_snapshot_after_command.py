@@ -1,9 +1,11 @@
 """The snapshot after a mutating command always comes (issue 16, "no lost snapshot").
 
-As a new user tried it: the extension in headless Chromium, the bundled Python
-client as the consumer, ``click`` on a button whose handler changes the page's
-title and body. The click's result must be followed, every time, by a snapshot
-showing the change.
+As a new user tried it: the extension in headless Chromium, ``tabrelay watch``
+as the consumer and ``tabrelay send ... click`` on a button whose handler
+changes the page's title and body, both with the one consumer token (as the
+client's README shows). The click's result must be followed, every time, by a
+snapshot showing the change. The snapshot was lost when the sender's connection
+superseded (closed) the watcher's, which then missed it while reconnecting.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ async def test_given_a_click_that_changes_the_page_then_a_snapshot_shows_it_ever
     config = {"url": gateway.url, "token": gateway.token("browser", TENANT, BROWSER)}
     consumer_token = gateway.token("consumer", TENANT, "consumer-click")
     async with (
+        # The watcher: `tabrelay watch`.
         tabrelay.connect(gateway.url, token=consumer_token) as relay,
         Snapshots(relay) as snaps,
         launch(config, f"{pages}/go.html?m=start") as _browser,
@@ -57,9 +60,11 @@ async def test_given_a_click_that_changes_the_page_then_a_snapshot_shows_it_ever
             )
             mark = len(snaps.seen)
             # When the consumer clicks the button that changes title and body
-            clicked = await relay.command(
-                BROWSER, "click", selector="#go", timeout=PER_STEP_SECONDS
-            )
+            # (from a second connection of the same consumer, as `tabrelay send` is)
+            async with tabrelay.connect(gateway.url, token=consumer_token) as sender:
+                clicked = await sender.command(
+                    BROWSER, "click", selector="#go", timeout=PER_STEP_SECONDS
+                )
             assert clicked == {"tag": "button", "text": "Go"}
             # Then a snapshot after the result shows the changed page
             try:
