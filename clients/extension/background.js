@@ -402,9 +402,22 @@ function runSnapshots() {
     });
 }
 
+let snapshotChain = Promise.resolve();
+
 /** Capture the active tab and send it; `force` sends even an unchanged page.
- * Resolves with what was sent (the `snapshot` command's value). */
-async function takeSnapshot(force) {
+ * Resolves with what was sent (the `snapshot` command's value).
+ *
+ * Captures run one at a time, in call order (automatic ones, the `snapshot`
+ * command and the popup alike). Run concurrently, a capture started before a
+ * click could finish after one started after it and take the higher seq: the
+ * consumer then keeps the older page and drops the newer one as stale. */
+function takeSnapshot(force) {
+  const run = snapshotChain.then(() => captureAndSend(force));
+  snapshotChain = run.catch(() => {});
+  return run;
+}
+
+async function captureAndSend(force) {
   await ready;
   if (!isOpen()) throw new CommandError('offline', 'not connected to the gateway');
   const tab = await activeTab();

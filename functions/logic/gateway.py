@@ -81,7 +81,12 @@ class Gateway:
     # -- lifecycle ----------------------------------------------------------
 
     def connect(self, identity: Identity, *, acks: bool, correlation_id: str) -> None:
-        """Register a connection; supersede an older one of the same client id."""
+        """Register a connection; a browser's supersedes its older one of the same client id.
+
+        Consumers are not superseded: one consumer identity may run several programs at
+        once (``tabrelay watch`` beside ``tabrelay send``), each with its own fan-out
+        entries; closing the older one lost whatever it was sent while it reconnected.
+        """
         now = self._clock()
         record = ConnectionRecord(identity=identity, connected_at=int(now * 1000), acks=acks)
         superseded = self._registry.register(
@@ -89,7 +94,7 @@ class Gateway:
             ttl=int(now) + self._limits.connection_ttl_seconds,
             window=self._limits.max_unacked,
         )
-        if superseded is not None:
+        if superseded is not None and identity.role == "browser":
             # The old socket's $disconnect cleans up after it; its index entry
             # already points at the new connection, so it will not touch that.
             self._poster.disconnect(superseded)
