@@ -559,7 +559,7 @@ class Relay:
     def _backoff(self, attempt: int) -> int:
         """Full jitter: anywhere from 0 to 2**attempt seconds (SQS's cap 900), so
         retries of many posts throttled together do not arrive together again."""
-        return math.ceil(self._jitter() * min(900, 2**attempt))
+        return math.ceil(self._jitter() * min(900, 1 << attempt))
 
     def _answer_issuer(
         self, tenant: str, issuer_client: str, issuer_connection: str, data: str, cid: str
