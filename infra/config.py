@@ -22,9 +22,7 @@ __all__ = [
 _DEFAULT_STAGE = "dev"
 _STAGE_PATTERN = re.compile(r"[A-Za-z0-9_]{1,64}")  # fullmatch: "$" allows a final newline
 _DOMAIN_PATTERN = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
-_CERTIFICATE_PATTERN = re.compile(
-    r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+"
-)
+_CERTIFICATE_PATTERN = re.compile(r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+")
 _HOSTED_ZONE_PATTERN = re.compile(r"Z[A-Z0-9]{1,31}")
 # Functions that may get reserved concurrency, and what ``reservedConcurrency=true``
 # reserves for the connection path: 50 each covers API Gateway's default of 500 new

@@ -37,6 +37,11 @@ from functions.logic.relay import Relay
 from functions.models.settings import GatewaySettings
 
 __all__ = [
+    "HANDOFF_SECONDS",
+    "MANAGEMENT_CONNECT_TIMEOUT",
+    "MANAGEMENT_MAX_ATTEMPTS",
+    "MANAGEMENT_POST_WORST_SECONDS",
+    "MANAGEMENT_READ_TIMEOUT",
     "AWSClients",
     "PowertoolsCounters",
     "Runtime",
@@ -56,9 +61,25 @@ tracer = Tracer()
 _CLIENT_CONFIG = Config(
     connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"}
 )
+# A post to @connections answers in tens of milliseconds or not at all: 1 s to
+# connect, 1 s to read, one retry. That bounds one post, so the message function's
+# inline fan-out (up to 10 posts) can stop and hand off to the bus in time.
+MANAGEMENT_CONNECT_TIMEOUT = 1
+MANAGEMENT_READ_TIMEOUT = 1
+MANAGEMENT_MAX_ATTEMPTS = 2
 _MANAGEMENT_CONFIG = Config(
-    connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"}
+    connect_timeout=MANAGEMENT_CONNECT_TIMEOUT,
+    read_timeout=MANAGEMENT_READ_TIMEOUT,
+    # total_max_attempts counts the first attempt (botocore's max_attempts does not).
+    retries={"total_max_attempts": MANAGEMENT_MAX_ATTEMPTS, "mode": "standard"},
 )
+#: The longest one post can take: every attempt times out connecting and then
+#: reading, and botocore's standard mode waits up to 1 s before the (first) retry.
+MANAGEMENT_POST_WORST_SECONDS = MANAGEMENT_MAX_ATTEMPTS * (
+    MANAGEMENT_CONNECT_TIMEOUT + MANAGEMENT_READ_TIMEOUT
+) + (MANAGEMENT_MAX_ATTEMPTS - 1)
+#: Left for handing the rest of an inline fan-out to the bus (one SQS send).
+HANDOFF_SECONDS = 1
 
 
 class PowertoolsCounters:
@@ -67,14 +88,19 @@ class PowertoolsCounters:
     def __init__(self, sink: Metrics) -> None:
         self._metrics = sink
 
-    def count(self, name: str, value: int = 1, *, code: str | None = None) -> None:
-        if code is None:
+    def count(
+        self, name: str, value: int = 1, *, code: str | None = None, kind: str | None = None
+    ) -> None:
+        if code is None and kind is None:
             self._metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
             return
         with single_metric(
             name=name, unit=MetricUnit.Count, value=value, namespace=self._metrics.namespace
         ) as metric:
-            metric.add_dimension(name="code", value=code)
+            if code is not None:
+                metric.add_dimension(name="code", value=code)
+            if kind is not None:
+                metric.add_dimension(name="kind", value=kind)
 
     def observe_ms(self, name: str, milliseconds: float) -> None:
         self._metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=milliseconds)
@@ -124,6 +150,7 @@ class Runtime:
             park_delay_seconds=settings.park_delay_seconds,
             max_parks=settings.max_parks,
             max_inflight_commands=settings.max_unacked,
+            handoff_reserve_ms=(MANAGEMENT_POST_WORST_SECONDS + HANDOFF_SECONDS) * 1000,
         )
         once = PowertoolsOnce(clients.dynamodb, settings.table_name)
         relay = Relay(

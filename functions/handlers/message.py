@@ -41,7 +41,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         body: str | bytes = (
             base64.b64decode(ws.body or "") if ws.is_base64_encoded else (ws.body or "")
         )
-        reply = RUNTIME.gateway.receive(identity, body, message_id=message_id)
+        reply = RUNTIME.gateway.receive(
+            identity,
+            body,
+            message_id=message_id,
+            remaining_ms=context.get_remaining_time_in_millis,
+        )
     except Exception:
         # A client deserves a precise error, never API Gateway's generic one.
         logger.exception("message failed")

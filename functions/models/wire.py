@@ -37,6 +37,7 @@ __all__ = [
     "ERROR_CODES",
     "FRAME_LIMIT",
     "INBOUND",
+    "LIST_PAGE_MAX",
     "MAX_DEPTH",
     "MAX_INTEGER",
     "MAX_SUBSCRIPTIONS",
@@ -110,6 +111,20 @@ _ID_MAX = 128
 _NAME_MAX = 64
 _URL_MAX = 8192
 _TITLE_MAX = 1024
+#: A ``list`` cursor is opaque to clients; the gateway's are far shorter.
+_CURSOR_MAX = 256
+
+# The page size of ``list`` is computed, not guessed: a full page of the longest
+# client ids (128 ASCII characters, the token's alphabet), each with a 16-digit
+# ``connected_at`` (epoch ms has 13 digits until the year 2286), plus the longest
+# ``id`` (every character escaped as \uXXXX) and cursor, fits one 32 KB frame:
+# one API Gateway billing unit, a quarter of the 128 KB message limit.
+_BROWSER_INFO_MAX = len('{"client_id":"","connected_at":},') + _ID_MAX + 16
+_BROWSERS_OVERHEAD = (
+    len('{"action":"browsers","browsers":[],"id":"","next":""}') + 6 * _ID_MAX + _CURSOR_MAX
+)
+#: The most browsers one ``browsers`` reply lists (the default and maximum ``list.limit``).
+LIST_PAGE_MAX = (FRAME_LIMIT - _BROWSERS_OVERHEAD) // _BROWSER_INFO_MAX
 
 
 class ProtocolError(ValueError):
@@ -269,10 +284,16 @@ class Ack(Message):
 
 @dataclass(frozen=True, slots=True)
 class List(Message):
-    """Ask for the tenant's online browsers; answered with ``browsers``."""
+    """Ask for one page of the tenant's online browsers; answered with ``browsers``.
+
+    Without ``cursor`` the first page; with it, the page after the reply whose
+    ``next`` it was. ``limit`` caps the page (at most :data:`LIST_PAGE_MAX`).
+    """
 
     action: ClassVar[str] = "list"
     id: str | None = field(default=None, metadata=_meta(max_len=_ID_MAX))
+    cursor: str | None = field(default=None, metadata=_meta(min_len=1, max_len=_CURSOR_MAX))
+    limit: int | None = field(default=None, metadata=_meta(minimum=1, maximum=LIST_PAGE_MAX))
 
 
 # --------------------------------------------------------------------------
@@ -353,11 +374,13 @@ class BrowserInfo:
 
 @dataclass(frozen=True, slots=True)
 class Browsers(Message):
-    """Reply to ``list``."""
+    """Reply to ``list``: one page of browsers; ``next``, when present, is the
+    ``cursor`` of the following page (absent on the last page)."""
 
     action: ClassVar[str] = "browsers"
     browsers: list[BrowserInfo]
     id: str | None = None
+    next: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -215,3 +215,26 @@ def test_every_bound_is_documented() -> None:
         # The value and its name on one line of the doc (a limits table row).
         assert re.search(rf"(^|\D){re.escape(shown)}(\D|$)[^\n]*`{name}`", doc, re.M), name
     assert str(wire.MAX_INTEGER) in doc
+
+
+def test_a_full_list_page_of_the_longest_ids_fits_one_frame() -> None:
+    # Given the longest page the gateway sends: LIST_PAGE_MAX browsers with
+    # 128-character ids, a 16-digit connected_at, an id of characters JSON
+    # escapes, and the longest cursor
+    infos = [
+        wire.BrowserInfo(client_id=f"{i:04d}".ljust(128, "b"), connected_at=10**15 + i)
+        for i in range(wire.LIST_PAGE_MAX)
+    ]
+    reply = wire.Browsers(browsers=infos, id="\x01" * 128, next="c" * 256)
+    # Then it fits one 32 KB frame, far under API Gateway's 128 KB message limit
+    size = len(wire.encode(reply).encode("utf-8"))
+    assert size <= wire.FRAME_LIMIT < wire.MESSAGE_LIMIT
+    # And one more browser would not have fitted the computation's bound
+    assert wire.LIST_PAGE_MAX >= 100
+
+
+def test_list_limit_above_the_page_size_is_refused() -> None:
+    with pytest.raises(wire.ProtocolError) as refused:
+        wire.decode(json.dumps({"action": "list", "id": "l", "limit": wire.LIST_PAGE_MAX + 1}))
+    assert refused.value.code == "bad_request" and "list.limit" in refused.value.message
+    assert refused.value.id == "l"
