@@ -26,7 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     result = report.to_json()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, ensure_ascii=True) + "\n")
-    print(f"fuzz: seed {report.seed}, {report.frames} frames in {report.stats['seconds']} s")
+    print(
+        f"fuzz: seed {report.seed}, {report.frames} frames in {report.stats['seconds']} s "
+        f"({report.stats['cpu_seconds']} s CPU)"
+    )
     for name, value in report.counts.items():
         print(f"  {name:26} {value}")
     for count, causes in report.causes.items():

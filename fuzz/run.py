@@ -403,7 +403,7 @@ class Fuzzer:
         return (" " * self.rng.randrange(3) + text) if self.rng.random() < 0.05 else text
 
     def run(self) -> FuzzReport:
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), time.process_time()
         # Powertools' log handler writes to the stdout it found at import: keep it quiet.
         powertools = logging.getLogger(ENVIRONMENT["POWERTOOLS_SERVICE_NAME"])
         streams = [h for h in powertools.handlers if isinstance(h, logging.StreamHandler)]
@@ -432,6 +432,7 @@ class Fuzzer:
                     if s is not None:
                         h.setStream(s)
         self.stats["seconds"] = round(time.monotonic() - started, 1)
+        self.stats["cpu_seconds"] = round(time.process_time() - cpu_started, 1)
         causes = {
             count: sorted(
                 (
@@ -466,13 +467,18 @@ class Fuzzer:
             for client in self.consumers[tenant]:
                 self.connect(tenant, "consumer", client)
         world.drain()
-        report_at = 1000
+        report_at = 500
         while self.sent < self.target:
             self.step()
             if self.progress and self.sent >= report_at:
-                report_at += 1000
+                report_at += 500
                 counts = " ".join(f"{k}={v}" for k, v in self.observer.counts.items() if v)
-                print(f"[fuzz] {self.sent} frames; {counts or 'all counts 0'}", file=sys.stderr)
+                print(
+                    f"[fuzz] {self.sent} frames, {time.process_time():.0f} s CPU; "
+                    f"{counts or 'all counts 0'}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             if self.rng.random() < 0.25:
                 world.drain()
             if self.rng.random() < 0.03:

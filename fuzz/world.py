@@ -137,10 +137,13 @@ class Observer:
         frames = []
         tb = exc.__traceback__
         while tb is not None:
-            frames.append(f"{os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}")
+            path = tb.tb_frame.f_code.co_filename
+            frames.append((f"{os.path.basename(path)}:{tb.tb_lineno}", path))
             tb = tb.tb_next
         # The innermost frames in project code name the cause well enough to group by.
-        project = [f for f in frames if not f.startswith(("client.py", "hooks.py"))]
+        project = [f for f, path in frames if f"{os.sep}functions{os.sep}" in path] or [
+            f for f, _ in frames
+        ]
         cause = f"{where}: {type(exc).__name__} at {' > '.join(project[-3:])}"
         saved = self.current
         if example is not None:
@@ -236,6 +239,57 @@ class AwsRulesSqs:
 
     def next_due(self) -> float | None:
         return self._held[0][0] if self._held else None
+
+
+# -- DynamoDB -------------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"^[+-]?(\d+)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$")
+
+
+def _number_refusal(text: str) -> str | None:
+    """Why DynamoDB refuses the number ``text`` (moto stores any): at most 38
+    significant digits, magnitude within 1E-130 .. 9.9999999999999999999999999999999999999E+125."""
+    match = _NUMBER.match(text)
+    if not match:
+        return f"{text[:40]} is not a number"
+    digits = (match.group(1) + (match.group(2) or "")).strip("0")
+    if len(digits) > 38:
+        return "Attempting to store more than 38 significant digits in a Number"
+    if digits:
+        exponent = int(match.group(3) or 0) + len(match.group(1).lstrip("0") or "0") - 1
+        if not match.group(1).lstrip("0"):
+            exponent = (
+                int(match.group(3) or 0)
+                - (len(match.group(2) or "") - len((match.group(2) or "").lstrip("0")))
+                - 1
+            )
+        if exponent > 125 or exponent < -130:
+            return "Number overflow. Attempting to store a number with magnitude larger than supported range"
+    return None
+
+
+def _check_numbers(params: dict[str, Any], **_: Any) -> None:
+    """Refuse what DynamoDB refuses in any ``N``/``NS`` value of a request (moto does not)."""
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if key == "N" and isinstance(inner, str):
+                    numbers = [inner]
+                elif key == "NS" and isinstance(inner, list):
+                    numbers = [n for n in inner if isinstance(n, str)]
+                else:
+                    walk(inner)
+                    continue
+                for number in numbers:
+                    why = _number_refusal(number)
+                    if why:
+                        raise _client_error("ValidationException", 400, why, "DynamoDB")
+        elif isinstance(value, list):
+            for inner in value:
+                walk(inner)
+
+    walk(params)
 
 
 # -- @connections -------------------------------------------------------------------------
@@ -399,8 +453,10 @@ class World:
             "apigatewaymanagementapi", region_name=REGION, endpoint_url=settings.callback_url
         )
         self.api.install(management)
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        dynamodb.meta.events.register("before-parameter-build.dynamodb", _check_numbers)
         clients = AWSClients(
-            dynamodb=boto3.client("dynamodb", region_name=REGION),
+            dynamodb=dynamodb,
             sqs=self.sqs,
             management=management,
         )
