@@ -106,7 +106,7 @@ class Fuzzer:
         self.consumers = {t: [*SHARED_CONSUMERS, f"only-{i}-c"] for i, t in enumerate(TENANTS)}
         self.maker = FrameMaker(self.rng, TENANTS, self.browsers)
         self.sent = 0
-        self.stats: dict[str, int] = defaultdict(int)
+        self.stats: dict[str, Any] = defaultdict(int)
         # What clients really received, to answer and ack like real clients.
         self.delivered_commands: dict[str, list[str]] = defaultdict(list)
         self.answered: dict[str, list[str]] = defaultdict(list)

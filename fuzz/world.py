@@ -646,7 +646,7 @@ class World:
             self._processor.exceptions, self._processor.fail_messages, strict=False
         ):
             if info[1] is not None:
-                body = record.body
+                body = str(getattr(record, "body", ""))
                 shown = body if len(body) <= 600 else f"{body[:500]}... ({len(body)} chars)"
                 self.observer.exception(f"{handler} record", info[1], f"envelope {shown}")
         self._processor.exceptions.clear()
