@@ -19,9 +19,7 @@ tokens the authorizer accepted.
 from __future__ import annotations
 
 import json
-import logging
 import math
-import os
 import re
 import sys
 import time
@@ -32,7 +30,7 @@ from random import Random
 from typing import Any
 
 from fuzz.frames import MARKER, Frame, FrameMaker, bad_tokens, dumps, token
-from fuzz.world import ENVIRONMENT, SIGNING_KEY, Connection, Observer, World, moto_world
+from fuzz.world import SIGNING_KEY, Connection, Observer, World, moto_world
 
 __all__ = ["FuzzReport", "run"]
 
@@ -404,33 +402,24 @@ class Fuzzer:
 
     def run(self) -> FuzzReport:
         started, cpu_started = time.monotonic(), time.process_time()
-        # Powertools' log handler writes to the stdout it found at import: keep it quiet.
-        powertools = logging.getLogger(ENVIRONMENT["POWERTOOLS_SERVICE_NAME"])
-        streams = [h for h in powertools.handlers if isinstance(h, logging.StreamHandler)]
-        with open(os.devnull, "w") as sink, warnings.catch_warnings():
+        with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "No application metrics to publish")
-            saved = [h.setStream(sink) for h in streams]
-            try:
-                with moto_world(
-                    self.observer, self.on_post, self.rng,
-                    throttle_rate=self.throttle_rate,
-                    # The deployed rate limit; small windows so parks, conflation and
-                    # busy happen; few parks so slow consumers get dropped too.
-                    settings_overrides={"max_unacked": 10, "max_parks": 4, "rate_limit_per_second": 100},
-                ) as world:  # fmt: skip
-                    self.world = world
-                    self._play(world)
-                    self._dead_letters(world)
-                    self.stats["invocations"] = world.invocations
-                    self.stats["aws_calls"] = dict(sorted(world.calls.items()))
-                    self.stats["aws_seconds"] = {
-                        k: round(v, 2) for k, v in sorted(world.call_seconds.items())
-                    }
-                    self.stats["held_at_end"] = world.sqs.held
-            finally:
-                for h, s in zip(streams, saved, strict=True):
-                    if s is not None:
-                        h.setStream(s)
+            with moto_world(
+                self.observer, self.on_post, self.rng,
+                throttle_rate=self.throttle_rate,
+                # The deployed rate limit; small windows so parks, conflation and
+                # busy happen; few parks so slow consumers get dropped too.
+                settings_overrides={"max_unacked": 10, "max_parks": 4, "rate_limit_per_second": 100},
+            ) as world:  # fmt: skip
+                self.world = world
+                self._play(world)
+                self._dead_letters(world)
+                self.stats["invocations"] = world.invocations
+                self.stats["aws_calls"] = dict(sorted(world.calls.items()))
+                self.stats["aws_seconds"] = {
+                    k: round(v, 2) for k, v in sorted(world.call_seconds.items())
+                }
+                self.stats["held_at_end"] = world.sqs.held
         self.stats["seconds"] = round(time.monotonic() - started, 1)
         self.stats["cpu_seconds"] = round(time.process_time() - cpu_started, 1)
         causes = {

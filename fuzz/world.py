@@ -664,6 +664,10 @@ class World:
     def drain(self) -> int:
         """Run the workers until both queues are empty (delayed messages stay held)."""
         moved = 0
+        # Posts made by the workers: the frame last sent is only a hint of the cause.
+        last = self.observer.current
+        if not last.startswith("(worker"):
+            self.observer.current = f"(worker delivery; last frame sent: {last[:300]})"
         routes = (
             (self.settings.bus_queue_url, "router"),
             (self.settings.delivery_queue_url, "delivery"),
@@ -676,6 +680,7 @@ class World:
                     round_moved += self._poll(url, handler)
             self.closed_by_gateway()
             if not round_moved and not (self.sqs.dirty & {u for u, _ in routes}):
+                self.observer.current = last
                 return moved
             moved += round_moved
 
@@ -789,6 +794,12 @@ def moto_world(
     }
     from moto import mock_aws
 
+    # Powertools' log handler writes to the stdout it found at import: errors reach the
+    # observer through its own handler, the JSON lines go nowhere.
+    powertools = logging.getLogger(ENVIRONMENT["POWERTOOLS_SERVICE_NAME"])
+    streams = [h for h in powertools.handlers if isinstance(h, logging.StreamHandler)]
+    quiet = open(os.devnull, "w")  # noqa: SIM115 - closed in the finally below
+    saved_streams = [h.setStream(quiet) for h in streams]
     try:
         with (
             mock_aws(),
@@ -802,6 +813,10 @@ def moto_world(
             finally:
                 world.close()
     finally:
+        for h, stream in zip(streams, saved_streams, strict=True):
+            if stream is not None:
+                h.setStream(stream)
+        quiet.close()
         # Leave the process as it was (pytest runs other suites after this one).
         for (name, attr), value in saved_state.items():
             setattr(modules[name], attr, value)
