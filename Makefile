@@ -103,3 +103,12 @@ chromium:
 .PHONY: bench
 bench: $(STAMP) $(TOOLS_STAMP)
 	$(BIN)/python -m bench
+
+# --- Fuzzing (issue 10): at least 10,000 random and adversarial frames from both roles
+# and two tenants through the real handlers and workers on moto. Prints the counts and
+# writes fuzz/out/fuzz.json; fails unless every count is 0. SEED and FRAMES replay a run.
+SEED ?= 1
+FRAMES ?= 10000
+.PHONY: fuzz
+fuzz: $(STAMP)
+	$(BIN)/python -m fuzz --seed $(SEED) --frames $(FRAMES)

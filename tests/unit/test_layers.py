@@ -116,10 +116,14 @@ def test_python_client_imports_the_mcp_extra_only_when_running_it() -> None:
     assert top_level == []
 
 
+def test_the_fuzzer_imports_no_tests() -> None:
+    assert offenders(files("fuzz"), ("tests",)) == []
+
+
 def test_only_tests_and_benchmarks_import_the_emulator() -> None:
     paths = [
         p
-        for part in ("functions", "infra", "clients")
+        for part in ("functions", "infra", "clients", "fuzz")
         if (ROOT / part).exists()
         for p in files(part)
     ]
