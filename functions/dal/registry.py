@@ -390,7 +390,7 @@ class DynamoRegistry:
         names = {"#part": f"p{part}"}
         if ends:
             update += ", ended_by = :by, #code = :code"
-            values |= {":by": {"S": f"result:{cid}"}, ":code": {"S": "result"}}
+            values |= {":by": {"S": "result"}, ":code": {"S": "result"}}
             names["#code"] = "code"
         return self._update_command(
             tenant,

@@ -110,14 +110,15 @@ class PendingCommand:
     claimed: Mapping[int, str] = field(default_factory=dict)
     #: Result parts relayed to the issuer (marked after the post).
     posted: frozenset[int] = frozenset()
-    #: What ended it: ``"result:{cid}"`` (its last part), ``"timeout"``,
+    #: What ended it: ``"result"`` (every part arrived), ``"timeout"``,
     #: ``"gone"`` (the browser left) or ``"command"`` (refused when sent).
     ended_by: str | None = None
     #: How it ended: ``"result"`` or the error code of its answer.
     code: str | None = None
     #: The recorded error answer (encoded), posted until ``delivered``.
     answer: str | None = None
-    #: The terminal answer reached the issuer (or the retry queue).
+    #: The recorded error answer reached the issuer (or the retry queue); a
+    #: result's parts are marked one by one in ``posted``.
     delivered: bool = False
 
     @property
@@ -189,7 +190,7 @@ class Registry(Protocol):
 
         Claimed only while the command is open, ``parts`` agrees with the first
         part's and the part is new; ``ends`` also ends the command with this part
-        (``ended_by = "result:{cid}"``). Returns ``(True, command after)`` or
+        (``ended_by = "result"``). Returns ``(True, command after)`` or
         ``(False, command as it is)``; None when unknown.
         """
 

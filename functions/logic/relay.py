@@ -490,7 +490,6 @@ class Relay:
         command_id: str = msg["id"]
         part: int = msg.get("part", 0)
         parts: int = msg.get("parts", 1)
-        by = f"result:{cid}"
         claimed, command = self._registry.claim_part(
             tenant, source, command_id, part=part, parts=parts, cid=cid, ends=parts == 1
         )
@@ -506,20 +505,20 @@ class Relay:
             return
         # Claimed now, or by this very message before its worker died (a redelivery).
         if not command.ended and len(command.claimed) >= (command.parts or parts):
+            # Every part is in: the result ends the command (whichever part sees it first).
             _, state = self._registry.end_command(
-                tenant, source, command_id, by=by, code="result", answer=None
+                tenant, source, command_id, by="result", code="result", answer=None
             )
             if state is None:
                 return
             command = state
-        if command.ended and command.ended_by != by:
+        if command.ended and command.ended_by != "result":
             # It ended (timeout, browser gone) after this part was claimed: the
             # issuer has its one terminal answer, so the part is not relayed.
             return
-        last = command.ended_by == by
-        if last:
+        if command.ended:
             self._flow.release_inflight(command.target_connection, command_id)
-        if command.delivered if last else part in command.posted:
+        if part in command.posted:
             return
         delivery = wire.ResultDelivery(
             id=command_id,
@@ -538,10 +537,7 @@ class Relay:
             wire.encode(delivery),
             cid,
         )
-        if last:
-            self._registry.mark_answered(tenant, source, command_id)
-        else:
-            self._registry.mark_part_posted(tenant, source, command_id, part)
+        self._registry.mark_part_posted(tenant, source, command_id, part)
         if posted:
             self._counters.count("Relayed")
             self._observe_latency(envelope)
