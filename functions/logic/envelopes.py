@@ -79,8 +79,27 @@ def browser_gone(identity: Identity, *, at: int, cid: str) -> Envelope:
     return {"kind": "browser_gone", "cid": cid, **_sender(identity), "at": at}
 
 
-def post(connection_id: str, data: str, *, attempt: int, cid: str) -> Envelope:
-    return {"kind": "post", "cid": cid, "to": connection_id, "data": data, "attempt": attempt}
+def post(
+    connection_id: str,
+    data: str,
+    *,
+    attempt: int,
+    cid: str,
+    issuer: tuple[str, str] | None = None,
+) -> Envelope:
+    """A retry of a failed post. ``issuer`` (tenant, consumer client id) marks a
+    command's answer: if ``connection_id`` is gone by then, the retry goes to the
+    issuer's current connection, as a first delivery does."""
+    envelope: Envelope = {
+        "kind": "post",
+        "cid": cid,
+        "to": connection_id,
+        "data": data,
+        "attempt": attempt,
+    }
+    if issuer is not None:
+        envelope["issuer"] = {"tenant": issuer[0], "client": issuer[1]}
+    return envelope
 
 
 def park(
