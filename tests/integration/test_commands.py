@@ -275,7 +275,8 @@ def test_throttled_answer_retried_after_its_issuer_reconnected_reaches_the_new_c
     gateway.drain()
     assert gateway.sqs.held == 2  # the command's timeout check and the answer's retry
 
-    # And the consumer reconnects before the retry runs
+    # And the consumer reconnects before the retry runs (its old socket is gone)
+    gateway.close(old)
     new = gateway.connect("consumer", "acme", "c1")
     gateway.drain()
     gateway.take(new)
