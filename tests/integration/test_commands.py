@@ -280,7 +280,7 @@ def test_throttled_answer_retried_after_its_issuer_reconnected_reaches_the_new_c
     new = gateway.connect("consumer", "acme", "c1")
     gateway.drain()
     gateway.take(new)
-    gateway.advance(1)
+    gateway.advance(2)  # the first retry's delay is at most 2 s (full jitter)
 
     # Then the retry follows the issuer to its new connection
     (answer,) = answers(gateway, new, "k1")
