@@ -12,6 +12,7 @@ handler that returns something AWS could not serialize fails here too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -22,12 +23,14 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import boto3
 
 __all__ = [
     "FunctionError",
@@ -132,6 +135,14 @@ class apply_environment:
                 os.environ[key] = old
 
 
+@contextlib.contextmanager
+def _restore_default_session(session: boto3.Session | None) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        boto3.DEFAULT_SESSION = session
+
+
 def _load_private(module_name: str, code_root: Path, env: Mapping[str, str]) -> ModuleType:
     """Import ``module_name`` from ``code_root`` with ``env`` applied, as a fresh copy."""
     with _import_lock:
@@ -139,7 +150,12 @@ def _load_private(module_name: str, code_root: Path, env: Mapping[str, str]) -> 
         if root not in sys.path:
             sys.path.insert(0, root)
         importlib.invalidate_caches()
-        with apply_environment(env):
+        # Like Lambda, where each function is a process of its own, boto3's default
+        # session must be built from this function's environment: a session that
+        # other code in this process built earlier holds other credentials.
+        previous_session = boto3.DEFAULT_SESSION
+        boto3.DEFAULT_SESSION = None
+        with apply_environment(env), _restore_default_session(previous_session):
             spec = importlib.util.find_spec(module_name)
             if spec is None or spec.loader is None:
                 raise ModuleNotFoundError(f"no module named {module_name!r} under {root}")

@@ -55,7 +55,15 @@ class Credentials:
         return cls(access_key=access, secret_key=secrets.token_urlsafe(30))
 
     def environment(self) -> dict[str, str]:
-        return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
+        # The session token is blanked, not left out: a token some other code put in
+        # this process's environment (a moto test's "testing") would otherwise be
+        # signed along and the request refused. botocore sends no empty token.
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_SESSION_TOKEN": "",
+            "AWS_SECURITY_TOKEN": "",
+        }
 
 
 class SignatureError(Exception):

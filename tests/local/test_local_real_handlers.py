@@ -96,3 +96,24 @@ async def test_command_to_an_offline_browser_is_answered_target_offline(
         )
         error = await next_matching(consumer, lambda f: f.get("action") == "error")
     assert (error["code"], error["id"]) == ("target_offline", "k-2")
+
+
+async def test_handlers_get_their_own_credentials_whatever_session_the_process_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a default boto3 session this process built earlier with other credentials
+    # (as a moto test in the same pytest run does); in Lambda each function is a
+    # process of its own, so it never sees such a session
+    import boto3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    boto3.client("sts", region_name="us-east-1")  # resolves and keeps those credentials
+    assert boto3.DEFAULT_SESSION is not None
+    # When the gateway loads the real handlers (the authorizer reads the signing key)
+    async with running_gateway() as gw, open_as(gw, "consumer", "c1") as consumer:
+        # Then the handshake succeeds: the handlers signed with the local credentials
+        await consumer.send(json.dumps({"action": "ping", "id": "p"}))
+        assert json.loads(await asyncio.wait_for(consumer.recv(), 20))["action"] == "pong"
