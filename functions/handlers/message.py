@@ -8,26 +8,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.handlers._runtime import Runtime, identity_of, logger, metrics, tracer
+from functions.handlers._events import body_text, identity_of
+from functions.handlers._events import message_id as message_id_of
+from functions.handlers._powertools import logger, metrics
+from functions.handlers._wiring import Runtime
 from functions.models import wire
 from functions.models.settings import GatewaySettings
 
 __all__ = ["handler"]
 
 SETTINGS = GatewaySettings.from_env()
-RUNTIME = Runtime.build(SETTINGS)
+RUNTIME = Runtime(SETTINGS)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    ws = APIGatewayWebSocketEvent(event)
     identity = identity_of(event)
-    message_id = ws.request_context.message_id or ws.request_context.request_id
+    message_id = message_id_of(event)
     logger.append_keys(
         connection_id=identity.connection_id,
         tenant=identity.tenant,
@@ -36,8 +36,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         correlation_id=message_id,
     )
     try:
-        body = ws.decoded_body if ws.is_base64_encoded else (ws.body or "")
-        reply = RUNTIME.gateway.receive(identity, body or "", message_id=message_id)
+        reply = RUNTIME.gateway.receive(identity, body_text(event), message_id=message_id)
     except Exception:
         # A client deserves a precise error, never API Gateway's generic one.
         logger.exception("message failed")

@@ -1,0 +1,52 @@
+"""SQS batch plumbing of the two queue workers (router, delivery).
+
+Only those two import Powertools' batch utility and its event classes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.handlers._powertools import logger
+from functions.handlers._wiring import Runtime
+from functions.logic.relay import Relay
+
+__all__ = ["process_queue_batch"]
+
+_processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def process_queue_batch(
+    event: dict[str, Any],
+    context: LambdaContext,
+    runtime: Runtime,
+    handle: Callable[[Relay, dict[str, Any]], None],
+) -> PartialItemFailureResponse:
+    """Run ``handle`` on each record's envelope; report only the failed records.
+
+    The event source mapping has ``ReportBatchItemFailures``, so only a failing
+    record is retried and, after ``maxReceiveCount`` receives, lands in its DLQ.
+    """
+    runtime.once.register_lambda_context(context)
+    relay = runtime.relay
+    relay.begin_batch()
+
+    def record_handler(record: SQSRecord) -> None:
+        envelope: dict[str, Any] = json.loads(record.body)
+        logger.append_keys(correlation_id=envelope.get("cid"), tenant=envelope.get("tenant"))
+        handle(relay, envelope)
+
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=_processor, context=context
+    )
