@@ -75,6 +75,8 @@ def _time_import(module: str, env: Mapping[str, str], path_first: Path | None) -
         environment["PYTHONDONTWRITEBYTECODE"] = "1"
     else:
         environment["PYTHONPATH"] = str(ROOT)
+        # The venv setting measures with bytecode cached, whatever the caller's shell says.
+        environment.pop("PYTHONDONTWRITEBYTECODE", None)
     completed = subprocess.run(
         [sys.executable, "-c", _PROBE.format(module=module)],
         cwd=str(path_first or ROOT),
@@ -230,6 +232,7 @@ def first_invocation_times(rounds: int) -> dict[str, dict[str, Any]]:
                 "POWERTOOLS_LOG_LEVEL": "ERROR",
             }
         )
+        environment.pop("PYTHONDONTWRITEBYTECODE", None)  # the venv setting: bytecode cached
         samples: dict[str, list[dict[str, float]]] = {h: [] for h in _FIRST_CALL_ORDER}
         for round_no in range(rounds + 1):  # round 0 warms the file cache and bytecode
             events = _first_call_events(round_no)
@@ -271,6 +274,7 @@ def import_breakdown(module: str) -> dict[str, float]:
     top-level package, in ms (bytecode cached; the tracing inflates all a little).
     Module-level work, such as creating boto3 clients, counts for its module."""
     environment = dict(os.environ) | _HANDLER_ENV | {"PYTHONPATH": str(ROOT)}
+    environment.pop("PYTHONDONTWRITEBYTECODE", None)
     completed = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", f"import {module}"],
         cwd=str(ROOT),
