@@ -68,10 +68,14 @@ destroy: $(STAMP) $(TOOLS_STAMP)
 
 # --- Local mode (docs/local.md): the whole gateway on this machine, from the CDK template.
 PORT ?= 8765
-.PHONY: run token
+.PHONY: run token dlq
 
 run: $(STAMP)
 	$(BIN)/python -m emulator run --port $(PORT)
+
+# What sits in each DLQ of the `make run` on PORT (run it in another terminal).
+dlq: $(STAMP)
+	@$(BIN)/python -m emulator dlq --port $(PORT)
 
 # The token is the last line of the output, alone.
 token: $(STAMP)
@@ -99,3 +103,12 @@ chromium:
 .PHONY: bench
 bench: $(STAMP) $(TOOLS_STAMP)
 	$(BIN)/python -m bench
+
+# --- Fuzzing (issue 10): at least 10,000 random and adversarial frames from both roles
+# and two tenants through the real handlers and workers on moto. Prints the counts and
+# writes fuzz/out/fuzz.json; fails unless every count is 0. SEED and FRAMES replay a run.
+SEED ?= 1
+FRAMES ?= 10000
+.PHONY: fuzz
+fuzz: $(STAMP)
+	$(BIN)/python -m fuzz --seed $(SEED) --frames $(FRAMES)

@@ -44,6 +44,10 @@ def run_part(name: str, *, quick: bool) -> dict[str, Any]:
         from bench.capacity import run_capacity
 
         return run_capacity(quick=quick)
+    if name == "pageview":
+        from bench.pageview import run_pageview
+
+        return run_pageview(sizes=(100 * 1024,), seeds=1) if quick else run_pageview()
     raise ValueError(f"unknown part {name!r} (known: {', '.join(PARTS)})")
 
 

@@ -267,6 +267,29 @@ def _capacity(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _pageview(doc: dict[str, Any]) -> list[str]:
+    view = doc.get("pageview")
+    if not view:
+        return ["Not measured in this run."]
+    c = view["config"]
+    lines = [
+        "The compact page view `tabrelay mcp` gives a model (`tabrelay/pageview.py`: headings,",
+        "text, every link/button/field with a selector, form values) on the generated",
+        f"product-listing pages, {c['seeds']} seeds per size. Text is shortened to keep the view",
+        f"within {c['view_ratio_budget']:g} of the HTML (never below {c['view_min_chars']:,} characters);",
+        f"controls are always kept; `get_page` cuts the view at {c['view_max_chars']:,} characters.",
+        "",
+        "| HTML (characters) | view (characters) | view / HTML | worst seed | ms to build |",
+        "|---|---|---|---|---|",
+    ]
+    for r in view["pages"]:
+        lines.append(
+            f"| {r['html_chars']:,} | {r['view_chars_mean']:,} | {r['ratio_mean']:.3f} "
+            f"| {r['ratio_max']:.3f} | {r['ms_mean']:.1f} |"
+        )
+    return lines
+
+
 def render(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     lines = [
@@ -291,6 +314,7 @@ def render(doc: dict[str, Any]) -> str:
     lines += ["", "## 2. Local end to end", "", *_local(doc)]
     lines += ["", "## 3. Connection capacity (local emulator)", "", *_capacity(doc)]
     lines += ["", "## 4. Cold start", "", *_coldstart(doc)]
+    lines += ["", "## 5. MCP: the compact page view", "", *_pageview(doc)]
     lines += [
         "",
         "## Run",

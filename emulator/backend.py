@@ -1,6 +1,6 @@
 """moto as DynamoDB, SQS and Secrets Manager: the server process and the resources.
 
-moto runs as a separate server process (``python -m moto.server``) so it gets
+moto runs as a separate server process (moto's server app behind :class:`SignedOnly`) so it gets
 the machine's other core; handlers reach it through ``AWS_ENDPOINT_URL``.
 One server per Python process is shared by every gateway started in it (tests
 start many); each gateway names its resources with a random suffix, as
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import io
 import json
 import os
 import secrets
@@ -23,14 +24,16 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
+from emulator.sigv4 import Credentials, SignatureError, verify
 from emulator.template import Model, Queue, Secret, Table
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "REGION",
     "MotoServer",
     "Provisioned",
+    "SignedOnly",
     "aws_environment",
     "free_port",
     "provision",
@@ -46,7 +50,8 @@ __all__ = [
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
-_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+#: How the moto process gets its credentials from the emulator (never on argv).
+_KEY_VARIABLES = ("TABRELAY_LOCAL_ACCESS_KEY_ID", "TABRELAY_LOCAL_SECRET_ACCESS_KEY")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -56,17 +61,108 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def aws_environment(endpoint: str) -> dict[str, str]:
+def aws_environment(endpoint: str, credentials: Credentials) -> dict[str, str]:
     """The variables that point boto3 (handlers and ours) at moto."""
     return {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
-        **_CREDENTIALS,
+        **credentials.environment(),
         # Credentials come from the variables above, never from a profile.
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
     }
+
+
+class SignedOnly:
+    """WSGI middleware in front of moto: only requests SigV4-signed with the local
+    credentials get through (see :mod:`emulator.sigv4`).
+
+    Everything else, CORS preflights included, gets 403 and no
+    ``Access-Control-*`` header, and none of moto's own CORS headers leave:
+    no web page can read or write local mode's tables, queues or the signing key.
+    """
+
+    def __init__(self, app: Any, credentials: Credentials) -> None:
+        self._app = app
+        self._credentials = credentials
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        try:
+            if environ.get("REQUEST_METHOD") == "OPTIONS":
+                raise SignatureError("AccessDeniedException", "local mode refuses CORS preflights")
+            body = _read_body(environ)
+            headers = [
+                (key[5:].replace("_", "-"), str(value))
+                for key, value in environ.items()
+                if key.startswith("HTTP_")
+            ]
+            for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                if environ.get(key):
+                    headers.append((key.replace("_", "-"), str(environ[key])))
+            raw_path = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+            if not raw_path:
+                query = environ.get("QUERY_STRING")
+                raw_path = environ.get("PATH_INFO", "/") + (f"?{query}" if query else "")
+            verify(
+                method=str(environ.get("REQUEST_METHOD", "GET")),
+                raw_path=str(raw_path),
+                headers=headers,
+                body=body,
+                credentials=self._credentials,
+                region=REGION,
+            )
+        except SignatureError as refused:
+            payload = json.dumps({"__type": refused.code, "message": refused.message}).encode()
+            start_response(
+                "403 Forbidden",
+                [
+                    ("Content-Type", "application/x-amz-json-1.0"),
+                    ("x-amzn-ErrorType", refused.code),
+                    ("Content-Length", str(len(payload))),
+                ],
+            )
+            return [payload]
+
+        def without_cors(status: str, response_headers: list[tuple[str, str]], *rest: Any) -> Any:
+            kept = [h for h in response_headers if not h[0].lower().startswith("access-control-")]
+            return start_response(status, kept, *rest)
+
+        return self._app(environ, without_cors)
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    """The whole request body, put back for the app behind to read again."""
+    stream = environ["wsgi.input"]
+    length = environ.get("CONTENT_LENGTH")
+    if length:
+        body = stream.read(int(length))
+    elif environ.get("wsgi.input_terminated"):
+        body = stream.read()
+    else:
+        body = b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    return bytes(body)
+
+
+def serve_moto(host: str, port: int) -> None:
+    """Run moto's server behind :class:`SignedOnly` (the body of the moto process)."""
+    import signal
+
+    os.environ["MOTO_DISABLE_GLOBAL_CORS"] = "true"  # read by moto at import
+    access, secret = (os.environ.pop(name) for name in _KEY_VARIABLES)
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import run_simple
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+    app = SignedOnly(DomainDispatcherApplication(create_backend_app), Credentials(access, secret))
+    run_simple(host, port, app, threaded=True, request_handler=MotoRequestHandler)
 
 
 # Runs moto's server and exits when the process that started it is gone (even
@@ -80,23 +176,37 @@ def watch():
         time.sleep(1)
     os._exit(0)
 threading.Thread(target=watch, daemon=True).start()
-from moto.server import main
-main(sys.argv[1:])
+sys.path.insert(0, sys.argv[1])
+from emulator.backend import serve_moto
+serve_moto(sys.argv[2], int(sys.argv[3]))
 """
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class MotoServer:
-    """A ``moto.server`` process on a free loopback port."""
+    """A moto server process on a free loopback port (127.0.0.1 only), answering
+    only requests signed with ``credentials`` (random unless given)."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, credentials: Credentials | None = None) -> None:
         self.port = port or free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.credentials = credentials or Credentials.generate()
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> None:
         """Start the server and wait until it answers (bounded by ``timeout``)."""
+        _known_credentials[self.endpoint] = self.credentials
+        keys = dict(
+            zip(
+                _KEY_VARIABLES,
+                (self.credentials.access_key, self.credentials.secret_key),
+                strict=True,
+            )
+        )
         self._process = subprocess.Popen(
-            [sys.executable, "-c", _LAUNCHER, "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-c", _LAUNCHER, _ROOT, "127.0.0.1", str(self.port)],
+            env={**os.environ, **keys},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,
@@ -109,8 +219,11 @@ class MotoServer:
             if self._process.poll() is not None:
                 raise RuntimeError(f"moto server exited with {self._process.returncode}")
             try:
+                # Unsigned, so refused: any HTTP answer means it is serving.
                 with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1):
                     return
+            except urllib.error.HTTPError:
+                return
             except OSError:
                 if time.monotonic() > deadline:
                     self.stop()
@@ -146,18 +259,24 @@ def shared_moto() -> MotoServer:
         return _shared
 
 
-_clients: dict[tuple[str, str], Any] = {}
+_clients: dict[tuple[str, str, str], Any] = {}
 _clients_lock = threading.Lock()
+_known_credentials: dict[str, Credentials] = {}
 
 
-def client(service: str, endpoint: str) -> Any:
-    """A boto3 client for moto at ``endpoint`` (cached: clients are thread-safe, costly to make)."""
+def client(service: str, endpoint: str, credentials: Credentials | None = None) -> Any:
+    """A boto3 client for moto at ``endpoint`` (cached: clients are thread-safe, costly to make).
+
+    ``credentials`` default to those of the :class:`MotoServer` this process
+    started at ``endpoint``.
+    """
+    credentials = credentials or _known_credentials[endpoint]
     with _clients_lock:
-        found = _clients.get((service, endpoint))
+        found = _clients.get((service, endpoint, credentials.access_key))
         if found is None:
             found = boto3.session.Session(
-                aws_access_key_id=_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                aws_secret_access_key=_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                aws_access_key_id=credentials.access_key,
+                aws_secret_access_key=credentials.secret_key,
                 region_name=REGION,
             ).client(
                 service,
@@ -166,7 +285,7 @@ def client(service: str, endpoint: str) -> Any:
                     max_pool_connections=64, retries={"max_attempts": 2, "mode": "standard"}
                 ),
             )
-            _clients[(service, endpoint)] = found
+            _clients[(service, endpoint, credentials.access_key)] = found
         return found
 
 

@@ -16,6 +16,7 @@ import contextlib
 import errno
 import json
 import logging
+import os
 import re
 import signal
 import sys
@@ -23,9 +24,12 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from emulator.config import DEFAULT_PATH, REPO_ROOT, load_config, mint_token
+from emulator.config import DEFAULT_PATH, REPO_ROOT, LocalConfig, load_config, mint_token
+
+if TYPE_CHECKING:
+    from emulator.backend import MotoServer
 
 __all__ = ["main"]
 
@@ -89,6 +93,10 @@ def _parser() -> argparse.ArgumentParser:
         default=REPO_ROOT / ".local" / "functions.log",
         help="where the handlers' output goes ('-' for the terminal)",
     )
+
+    dlq = sub.add_parser("dlq", help="print what sits in the DLQs of a running `make run`")
+    dlq.add_argument("--port", type=int, default=8765, help="the port `make run` serves on")
+    dlq.add_argument("--config", type=Path, default=DEFAULT_PATH)
 
     token = sub.add_parser("token", help="print a token for the local gateway")
     token.add_argument("--role", required=True, choices=["browser", "consumer"])
@@ -159,7 +167,7 @@ async def _status(system: object, interval: float, stop: asyncio.Event) -> None:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from emulator.system import LocalGateway
+    from emulator.backend import MotoServer
 
     config = load_config(args.config)
     if str(args.function_log) != "-":
@@ -175,6 +183,27 @@ async def _run(args: argparse.Namespace) -> int:
         print("synthesizing the CDK app (cached after the first run) ...", flush=True)
         template = await asyncio.to_thread(load_template, _pairs(args.context))
     display = "localhost" if args.host in ("localhost", "127.0.0.1", "0.0.0.0", "::") else args.host
+    # moto answers only requests signed with the local credentials (config.json).
+    moto = MotoServer(credentials=config.credentials)
+    await asyncio.to_thread(moto.start)
+    try:
+        return await _serve(args, config, template, display, moto)
+    finally:
+        await asyncio.to_thread(moto.stop)
+
+
+async def _serve(
+    args: argparse.Namespace,
+    config: LocalConfig,
+    template: Any,
+    display: str,
+    moto: MotoServer,
+) -> int:
+    from emulator.backend import REGION
+    from emulator.dlq import append_failure, failures_path, state_path
+    from emulator.system import LocalGateway
+
+    failures = failures_path(args.config, args.port)
     system = LocalGateway(
         template,
         signing_key=config.signing_key,
@@ -185,6 +214,8 @@ async def _run(args: argparse.Namespace) -> int:
         max_duration=args.max_duration,
         code_root=args.code_root,
         public_host=display,
+        moto=moto,
+        on_failure=lambda failure: append_failure(failures, failure),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -227,11 +258,38 @@ async def _run(args: argparse.Namespace) -> int:
                 f"    {python} -m websockets '{base}?token={browser}'",
                 f"    {python} -m websockets '{base}?token={consumer}'",
                 "  more tokens: make token ROLE=consumer TENANT=demo CLIENT=c2   (Ctrl-C stops)",
+                "  AWS credentials of local mode (moto and @connections accept only requests"
+                f" signed with them; region {REGION}):",
+                f"    AWS_ACCESS_KEY_ID={config.credentials.access_key}"
+                f" AWS_SECRET_ACCESS_KEY={config.credentials.secret_key}",
+                f"    moto endpoint: {moto.endpoint}   (kept in {args.config})",
                 f"  function logs: {args.function_log}",
             ]
         ),
         flush=True,
     )
+    # What `make dlq` (another process) needs to find this run. A fresh moto:
+    # the failures of an earlier run are gone with its queues.
+    failures.unlink(missing_ok=True)
+    state = state_path(args.config, args.port)
+    fd = os.open(state, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(
+            {
+                "pid": os.getpid(),
+                "moto_endpoint": moto.endpoint,
+                "dead_letter_queues": system.dead_letter_queues(),
+                "failures": str(failures),
+            },
+            handle,
+        )
+    try:
+        return await _wait_and_stop(args, system, stop)
+    finally:
+        state.unlink(missing_ok=True)
+
+
+async def _wait_and_stop(args: argparse.Namespace, system: Any, stop: asyncio.Event) -> int:
     status = (
         asyncio.create_task(_status(system, args.status_interval, stop))
         if args.status_interval > 0
@@ -250,9 +308,37 @@ async def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dlq(args: argparse.Namespace) -> int:
+    from emulator.backend import client
+    from emulator.dlq import peek, read_failures, render, state_path
+
+    state = state_path(args.config, args.port)
+    try:
+        run = json.loads(state.read_text())
+        os.kill(int(run["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        print(
+            f"no local gateway runs on port {args.port} (no live {state}); start it with "
+            "`make run`, or pass its port: make dlq PORT=...",
+            file=sys.stderr,
+        )
+        return 1
+    config = load_config(args.config)
+    sqs = client("sqs", str(run["moto_endpoint"]), config.credentials)
+    failures = read_failures(Path(run["failures"]))
+    letters = {
+        _short(lid): peek(sqs, url, _short(lid), failures)
+        for lid, url in dict(run["dead_letter_queues"]).items()
+    }
+    print(render(letters))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m emulator``."""
     args = _parser().parse_args(argv)
+    if args.command == "dlq":
+        return _dlq(args)
     if args.command == "token":
         config = load_config(args.config)
         print(

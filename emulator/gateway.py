@@ -8,7 +8,10 @@ One aiohttp application serves, on one host and port:
   32 KB frame / 128 KB message limits (close 1009), idle and maximum-duration
   closes (1001), and ``$disconnect`` on every close;
 * the Management API (``/{stage}/@connections/{id}``: POST, GET, DELETE),
-  answering 410 ``GoneException`` for unknown, closed or still-connecting ids.
+  answering 410 ``GoneException`` for unknown, closed or still-connecting ids,
+  and, as on AWS, only to requests SigV4-signed with the local credentials
+  (403 otherwise, so no web page can post to a connection). No route answers
+  a CORS preflight or sends ``Access-Control-*`` headers.
 
 Events are built by :mod:`emulator.events`; handlers run through
 :class:`emulator.lambdas.LocalFunction`. This module knows nothing of moto or
@@ -42,6 +45,7 @@ from emulator.events import (
     new_id,
 )
 from emulator.lambdas import FunctionError, LocalFunction
+from emulator.sigv4 import Credentials, SignatureError, verify
 from emulator.template import Api, Integration, Route
 
 __all__ = [
@@ -227,8 +231,9 @@ def _policy_allows(policy: Any, method_arn: str) -> bool:
     """Evaluate an authorizer's IAM policy for ``execute-api:Invoke`` on ``method_arn``."""
 
     def matches(pattern: str, value: str) -> bool:
-        regex = "^" + re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".") + "$"
-        return re.match(regex, value) is not None
+        # fullmatch: "$" would let a value with a trailing newline through.
+        regex = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
+        return re.fullmatch(regex, value, re.DOTALL) is not None
 
     def as_list(value: Any) -> list[str]:
         return [value] if isinstance(value, str) else list(value or [])
@@ -303,8 +308,11 @@ class Gateway:
         max_duration: float = 7200.0,
         frame_limit: int = FRAME_LIMIT,
         message_limit: int = MESSAGE_LIMIT,
+        credentials: Credentials | None = None,
     ) -> None:
         self.api = api
+        #: What ``@connections`` callers must sign with; None refuses them all.
+        self.credentials = credentials
         self.functions = functions
         self.api_id = api_id
         self.region = region
@@ -326,7 +334,7 @@ class Gateway:
     # ------------------------------------------------------------------ serving
 
     def _build_app(self) -> web.Application:
-        app = web.Application(client_max_size=4 * 1024 * 1024)
+        app = web.Application(client_max_size=4 * 1024 * 1024, middlewares=[self._guard])
         for prefix in ("", "/{stage}"):
             app.router.add_route("POST", prefix + "/@connections/{cid}", self._post)
             app.router.add_route("GET", prefix + "/@connections/{cid}", self._get)
@@ -753,6 +761,36 @@ class Gateway:
             self.stats.disconnect_failures += 1
 
     # ------------------------------------------------------------------ @connections
+
+    @web.middleware
+    async def _guard(
+        self, request: web.Request, handler: Callable[[web.Request], Any]
+    ) -> web.StreamResponse:
+        """Refuse preflights anywhere, and unsigned or wrongly signed ``@connections`` calls."""
+        if request.method == "OPTIONS":
+            return web.json_response({"message": "Forbidden"}, status=403)
+        if "/@connections/" in request.path:
+            body = await request.read()
+            try:
+                if self.credentials is None:
+                    raise SignatureError("ForbiddenException", "Forbidden")
+                verify(
+                    method=request.method,
+                    raw_path=request.raw_path,
+                    headers=list(request.headers.items()),
+                    body=body,
+                    credentials=self.credentials,
+                    region=self.region,
+                    service="execute-api",
+                )
+            except SignatureError as refused:
+                return web.json_response(
+                    {"message": refused.message},
+                    status=403,
+                    headers={"x-amzn-ErrorType": refused.code},
+                )
+        response: web.StreamResponse = await handler(request)
+        return response
 
     def _gone(self) -> web.Response:
         return web.json_response(

@@ -42,6 +42,40 @@ log = logging.getLogger("emulator.lambda")
 _import_lock = threading.Lock()
 
 
+class _LoggedErrors(logging.Handler):
+    """Collects, per invocation thread, the errors a handler logs about SQS messages.
+
+    A log record at WARNING or above with a ``message_id`` attribute (as
+    ``logger.exception(..., extra={"message_id": ...})`` makes) is what
+    CloudWatch would hold for that message; the pollers keep the last one per
+    message so ``make dlq`` can show it. Nothing is printed from here.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.local = threading.local()
+
+    def addFilter(self, filter: Any) -> None:
+        # Powertools filters its records out of the root logger's handlers (so
+        # that they are not printed twice); this handler prints nothing.
+        return
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sink: dict[str, str] | None = getattr(self.local, "sink", None)
+        message_id = getattr(record, "message_id", None)
+        if sink is None or not isinstance(message_id, str):
+            return
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            sink[message_id] = f"{type(exc).__name__}: {exc} ({record.getMessage()})"
+        else:
+            sink[message_id] = record.getMessage()
+
+
+_logged_errors = _LoggedErrors()
+logging.getLogger().addHandler(_logged_errors)
+
+
 class FunctionError(RuntimeError):
     """The handler raised (``error_type`` is the exception's class name)."""
 
@@ -50,6 +84,8 @@ class FunctionError(RuntimeError):
         self.function_name = function_name
         self.error_type = error_type
         self.error_message = message
+        #: Errors the handler logged about SQS messages before failing, by message id.
+        self.logged: dict[str, str] = {}
 
 
 class FunctionTimeoutError(FunctionError):
@@ -167,7 +203,18 @@ class LocalFunction:
     def load_error(self) -> BaseException | None:
         return self._load_error
 
-    def _run(self, payload: str, request_id: str) -> str:
+    def _run(self, payload: str, request_id: str) -> tuple[str, dict[str, str]]:
+        logged: dict[str, str] = {}
+        _logged_errors.local.sink = logged
+        try:
+            return self._run_handler(payload, request_id), logged
+        except FunctionError as exc:
+            exc.logged = logged
+            raise
+        finally:
+            _logged_errors.local.sink = None
+
+    def _run_handler(self, payload: str, request_id: str) -> str:
         if self._handler is None:
             err = self._load_error or RuntimeError("handler not loaded")
             raise FunctionError(self.name, "Runtime.ImportModuleError", str(err))
@@ -198,6 +245,11 @@ class LocalFunction:
 
     async def invoke(self, event: Mapping[str, Any]) -> Any:
         """Run the handler on ``event``; its JSON result, or :class:`FunctionError`."""
+        result, _logged = await self.invoke_logged(event)
+        return result
+
+    async def invoke_logged(self, event: Mapping[str, Any]) -> tuple[Any, dict[str, str]]:
+        """:meth:`invoke`, plus the errors the handler logged per SQS message id."""
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(max(1, self.concurrency))
         payload = json.dumps(event)
@@ -210,7 +262,7 @@ class LocalFunction:
         # cannot be killed, and the bound must hold for real work in flight.
         future.add_done_callback(lambda _f: self._semaphore.release() if self._semaphore else None)
         try:
-            result = await asyncio.wait_for(asyncio.shield(future), self.timeout_s)
+            result, logged = await asyncio.wait_for(asyncio.shield(future), self.timeout_s)
         except TimeoutError:
             self.errors += 1
             raise FunctionTimeoutError(
@@ -219,4 +271,4 @@ class LocalFunction:
         except FunctionError:
             self.errors += 1
             raise
-        return json.loads(result)
+        return json.loads(result), logged

@@ -7,6 +7,9 @@ batches at once, deletes what succeeded and leaves the rest to come back
 after the queue's visibility timeout (a raised error leaves the whole batch;
 ``ReportBatchItemFailures`` leaves only the failed records). moto applies the
 redrive policy on receive, so records that keep failing reach the DLQ.
+The last error of every failed record (what the function logged for its
+message id, or why the batch failed) is kept in :attr:`QueuePoller.errors`
+and given to ``on_failure``: ``make dlq`` shows it next to the dead letter.
 
 moto never expires items by TTL: :class:`TtlSweeper` deletes expired items.
 """
@@ -18,7 +21,8 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,13 +30,26 @@ from typing import Any
 from emulator.events import sqs_event, sqs_record
 from emulator.lambdas import FunctionError, LocalFunction
 
-__all__ = ["PollerStats", "QueuePoller", "TtlSweeper"]
+__all__ = ["PollerStats", "QueuePoller", "RecordFailure", "TtlSweeper"]
 
 log = logging.getLogger("emulator.pollers")
 
 #: Lambda's poller starts with five concurrent batches when no maximum is set.
 DEFAULT_CONCURRENCY = 5
 _RECEIVE_WAIT_S = 1  # short long-polls keep shutdown prompt
+#: Failed records whose last error is remembered (the oldest are forgotten).
+ERRORS_KEPT = 10_000
+
+
+@dataclass(frozen=True)
+class RecordFailure:
+    """Why one SQS record failed, as far as the function told."""
+
+    message_id: str
+    queue_url: str
+    receive_count: int
+    error: str
+    at: float
 
 
 @dataclass
@@ -61,6 +78,7 @@ class QueuePoller:
         maximum_concurrency: int | None,
         report_batch_item_failures: bool,
         executor: Executor | None = None,
+        on_failure: Callable[[RecordFailure], None] | None = None,
     ) -> None:
         self._sqs = sqs
         self._executor = executor
@@ -73,6 +91,8 @@ class QueuePoller:
         self.concurrency = maximum_concurrency or DEFAULT_CONCURRENCY
         self.report_batch_item_failures = report_batch_item_failures
         self.stats = PollerStats()
+        self.errors: OrderedDict[str, RecordFailure] = OrderedDict()
+        self._on_failure = on_failure
         #: Set whenever a batch has been handed to the function (tests wait on it).
         self.batch_started = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -165,16 +185,42 @@ class QueuePoller:
         self.batch_started.set()
         records = [sqs_record(m, queue_arn=self.queue_arn, region=self._region) for m in batch]
         failed: set[str]
+        logged: dict[str, str]
         try:
-            result = await self.function.invoke(sqs_event(records))
-        except FunctionError:
+            result, logged = await self.function.invoke_logged(sqs_event(records))
+        except FunctionError as exc:
             failed = {m["MessageId"] for m in batch}
+            logged = exc.logged
+            why = f"the batch failed: {exc.error_type}: {exc.error_message}"
         else:
             failed = self._failed_ids(result, batch)
+            why = "reported as a batch item failure (the function logged no error for it)"
         self.stats.failed_records += len(failed)
+        for message in batch:
+            if message["MessageId"] in failed:
+                self._remember(message, logged.get(message["MessageId"], why))
         done = [m for m in batch if m["MessageId"] not in failed]
         if done:
             await self._call(self._delete, done)
+
+    def _remember(self, message: dict[str, Any], error: str) -> None:
+        attributes = message.get("Attributes") or {}
+        failure = RecordFailure(
+            message_id=message["MessageId"],
+            queue_url=self.queue_url,
+            receive_count=int(attributes.get("ApproximateReceiveCount", 0)),
+            error=error,
+            at=time.time(),
+        )
+        self.errors.pop(failure.message_id, None)
+        self.errors[failure.message_id] = failure
+        while len(self.errors) > ERRORS_KEPT:
+            self.errors.popitem(last=False)
+        if self._on_failure is not None:
+            try:
+                self._on_failure(failure)
+            except Exception as exc:  # a full disk must not stop the poller
+                log.warning("cannot record the failure of %s: %s", failure.message_id, exc)
 
     def _failed_ids(self, result: Any, batch: list[dict[str, Any]]) -> set[str]:
         everything = {m["MessageId"] for m in batch}

@@ -15,7 +15,7 @@ import os
 import re
 import secrets
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from emulator.backend import (
 from emulator.config import REPO_ROOT
 from emulator.gateway import Gateway
 from emulator.lambdas import LocalFunction
-from emulator.pollers import QueuePoller, TtlSweeper
+from emulator.pollers import QueuePoller, RecordFailure, TtlSweeper
 from emulator.template import Model, Resolver, TemplateError, parse_template
 
 __all__ = ["LocalGateway"]
@@ -73,8 +73,10 @@ class LocalGateway:
         ttl_sweep_interval: float = 30.0,
         stack_name: str = "tabrelay-local",
         public_host: str | None = None,
+        on_failure: Callable[[RecordFailure], None] | None = None,
     ) -> None:
         self.template = template
+        self._on_failure = on_failure
         self.model: Model = parse_template(template)
         self.signing_key = signing_key
         self.host = host
@@ -197,7 +199,7 @@ class LocalGateway:
     # ----------------------------------------------------------------- lifecycle
 
     def _apply_process_env(self) -> None:
-        for key, value in aws_environment(self.moto.endpoint).items():
+        for key, value in aws_environment(self.moto.endpoint, self.moto.credentials).items():
             self._saved_env.setdefault(key, os.environ.get(key))
             os.environ[key] = value
 
@@ -213,6 +215,8 @@ class LocalGateway:
         """Provision, load the handlers and serve; raises if the template cannot run."""
         if self._moto is None:
             self._moto = await asyncio.to_thread(shared_moto)
+        # @connections takes the credentials the handlers sign with: moto's.
+        self.gateway.credentials = self.moto.credentials
         self.port = await self.gateway.start(self.host, self.requested_port)
         self._apply_process_env()
         self.provisioned = await asyncio.to_thread(
@@ -260,6 +264,7 @@ class LocalGateway:
                 maximum_concurrency=mapping.maximum_concurrency,
                 report_batch_item_failures=mapping.report_batch_item_failures,
                 executor=self._io_executor,
+                on_failure=self._on_failure,
             )
             self.pollers[mapping.queue_id] = poller
             poller.start()
@@ -312,6 +317,12 @@ class LocalGateway:
         self._restore_process_env()
 
     # ----------------------------------------------------------------- status
+
+    def dead_letter_queues(self) -> dict[str, str]:
+        """The URL of every queue that is some queue's DLQ, by logical id."""
+        assert self.provisioned is not None
+        ids = {q.dead_letter_id for q in self.model.queues.values() if q.dead_letter_id}
+        return {lid: self.provisioned.queue_urls[lid] for lid in sorted(ids)}
 
     def queue_depths(self) -> dict[str, tuple[int, int]]:
         """Visible and in-flight messages per queue logical id (blocking: call in a thread)."""

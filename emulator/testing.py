@@ -24,6 +24,7 @@ from emulator.backend import client
 from emulator.config import REPO_ROOT, mint_token
 from emulator.lambdas import LocalFunction
 from emulator.pollers import QueuePoller
+from emulator.sigv4 import Credentials
 from emulator.system import LocalGateway
 
 __all__ = ["RunningGateway", "running_gateway"]
@@ -66,6 +67,11 @@ class RunningGateway:
     def function(self, logical_id: str) -> LocalFunction:
         """The local runner of the template's function ``logical_id``."""
         return self.system.functions[logical_id]
+
+    @property
+    def credentials(self) -> Credentials:
+        """What moto and ``@connections`` accept signatures from (the handlers use them)."""
+        return self.system.moto.credentials
 
     def aws(self, service: str) -> Any:
         """A boto3 client of the moto backing this gateway."""

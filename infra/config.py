@@ -11,10 +11,25 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
-__all__ = ["ContextSource", "InvalidSettingError", "StackSettings"]
+__all__ = [
+    "DEFAULT_RESERVED_CONCURRENCY",
+    "RESERVABLE_FUNCTIONS",
+    "ContextSource",
+    "InvalidSettingError",
+    "StackSettings",
+]
 
 _DEFAULT_STAGE = "dev"
-_STAGE_PATTERN = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+_STAGE_PATTERN = re.compile(r"[A-Za-z0-9_]{1,64}")  # fullmatch: "$" allows a final newline
+_DOMAIN_PATTERN = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+_CERTIFICATE_PATTERN = re.compile(r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+")
+_HOSTED_ZONE_PATTERN = re.compile(r"Z[A-Z0-9]{1,31}")
+# Functions that may get reserved concurrency, and what ``reservedConcurrency=true``
+# reserves for the connection path: 50 each covers API Gateway's default of 500 new
+# WebSocket connections per second at ~100 ms per warm invocation, and leaves 850 of a
+# default 1,000 account quota unreserved (AWS keeps at least 100 unreserved).
+RESERVABLE_FUNCTIONS = ("authorizer", "connect", "disconnect", "message", "router", "delivery")
+DEFAULT_RESERVED_CONCURRENCY = {"authorizer": 50, "connect": 50, "disconnect": 50}
 
 
 class InvalidSettingError(ValueError):
@@ -83,6 +98,23 @@ class StackSettings:
     alarm_email: str = ""
     # Set the account's API Gateway CloudWatch Logs role (needed for access logs).
     api_gateway_account_role: bool = True
+    # Reserved concurrency, opt-in (README, "Reserved concurrency"): ``reservedConcurrency``
+    # reserves DEFAULT_RESERVED_CONCURRENCY; ``<function>ReservedConcurrency=N`` (N > 0)
+    # reserves N for that function (0: no reservation, never Lambda's "throttle all").
+    reserved_concurrency: bool = False
+    authorizer_reserved_concurrency: int = 0
+    connect_reserved_concurrency: int = 0
+    disconnect_reserved_concurrency: int = 0
+    message_reserved_concurrency: int = 0
+    router_reserved_concurrency: int = 0
+    delivery_reserved_concurrency: int = 0
+    # Custom domain, optional (README, "A custom domain"): wss://domainName survives
+    # replacing the API. The ACM certificate must be in the stack's Region; with a
+    # hosted zone id the stack also writes the Route 53 alias record.
+    domain_name: str = ""
+    certificate_arn: str = ""
+    hosted_zone_id: str = ""
+    hosted_zone_name: str = ""
 
     @staticmethod
     def context_key(field_name: str) -> str:
@@ -117,7 +149,7 @@ class StackSettings:
 
     def validate(self) -> None:
         """Reject values AWS would refuse at deploy time, so ``synth`` fails first."""
-        if not _STAGE_PATTERN.match(self.stage):
+        if not _STAGE_PATTERN.fullmatch(self.stage):
             raise InvalidSettingError(f"stage {self.stage!r} must match {_STAGE_PATTERN.pattern}")
         for name in ("router_max_concurrency", "delivery_max_concurrency"):
             value = getattr(self, name)
@@ -138,3 +170,62 @@ class StackSettings:
             )
         if not 1 <= self.max_receive_count <= 1000:
             raise InvalidSettingError("maxReceiveCount must be within 1..1000")
+        self._validate_reserved_concurrency()
+        self._validate_domain()
+
+    def reserved_concurrency_of(self, function: str) -> int | None:
+        """The reserved concurrency of ``function``, or None when it has none."""
+        explicit: int = getattr(self, f"{function}_reserved_concurrency")
+        if explicit > 0:
+            return explicit
+        if self.reserved_concurrency:
+            return DEFAULT_RESERVED_CONCURRENCY.get(function)
+        return None
+
+    def _validate_reserved_concurrency(self) -> None:
+        for function in RESERVABLE_FUNCTIONS:
+            name = f"{function}_reserved_concurrency"
+            if getattr(self, name) < 0:
+                raise InvalidSettingError(
+                    f"{self.context_key(name)} must be >= 0 (0: no reservation)"
+                )
+        # A mapping allowed more concurrent batches than its function may run would
+        # throttle its own function, and throttled batches go back to the queue.
+        for function in ("router", "delivery"):
+            reserved = self.reserved_concurrency_of(function)
+            maximum: int = getattr(self, f"{function}_max_concurrency")
+            if reserved is not None and maximum > reserved:
+                raise InvalidSettingError(
+                    f"{function}MaxConcurrency={maximum} exceeds {function}ReservedConcurrency="
+                    f"{reserved}: the SQS event source's maximum concurrency must stay within "
+                    f"its function's reservation (lower {function}MaxConcurrency to at most "
+                    f"{reserved}, or raise the reservation)"
+                )
+
+    def _validate_domain(self) -> None:
+        if bool(self.domain_name) != bool(self.certificate_arn):
+            raise InvalidSettingError(
+                "a custom domain needs both domainName and certificateArn (an ACM certificate "
+                "in the stack's Region covering the name)"
+            )
+        if self.domain_name and not _DOMAIN_PATTERN.fullmatch(self.domain_name):
+            raise InvalidSettingError(
+                f"domainName {self.domain_name!r} is not a lower-case DNS name (e.g. ws.example.com)"
+            )
+        if self.certificate_arn and not _CERTIFICATE_PATTERN.fullmatch(self.certificate_arn):
+            raise InvalidSettingError(
+                f"certificateArn {self.certificate_arn!r} is not an ACM certificate ARN"
+            )
+        if (self.hosted_zone_id or self.hosted_zone_name) and not self.domain_name:
+            raise InvalidSettingError("hostedZoneId/hostedZoneName need a domainName")
+        if self.hosted_zone_name and not self.hosted_zone_id:
+            raise InvalidSettingError("hostedZoneName needs the zone's hostedZoneId")
+        if self.hosted_zone_id and not _HOSTED_ZONE_PATTERN.fullmatch(self.hosted_zone_id):
+            raise InvalidSettingError(
+                f"hostedZoneId {self.hosted_zone_id!r} is not a Route 53 zone id (Z...)"
+            )
+        zone = self.hosted_zone_name.rstrip(".")
+        if zone and self.domain_name != zone and not self.domain_name.endswith(f".{zone}"):
+            raise InvalidSettingError(
+                f"domainName {self.domain_name!r} is not within hostedZoneName {zone!r}"
+            )

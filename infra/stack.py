@@ -88,6 +88,9 @@ class TabRelayStack(Stack):
             bundle=settings.bundle,
             log_retention_days=settings.log_retention_days,
             retain_logs=settings.retain,
+            reserved={
+                spec.name: settings.reserved_concurrency_of(spec.name) for spec in FUNCTION_SPECS
+            },
         )
 
         secret.secret.grant_read(functions.role("authorizer"))
@@ -131,6 +134,25 @@ class TabRelayStack(Stack):
         )
 
         CfnOutput(self, "WebSocketUrl", value=gateway.url, description="Connect here (?token=...)")
+        if settings.domain_name:
+            domain = gateway.add_custom_domain(
+                domain_name=settings.domain_name,
+                certificate_arn=settings.certificate_arn,
+                hosted_zone_id=settings.hosted_zone_id,
+                hosted_zone_name=settings.hosted_zone_name,
+            )
+            CfnOutput(
+                self,
+                "CustomDomainUrl",
+                value=f"wss://{settings.domain_name}",
+                description="Connect here (?token=...): survives replacing the API",
+            )
+            CfnOutput(
+                self,
+                "CustomDomainTarget",
+                value=domain.regional_domain_name,
+                description="Point the custom domain's DNS here (alias or CNAME)",
+            )
         CfnOutput(
             self,
             "CallbackUrl",

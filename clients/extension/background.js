@@ -11,7 +11,7 @@
 // - state that must outlive the worker (command ids already run, the snapshot
 //   sequence, the status shown in the popup) lives in chrome.storage.
 
-import { CommandError, MUTATING, createCommands, inject } from './lib/commands.js';
+import { CommandError, MUTATING, createCommands, inject, showsLocalFile } from './lib/commands.js';
 import { captureDocument } from './lib/page.js';
 import { backoffDelay, errorMessage, jwtClaims, resultMessages, snapshotMessages, socketUrl } from './lib/wire.js';
 
@@ -41,7 +41,7 @@ const WATCHDOG_ALARM = 'tabrelay-watchdog';
 
 // ---------------------------------------------------------------- state ---
 
-let config = { url: '', token: '', allowScript: false };
+let config = { url: '', token: '', allowScript: false, allowFileUrls: false };
 let socket = null;
 let attempt = 0;
 let reconnectTimer = null;
@@ -88,6 +88,7 @@ async function loadConfig() {
     url: options.url || file.url || '',
     token: options.token || file.token || '',
     allowScript: typeof options.allowScript === 'boolean' ? options.allowScript : !!file.allowScript,
+    allowFileUrls: typeof options.allowFileUrls === 'boolean' ? options.allowFileUrls : !!file.allowFileUrls,
   };
 }
 
@@ -280,6 +281,7 @@ const commands = createCommands({
   activeTab,
   snapshotNow: () => takeSnapshot(true),
   allowScript: () => config.allowScript,
+  allowFileUrls: () => config.allowFileUrls,
 });
 
 function remember(id) {
@@ -400,13 +402,32 @@ function runSnapshots() {
     });
 }
 
+let snapshotChain = Promise.resolve();
+
 /** Capture the active tab and send it; `force` sends even an unchanged page.
- * Resolves with what was sent (the `snapshot` command's value). */
-async function takeSnapshot(force) {
+ * Resolves with what was sent (the `snapshot` command's value).
+ *
+ * Captures run one at a time, in call order (automatic ones, the `snapshot`
+ * command and the popup alike). Run concurrently, a capture started before a
+ * click could finish after one started after it and take the higher seq: the
+ * consumer then keeps the older page and drops the newer one as stale. */
+function takeSnapshot(force) {
+  const run = snapshotChain.then(() => captureAndSend(force));
+  snapshotChain = run.catch(() => {});
+  return run;
+}
+
+async function captureAndSend(force) {
   await ready;
   if (!isOpen()) throw new CommandError('offline', 'not connected to the gateway');
   const tab = await activeTab();
+  // A local file is never sent unless the user opted in (allowFileUrls):
+  // checked before capturing, and on the document actually captured.
+  const fileRefused = () =>
+    new CommandError('url_not_allowed', 'the active tab shows a local file, and file: pages are off (allowFileUrls)');
+  if (!config.allowFileUrls && (showsLocalFile(tab.url) || showsLocalFile(tab.pendingUrl))) throw fileRefused();
   const page = await inject(tab.id, captureDocument, []);
+  if (!config.allowFileUrls && showsLocalFile(page.url)) throw fileRefused();
   if (!force && lastSent && lastSent.url === page.url && lastSent.title === page.title && lastSent.html === page.html) {
     return null;
   }

@@ -1,4 +1,4 @@
-// Saves {url, token, allowScript} in chrome.storage.local under "options";
+// Saves {url, token, allowScript, allowFileUrls} in chrome.storage.local under "options";
 // the service worker reloads its configuration and reconnects on every save.
 
 const $ = (id) => document.getElementById(id);
@@ -17,6 +17,7 @@ const { options = {} } = await chrome.storage.local.get('options');
 $('url').value = options.url || '';
 $('token').value = options.token || '';
 $('allow-script').checked = typeof options.allowScript === 'boolean' ? options.allowScript : !!file.allowScript;
+$('allow-files').checked = typeof options.allowFileUrls === 'boolean' ? options.allowFileUrls : !!file.allowFileUrls;
 $('url-file').textContent = file.url ? `config.json: ${file.url}` : 'config.json: not present';
 $('token-file').textContent = file.token ? 'config.json holds a token' : '';
 
@@ -27,7 +28,12 @@ $('save').addEventListener('click', async () => {
     return;
   }
   await chrome.storage.local.set({
-    options: { url, token: $('token').value.trim(), allowScript: $('allow-script').checked },
+    options: {
+      url,
+      token: $('token').value.trim(),
+      allowScript: $('allow-script').checked,
+      allowFileUrls: $('allow-files').checked,
+    },
   });
   $('saved').textContent = 'Saved; reconnecting.';
 });
@@ -37,5 +43,6 @@ $('clear').addEventListener('click', async () => {
   $('url').value = '';
   $('token').value = '';
   $('allow-script').checked = !!file.allowScript;
+  $('allow-files').checked = !!file.allowFileUrls;
   $('saved').textContent = 'Using config.json; reconnecting.';
 });

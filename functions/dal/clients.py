@@ -14,16 +14,43 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-__all__ = ["CLIENT_CONFIG", "MANAGEMENT_CONFIG", "AWSClients", "LazyClient", "secrets_manager"]
+__all__ = [
+    "CLIENT_CONFIG",
+    "HANDOFF_SECONDS",
+    "MANAGEMENT_CONFIG",
+    "MANAGEMENT_CONNECT_TIMEOUT",
+    "MANAGEMENT_MAX_ATTEMPTS",
+    "MANAGEMENT_POST_WORST_SECONDS",
+    "MANAGEMENT_READ_TIMEOUT",
+    "AWSClients",
+    "LazyClient",
+    "secrets_manager",
+]
 
 # Lambda has seconds, not minutes: fail fast and let SQS retry, rather than
 # let botocore's retries eat the function's timeout.
 CLIENT_CONFIG = Config(
     connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"}
 )
+# A post to @connections answers in tens of milliseconds or not at all: 1 s to
+# connect, 1 s to read, one retry. That bounds one post, so the message function's
+# inline fan-out (up to 10 posts) can stop and hand off to the bus in time.
+MANAGEMENT_CONNECT_TIMEOUT = 1
+MANAGEMENT_READ_TIMEOUT = 1
+MANAGEMENT_MAX_ATTEMPTS = 2
 MANAGEMENT_CONFIG = Config(
-    connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"}
+    connect_timeout=MANAGEMENT_CONNECT_TIMEOUT,
+    read_timeout=MANAGEMENT_READ_TIMEOUT,
+    # total_max_attempts counts the first attempt (botocore's max_attempts does not).
+    retries={"total_max_attempts": MANAGEMENT_MAX_ATTEMPTS, "mode": "standard"},
 )
+#: The longest one post can take: every attempt times out connecting and then
+#: reading, and botocore's standard mode waits up to 1 s before the (first) retry.
+MANAGEMENT_POST_WORST_SECONDS = MANAGEMENT_MAX_ATTEMPTS * (
+    MANAGEMENT_CONNECT_TIMEOUT + MANAGEMENT_READ_TIMEOUT
+) + (MANAGEMENT_MAX_ATTEMPTS - 1)
+#: Left for handing the rest of an inline fan-out to the bus (one SQS send).
+HANDOFF_SECONDS = 1
 
 
 class LazyClient:

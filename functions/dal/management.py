@@ -1,8 +1,8 @@
 """API Gateway Management API adapter: post to and close connections.
 
-410 (GoneException) becomes :class:`ConnectionGoneError`; throttling (429),
-server errors (5xx) and network failures become
-:class:`DeliveryRetryableError`, so the rules can retry through SQS. Anything
+410 (GoneException) becomes :class:`ConnectionGoneError`; throttling (429)
+becomes :class:`DeliveryThrottledError`; server errors (5xx) and network failures
+(timeouts included) become :class:`DeliveryRetryableError`, so the rules can retry through SQS. Anything
 else (403, 413) is a bug or a misconfiguration and propagates.
 """
 
@@ -12,11 +12,15 @@ from typing import Any
 
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
-from functions.logic.ports import ConnectionGoneError, DeliveryRetryableError
+from functions.logic.ports import (
+    ConnectionGoneError,
+    DeliveryRetryableError,
+    DeliveryThrottledError,
+)
 
 __all__ = ["ManagementApiPoster"]
 
-_RETRYABLE_CODES = frozenset(
+_THROTTLED_CODES = frozenset(
     {"LimitExceededException", "TooManyRequestsException", "ThrottlingException"}
 )
 
@@ -40,7 +44,9 @@ class ManagementApiPoster:
             status = _status(error)
             if code == "GoneException" or status == 410:
                 raise ConnectionGoneError(connection_id) from None
-            if code in _RETRYABLE_CODES or status == 429 or status >= 500:
+            if code in _THROTTLED_CODES or status == 429:
+                raise DeliveryThrottledError(f"{code} ({status})") from error
+            if status >= 500:
                 raise DeliveryRetryableError(f"{code} ({status})") from error
             raise
         except (ConnectionError, HTTPClientError) as error:

@@ -14,14 +14,19 @@ class PowertoolsCounters:
     def __init__(self, sink: Metrics) -> None:
         self._metrics = sink
 
-    def count(self, name: str, value: int = 1, *, code: str | None = None) -> None:
-        if code is None:
+    def count(
+        self, name: str, value: int = 1, *, code: str | None = None, kind: str | None = None
+    ) -> None:
+        if code is None and kind is None:
             self._metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
             return
         with single_metric(
             name=name, unit=MetricUnit.Count, value=value, namespace=self._metrics.namespace
         ) as metric:
-            metric.add_dimension(name="code", value=code)
+            if code is not None:
+                metric.add_dimension(name="code", value=code)
+            if kind is not None:
+                metric.add_dimension(name="kind", value=kind)
 
     def observe_ms(self, name: str, milliseconds: float) -> None:
         self._metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=milliseconds)

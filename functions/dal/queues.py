@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,5 +32,16 @@ class SqsBus:
         )
 
 
+# SQS accepts only #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF.
+# json.dumps already escapes every control character; what is left are U+FFFE,
+# U+FFFF and surrogates, which travel as JSON escapes (the router reads them back).
+_SQS_REFUSES = re.compile(r"[\ud800-\udfff\ufffe\uffff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
 def _dump(envelope: Mapping[str, Any]) -> str:
-    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _SQS_REFUSES.sub(_escape, text)

@@ -31,6 +31,7 @@ __all__ = ["DynamoRegistry"]
 
 _META = "META"
 _ALL = "*"
+_DROPPED = "~dropped#"
 
 
 def _conn_pk(connection_id: str) -> str:
@@ -47,6 +48,12 @@ def _fanout_key(tenant: str, browser: str, connection_id: str) -> dict[str, Any]
 
 def _meta_key(connection_id: str) -> dict[str, Any]:
     return {"pk": {"S": _conn_pk(connection_id)}, "sk": {"S": _META}}
+
+
+def _dropped_key(tenant: str, browser: str, connection_id: str) -> dict[str, Any]:
+    # In the browser's fan-out partition, which routing reads anyway: the mark
+    # costs no read; "~" sorts after every connection id.
+    return {"pk": {"S": f"S#{tenant}#{browser}"}, "sk": {"S": f"{_DROPPED}{connection_id}"}}
 
 
 def _pair_key(consumer: str, browser: str) -> dict[str, Any]:
@@ -228,37 +235,92 @@ class DynamoRegistry:
             if self._live(i)
         ]
 
+    def list_clients_page(
+        self, tenant: str, role: str, *, after: str | None, limit: int
+    ) -> tuple[list[tuple[str, int]], str | None]:
+        # One Query of at most ``limit`` items: the reply to a page stays bounded
+        # however many clients the tenant has. The start key is built here from
+        # the caller's tenant, so a client id cannot lead into another partition.
+        prefix = f"{role}#"
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": {"S": f"T#{tenant}"}, ":prefix": {"S": prefix}},
+            "ProjectionExpression": "sk, connected_at, #ttl",
+            "ExpressionAttributeNames": {"#ttl": "ttl"},
+            "Limit": limit,
+        }
+        if after is not None:
+            kwargs["ExclusiveStartKey"] = _client_key(tenant, role, after)
+        page = self._db.query(**kwargs)
+        clients = [
+            (i["sk"]["S"][len(prefix) :], _num(i, "connected_at"))
+            for i in page.get("Items", [])
+            if self._live(i)
+        ]
+        last = page.get("LastEvaluatedKey")
+        return clients, None if last is None else str(last["sk"]["S"][len(prefix) :])
+
     def set_subscriptions(
         self, record: ConnectionRecord, subscriptions: frozenset[str], ttl: int
     ) -> None:
+        """Replace the set; crash-safe: the meta item names every fan-out item
+        that may exist before it is written, so ``unregister`` always finds it."""
         ident = record.identity
         old = record.subscriptions if record.subscriptions is not None else frozenset({_ALL})
-        for browser in sorted(subscriptions - old):
+        added = subscriptions - old
+        if added and not self._write_subs(ident.connection_id, old | subscriptions):
+            return  # gone: unregister already ran, nothing was written
+        for browser in sorted(added):
             self._put_fanout(ident, browser, record.acks, ttl)
         self._delete_keys(
             _fanout_key(ident.tenant, b, ident.connection_id) for b in sorted(old - subscriptions)
         )
-        # A DynamoDB set cannot be empty: "" marks "subscribed to nothing".
-        self._db.update_item(
-            TableName=self._table,
-            Key=_meta_key(ident.connection_id),
-            UpdateExpression="SET subs = :s",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues={":s": {"SS": sorted(subscriptions) or [""]}},
-        )
+        if not self._write_subs(ident.connection_id, subscriptions):
+            # $disconnect ran meanwhile and may have missed what was just written.
+            self._delete_keys(
+                _fanout_key(ident.tenant, b, ident.connection_id) for b in sorted(added)
+            )
+
+    def _write_subs(self, connection_id: str, subscriptions: frozenset[str]) -> bool:
+        """Store the set on the meta item; False when the connection is gone."""
+        try:
+            # A DynamoDB set cannot be empty: "" marks "subscribed to nothing".
+            self._db.update_item(
+                TableName=self._table,
+                Key=_meta_key(connection_id),
+                UpdateExpression="SET subs = :s",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":s": {"SS": sorted(subscriptions) or [""]}},
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
 
     def recipients(self, tenant: str, browser_client_id: str) -> list[Recipient]:
         seen: dict[str, Recipient] = {}
+        dropped: set[str] = set()
         for browser in (browser_client_id, _ALL):
             for item in self._query(f"S#{tenant}#{browser}"):
-                if self._live(item):
-                    connection_id = item["sk"]["S"]
-                    seen[connection_id] = Recipient(
-                        connection_id=connection_id,
-                        client_id=item["client_id"]["S"],
-                        acks=bool(item.get("acks", {}).get("BOOL", False)),
-                    )
-        return list(seen.values())
+                if not self._live(item):
+                    continue
+                connection_id = item["sk"]["S"]
+                if connection_id.startswith(_DROPPED):
+                    dropped.add(connection_id[len(_DROPPED) :])
+                    continue
+                seen[connection_id] = Recipient(
+                    connection_id=connection_id,
+                    client_id=item["client_id"]["S"],
+                    acks=bool(item.get("acks", {}).get("BOOL", False)),
+                )
+        return [
+            Recipient(r.connection_id, r.client_id, r.acks, missed=True)
+            if r.connection_id in dropped
+            else r
+            for r in seen.values()
+        ]
 
     # -- commands -----------------------------------------------------------------
 
@@ -463,6 +525,54 @@ class DynamoRegistry:
             UpdateExpression="ADD missed :one SET #ttl = :ttl",
             ExpressionAttributeNames={"#ttl": "ttl"},
             ExpressionAttributeValues={":one": _n(1), ":ttl": _n(ttl)},
+        )
+
+    def release(self, connection_id: str, dseq: int) -> None:
+        try:
+            # The newest slot: take it back, so the next delivery reuses the number.
+            self._db.update_item(
+                TableName=self._table,
+                Key=_meta_key(connection_id),
+                UpdateExpression="SET sent = sent - :one, room = room + :one",
+                ConditionExpression="sent = :d",
+                ExpressionAttributeValues={":one": _n(1), ":d": _n(dseq)},
+            )
+            return
+        except ClientError as error:
+            if not _conditional_failed(error):
+                raise
+        try:
+            # A later slot was taken meanwhile: leave a gap in the numbers (an ack
+            # beyond it covers it) and free the room.
+            self._db.update_item(
+                TableName=self._table,
+                Key=_meta_key(connection_id),
+                UpdateExpression="SET room = room + :one",
+                ConditionExpression="attribute_exists(pk) AND sent > :d",
+                ExpressionAttributeValues={":one": _n(1), ":d": _n(dseq)},
+            )
+        except ClientError as error:
+            if not _conditional_failed(error):
+                raise  # a gone connection needs nothing
+
+    def note_dropped(
+        self, tenant: str, consumer_connection: str, browser_client: str, missed: int, ttl: int
+    ) -> None:
+        self._db.update_item(
+            TableName=self._table,
+            Key=_pair_key(consumer_connection, browser_client),
+            UpdateExpression="ADD missed :n SET #ttl = :ttl",
+            ExpressionAttributeNames={"#ttl": "ttl"},
+            ExpressionAttributeValues={":n": _n(missed), ":ttl": _n(ttl)},
+        )
+        self._db.put_item(
+            TableName=self._table,
+            Item={**_dropped_key(tenant, browser_client, consumer_connection), "ttl": _n(ttl)},
+        )
+
+    def clear_dropped(self, tenant: str, consumer_connection: str, browser_client: str) -> None:
+        self._db.delete_item(
+            TableName=self._table, Key=_dropped_key(tenant, browser_client, consumer_connection)
         )
 
     def mark_delivered(self, consumer_connection: str, browser_client: str, seq: int) -> int:

@@ -43,9 +43,15 @@ def process_queue_batch(
     relay.begin_batch()
 
     def record_handler(record: SQSRecord) -> None:
-        envelope: dict[str, Any] = json.loads(record.body)
-        logger.append_keys(correlation_id=envelope.get("cid"), tenant=envelope.get("tenant"))
-        handle(relay, envelope)
+        try:
+            envelope: dict[str, Any] = json.loads(record.body)
+            logger.append_keys(correlation_id=envelope.get("cid"), tenant=envelope.get("tenant"))
+            handle(relay, envelope)
+        except Exception:
+            # Keyed by the SQS message id, which the message keeps in its DLQ:
+            # whoever inspects a dead letter finds its error in the logs.
+            logger.exception("record failed", extra={"message_id": record.message_id})
+            raise
 
     return process_partial_response(
         event=event, record_handler=record_handler, processor=_processor, context=context

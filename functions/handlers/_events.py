@@ -11,7 +11,7 @@ from typing import Any
 
 from functions.logic.ports import Identity
 
-__all__ = ["body_text", "identity_of", "message_id", "query_parameter", "request_context"]
+__all__ = ["body_of", "identity_of", "message_id", "query_parameter", "request_context"]
 
 
 def request_context(event: dict[str, Any]) -> dict[str, Any]:
@@ -50,9 +50,12 @@ def query_parameter(event: dict[str, Any], name: str) -> str | None:
     return value
 
 
-def body_text(event: dict[str, Any]) -> str:
-    """The frame's text; API Gateway base64-encodes binary frames."""
+def body_of(event: dict[str, Any]) -> str | bytes:
+    """The frame: text, or bytes for a binary frame (API Gateway base64-encodes those).
+
+    A binary frame stays bytes: the gateway refuses invalid UTF-8 as bad_request.
+    """
     body: str = event.get("body") or ""
     if event.get("isBase64Encoded"):
-        return base64.b64decode(body).decode("utf-8")
+        return base64.b64decode(body)
     return body

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from functions.dal.clients import AWSClients
+from functions.dal.clients import HANDOFF_SECONDS, MANAGEMENT_POST_WORST_SECONDS, AWSClients
 from functions.dal.idempotency import PowertoolsOnce
 from functions.dal.management import ManagementApiPoster
 from functions.dal.metrics import PowertoolsCounters
@@ -63,6 +63,7 @@ class Runtime:
             park_delay_seconds=settings.park_delay_seconds,
             max_parks=settings.max_parks,
             max_inflight_commands=settings.max_unacked,
+            handoff_reserve_ms=(MANAGEMENT_POST_WORST_SECONDS + HANDOFF_SECONDS) * 1000,
         )
 
     @cached_property

@@ -10,7 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.handlers._events import body_text, identity_of
+from functions.handlers._events import body_of, identity_of
 from functions.handlers._events import message_id as message_id_of
 from functions.handlers._powertools import logger, metrics
 from functions.handlers._wiring import Runtime
@@ -36,7 +36,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         correlation_id=message_id,
     )
     try:
-        reply = RUNTIME.gateway.receive(identity, body_text(event), message_id=message_id)
+        reply = RUNTIME.gateway.receive(
+            identity,
+            body_of(event),
+            message_id=message_id,
+            remaining_ms=context.get_remaining_time_in_millis,
+        )
     except Exception:
         # A client deserves a precise error, never API Gateway's generic one.
         logger.exception("message failed")

@@ -8,6 +8,7 @@ this module's business.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -21,7 +22,10 @@ AUDIENCE = "tabrelay"
 _ALGORITHM = "HS256"
 _ROLES = ("browser", "consumer")
 # Ids become parts of DynamoDB keys ("T#tenant", "role#client"): no '#'.
-_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+# Matched with fullmatch: "$" would also accept a trailing newline.
+_ID_PATTERN = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
+#: Time claims (epoch seconds) must be finite numbers in this range.
+_MAX_TIME = 2**53 - 1
 
 
 class InvalidTokenError(Exception):
@@ -51,9 +55,20 @@ def verify_token(token: str | None, key: str, *, now: float | None = None) -> Cl
         )
     except jwt.PyJWTError as exc:
         raise InvalidTokenError(str(exc)) from None
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. iat: Infinity
+        raise InvalidTokenError(f"malformed claims: {exc}") from None
+    for claim in ("exp", "iat", "nbf"):
+        if claim not in payload:
+            continue
+        value = payload[claim]
+        if (
+            not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or (isinstance(value, float) and not math.isfinite(value))
+            or not 0 <= value <= _MAX_TIME
+        ):
+            raise InvalidTokenError(f"claim {claim!r} must be a number from 0 to {_MAX_TIME}")
     expires = payload["exp"]
-    if not isinstance(expires, (int, float)) or isinstance(expires, bool):
-        raise InvalidTokenError("claim 'exp' must be a number")
     if expires <= (time.time() if now is None else now):
         raise InvalidTokenError("token expired")
     role = payload["role"]
@@ -61,7 +76,7 @@ def verify_token(token: str | None, key: str, *, now: float | None = None) -> Cl
         raise InvalidTokenError(f"role must be one of {', '.join(_ROLES)}")
     for claim in ("tenant", "client_id"):
         value = payload[claim]
-        if not isinstance(value, str) or not _ID_PATTERN.match(value):
+        if not isinstance(value, str) or not _ID_PATTERN.fullmatch(value):
             raise InvalidTokenError(f"claim {claim!r} must match {_ID_PATTERN.pattern}")
     return Claims(
         tenant=payload["tenant"],

@@ -5,7 +5,8 @@ Every envelope is a JSON object with a ``kind`` and a correlation id ``cid``
 followed through every log line it produces.
 
 Bus (message handler -> router): ``snapshot``, ``command``, ``raw_command``,
-``result``, ``presence``, ``browser_gone``.
+``result``, ``presence``, ``browser_gone``. A ``snapshot`` with ``to`` (connection
+ids) is the rest of an inline fan-out that ran out of time: only those get it.
 Delivery queue (router/delivery -> delivery): ``post`` (a retry of a failed
 post), ``park`` (a snapshot waiting for a consumer's window), ``timeout``.
 """
@@ -21,6 +22,7 @@ __all__ = [
     "Envelope",
     "browser_gone",
     "command",
+    "only_to",
     "park",
     "post",
     "presence",
@@ -43,6 +45,11 @@ def _sender(identity: Identity) -> Envelope:
 
 def snapshot(identity: Identity, message: wire.Snapshot, *, cid: str) -> Envelope:
     return {"kind": "snapshot", "cid": cid, **_sender(identity), "msg": wire.to_dict(message)}
+
+
+def only_to(envelope: Envelope, connection_ids: list[str]) -> Envelope:
+    """The same snapshot envelope, for these recipients only."""
+    return {**envelope, "to": connection_ids}
 
 
 def command(identity: Identity, message: wire.Command, *, cid: str) -> Envelope:

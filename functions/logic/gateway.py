@@ -9,7 +9,9 @@ except to close a connection that a newer one superseded or that floods.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +49,32 @@ class Limits:
     #: Snapshots with at most this many recipients are delivered by the message
     #: handler itself; more go through the bus to the router.
     inline_fan_out: int = 10
+    #: The inline fan-out posts only while the function has more than this left
+    #: (the longest one post can take, plus a hand-off to the bus); then it hands
+    #: the recipients left to the router.
+    handoff_reserve_ms: int = 6000
+
+
+# A ``list`` cursor is the base64url text of the last client id of a page. It
+# carries no tenant: the next page is read from the asking connection's own
+# tenant, so a forged cursor can only move within it.
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
+
+
+def _cursor_of(client_id: str) -> str:
+    return base64.urlsafe_b64encode(client_id.encode("ascii")).decode("ascii").rstrip("=")
+
+
+def _client_after(cursor: str) -> str | None:
+    """The client id a cursor continues after, or None when it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        client_id = raw.decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not _CLIENT_ID.fullmatch(client_id) or _cursor_of(client_id) != cursor:
+        return None
+    return client_id
 
 
 class Gateway:
@@ -62,12 +90,13 @@ class Gateway:
         limiter: RateLimiter,
         counters: Counters,
         limits: Limits,
-        fan_out: Callable[[envelopes.Envelope], bool] | None = None,
+        fan_out: Callable[[envelopes.Envelope, Callable[[], int] | None], bool] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``fan_out``, when given, delivers a snapshot at once and returns False when
         it is better left to the router (too many recipients); without it, or when
-        it fails, snapshots go through the bus."""
+        it fails, snapshots go through the bus. Its second argument is the time left
+        to the function (milliseconds), when known."""
         self._fan_out = fan_out
         self._registry = registry
         self._flow = flow
@@ -81,7 +110,12 @@ class Gateway:
     # -- lifecycle ----------------------------------------------------------
 
     def connect(self, identity: Identity, *, acks: bool, correlation_id: str) -> None:
-        """Register a connection; supersede an older one of the same client id."""
+        """Register a connection; a browser's supersedes its older one of the same client id.
+
+        Consumers are not superseded: one consumer identity may run several programs at
+        once (``tabrelay watch`` beside ``tabrelay send``), each with its own fan-out
+        entries; closing the older one lost whatever it was sent while it reconnected.
+        """
         now = self._clock()
         record = ConnectionRecord(identity=identity, connected_at=int(now * 1000), acks=acks)
         superseded = self._registry.register(
@@ -89,7 +123,7 @@ class Gateway:
             ttl=int(now) + self._limits.connection_ttl_seconds,
             window=self._limits.max_unacked,
         )
-        if superseded is not None:
+        if superseded is not None and identity.role == "browser":
             # The old socket's $disconnect cleans up after it; its index entry
             # already points at the new connection, so it will not touch that.
             self._poster.disconnect(superseded)
@@ -117,25 +151,42 @@ class Gateway:
 
     # -- messages -----------------------------------------------------------
 
-    def receive(self, identity: Identity, body: str, *, message_id: str) -> str | None:
-        """Handle one inbound frame; return the reply to send back, if any."""
-        if len(body.encode("utf-8")) > self._limits.max_inbound_bytes:
-            return self._error(
+    def receive(
+        self,
+        identity: Identity,
+        body: str | bytes,
+        *,
+        message_id: str,
+        remaining_ms: Callable[[], int] | None = None,
+    ) -> str | None:
+        """Handle one inbound frame; return the reply to send back, if any.
+
+        ``body`` is text, or the bytes of a binary frame. Every frame counts
+        against the connection's rate limit, whatever it holds: one that is too
+        large, does not decode or is forbidden costs a flooder as much as a valid one.
+        ``remaining_ms`` tells the milliseconds left before the function times out
+        (Lambda's ``get_remaining_time_in_millis``), so delivery can stop in time.
+        """
+        raw: str | None = None
+        message: wire.Message | None = None
+        refusal: tuple[wire.ErrorCode, str, str | None] | None = None
+        size = len(body) if isinstance(body, bytes) else len(body.encode("utf-8", "surrogatepass"))
+        if size > self._limits.max_inbound_bytes:
+            refusal = (
                 "too_large",
                 f"message is larger than {self._limits.max_inbound_bytes} bytes; "
                 "send large snapshots compressed and in parts",
                 None,
             )
-        raw: str | None = None
-        message: wire.Message | None = None
-        try:
-            message = wire.decode(body)
-        except wire.RawFrame as frame:
-            raw = frame.text
-        except wire.ProtocolError as exc:
-            return self._error(exc.code, exc.message, exc.id)
+        else:
+            try:
+                message = wire.decode(body)
+            except wire.RawFrame as frame:
+                raw = frame.text
+            except wire.ProtocolError as exc:
+                refusal = (exc.code, exc.message, exc.id)
 
-        ref = getattr(message, "id", None)
+        ref = getattr(message, "id", None) if refusal is None else refusal[2]
         verdict = self._limiter.check(identity.connection_id)
         if verdict == "disconnect":
             self._close_flooder(identity)
@@ -146,20 +197,30 @@ class Gateway:
                 f"too many messages: at most {self._limiter.limit} per second per connection",
                 ref,
             )
+        if refusal is not None:
+            return self._error(*refusal)
         if raw is not None:
-            return self._raw(identity, raw, message_id)
+            return self._raw(identity, raw, message_id, remaining_ms)
         assert message is not None
         allowed = wire.BROWSER_ACTIONS if identity.role == "browser" else wire.CONSUMER_ACTIONS
         if message.action not in allowed:
             return self._error(
                 "forbidden", f"a {identity.role} may not send {message.action!r}", ref
             )
-        return self._dispatch(identity, message, message_id)
+        return self._dispatch(identity, message, message_id, remaining_ms)
 
-    def _dispatch(self, identity: Identity, message: wire.Message, message_id: str) -> str | None:
+    def _dispatch(
+        self,
+        identity: Identity,
+        message: wire.Message,
+        message_id: str,
+        remaining_ms: Callable[[], int] | None,
+    ) -> str | None:
         match message:
             case wire.Snapshot():
-                self._relay_snapshot(envelopes.snapshot(identity, message, cid=message_id))
+                self._relay_snapshot(
+                    envelopes.snapshot(identity, message, cid=message_id), remaining_ms
+                )
                 return None
             case wire.Result():
                 self._publish(envelopes.result(identity, message, cid=message_id))
@@ -170,9 +231,7 @@ class Gateway:
             case wire.Subscribe() | wire.Unsubscribe():
                 return self._subscribe(identity, message)
             case wire.List():
-                clients = self._registry.list_clients(identity.tenant, "browser")
-                infos = [wire.BrowserInfo(client_id=c, connected_at=at) for c, _, at in clients]
-                return wire.encode(wire.Browsers(browsers=infos, id=message.id))
+                return self._list(identity, message)
             case wire.Ack():
                 return self._ack(identity, message)
             case wire.Ping():
@@ -181,13 +240,32 @@ class Gateway:
             "unknown_action", f"unhandled action {message.action!r}", None
         )
 
-    def _raw(self, identity: Identity, text: str, message_id: str) -> str | None:
+    def _raw(
+        self,
+        identity: Identity,
+        text: str,
+        message_id: str,
+        remaining_ms: Callable[[], int] | None,
+    ) -> str | None:
         """The seed's raw frames: HTML from a browser, a command name from a consumer."""
         if identity.role == "browser":
             snapshot = wire.Snapshot(
                 sid=f"raw-{message_id}", seq=int(self._clock() * 1000), data=text, enc="none"
             )
-            self._relay_snapshot(envelopes.snapshot(identity, snapshot, cid=message_id))
+            # Raw HTML is escaped into a JSON envelope (quotes double, control
+            # characters grow sixfold): what reaches consumers must still fit.
+            escaped = len(wire.encode(snapshot).encode("utf-8"))
+            if escaped > self._limits.max_inbound_bytes:
+                return self._error(
+                    "too_large",
+                    f"this raw frame is {escaped} bytes once escaped into a snapshot, more "
+                    f"than {self._limits.max_inbound_bytes}; send JSON snapshots compressed "
+                    "and in parts",
+                    None,
+                )
+            self._relay_snapshot(
+                envelopes.snapshot(identity, snapshot, cid=message_id), remaining_ms
+            )
             return None
         name = text.strip()
         if not name or len(name) > 64:
@@ -211,10 +289,37 @@ class Gateway:
         else:
             current = record.subscriptions if record.subscriptions is not None else frozenset({"*"})
             updated = current - wanted
+        followed = len(updated - {"*"})
+        if followed > wire.MAX_SUBSCRIPTIONS:
+            return self._error(
+                "bad_request",
+                f"a connection follows at most {wire.MAX_SUBSCRIPTIONS} browser ids "
+                f"(this would make {followed}); unsubscribe some first or subscribe to '*'",
+                message.id,
+            )
         self._registry.set_subscriptions(
             record, updated, ttl=int(self._clock()) + self._limits.connection_ttl_seconds
         )
         return wire.encode(wire.Subscribed(browsers=sorted(updated), id=message.id))
+
+    def _list(self, identity: Identity, message: wire.List) -> str:
+        """One page of the tenant's browsers: every reply fits one 32 KB frame."""
+        after: str | None = None
+        if message.cursor is not None:
+            after = _client_after(message.cursor)
+            if after is None:
+                return self._error(
+                    "bad_request",
+                    "list.cursor is not a cursor this gateway issued: pass a reply's 'next' "
+                    "unchanged",
+                    message.id,
+                )
+        clients, last = self._registry.list_clients_page(
+            identity.tenant, "browser", after=after, limit=message.limit or wire.LIST_PAGE_MAX
+        )
+        infos = [wire.BrowserInfo(client_id=c, connected_at=at) for c, at in clients]
+        cursor = None if last is None else _cursor_of(last)
+        return wire.encode(wire.Browsers(browsers=infos, id=message.id, next=cursor))
 
     def _ack(self, identity: Identity, message: wire.Ack) -> str | None:
         outcome = self._flow.ack(identity.connection_id, message.seq, self._limits.max_unacked)
@@ -234,7 +339,9 @@ class Gateway:
             self._poster.post(identity.connection_id, wire.encode(reason))  # closing it anyway
         self._poster.disconnect(identity.connection_id)
 
-    def _relay_snapshot(self, envelope: envelopes.Envelope) -> None:
+    def _relay_snapshot(
+        self, envelope: envelopes.Envelope, remaining_ms: Callable[[], int] | None
+    ) -> None:
         """Fan a snapshot out now when that is possible, else through the bus.
 
         Delivering from here saves an SQS round trip and a router invocation per
@@ -245,10 +352,10 @@ class Gateway:
         envelope["t"] = int(self._clock() * 1000)
         if self._fan_out is not None:
             try:
-                if self._fan_out(envelope):
+                if self._fan_out(envelope, remaining_ms):
                     return
             except Exception:  # any failure: the router retries the whole fan-out
-                self._counters.count("DeliveryRetried")
+                self._counters.count("DeliveryRetried", kind="snapshot")
         self._bus.publish(envelope)
 
     def _publish(self, envelope: envelopes.Envelope) -> None:

@@ -18,6 +18,7 @@ __all__ = [
     "ConnectionRecord",
     "Counters",
     "DeliveryRetryableError",
+    "DeliveryThrottledError",
     "FlowControl",
     "Identity",
     "Once",
@@ -40,6 +41,11 @@ class ConnectionGoneError(Exception):
 
 class DeliveryRetryableError(Exception):
     """A post failed in a way worth retrying (throttled, 5xx, network)."""
+
+
+class DeliveryThrottledError(DeliveryRetryableError):
+    """The Management API answered 429: the account's post rate is used up, so
+    retrying what can be replaced (a snapshot) only adds to the load."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +79,9 @@ class Recipient:
     connection_id: str
     client_id: str
     acks: bool
+    #: A snapshot of the browser was dropped for this consumer (a throttled post):
+    #: its next delivery reads and reports the ``missed`` count.
+    missed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +128,14 @@ class Registry(Protocol):
 
     def list_clients(self, tenant: str, role: str) -> list[tuple[str, str, int]]:
         """``(client_id, connection_id, connected_at)`` of every client of a role."""
+
+    def list_clients_page(
+        self, tenant: str, role: str, *, after: str | None, limit: int
+    ) -> tuple[list[tuple[str, int]], str | None]:
+        """``(client_id, connected_at)`` of at most ``limit`` clients of a role, in
+        client-id order, after client id
+        ``after`` (None: from the first); and the client id to continue after, or
+        None when this was the last page."""
 
     def set_subscriptions(
         self, record: ConnectionRecord, subscriptions: frozenset[str], ttl: int
@@ -186,6 +203,19 @@ class FlowControl(Protocol):
         """Note that snapshot ``seq`` reached the consumer; return and reset the
         count of snapshots missed before it."""
 
+    def release(self, connection_id: str, dseq: int) -> None:
+        """Give back the window slot ``dseq`` of a delivery that was never posted."""
+
+    def note_dropped(
+        self, tenant: str, consumer_connection: str, browser_client: str, missed: int, ttl: int
+    ) -> None:
+        """Count ``missed`` snapshots of the browser dropped for the consumer, and mark
+        its routing entry so that the next first delivery reads the count
+        (:attr:`Recipient.missed`)."""
+
+    def clear_dropped(self, tenant: str, consumer_connection: str, browser_client: str) -> None:
+        """The dropped snapshots were reported: remove the mark."""
+
 
 class Poster(Protocol):
     """Sends to connections (the Management API)."""
@@ -217,8 +247,10 @@ class Once(Protocol):
 class Counters(Protocol):
     """Business metrics (CloudWatch via Powertools in AWS)."""
 
-    def count(self, name: str, value: int = 1, *, code: str | None = None) -> None:
-        """Add ``value`` to metric ``name`` (with dimension ``code`` when given)."""
+    def count(
+        self, name: str, value: int = 1, *, code: str | None = None, kind: str | None = None
+    ) -> None:
+        """Add ``value`` to metric ``name`` (with dimension ``code`` or ``kind`` when given)."""
 
     def observe_ms(self, name: str, milliseconds: float) -> None:
         """Record one duration sample of metric ``name``."""

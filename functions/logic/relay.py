@@ -10,8 +10,11 @@ router function); :meth:`Relay.handle_delivery` consumes the delivery queue
 * a command is answered exactly once for its sender: the browser's result, or
   ``target_offline``, ``busy``, ``conflict`` or ``timeout``; it is delivered to
   the browser at most once per id (idempotency) while its record lives;
-* a post that returns 410 forgets the *target* connection; a throttled or
-  failing post is retried through the delivery queue, then the dead-letter queue.
+* a post that returns 410 forgets the *target* connection; a failing post is
+  retried through the delivery queue with backoff and full jitter, then the
+  dead-letter queue; except that a *throttled* (429) snapshot post is dropped and
+  counted in the consumer's next ``missed``: a newer snapshot replaces it, and
+  retrying would only add to the throttled load.
 
 Raises only for what must be retried by SQS (the record is then reported as a
 batch item failure).
@@ -19,10 +22,13 @@ batch item failure).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from functions.logic import envelopes
 from functions.logic.envelopes import Envelope
@@ -32,6 +38,7 @@ from functions.logic.ports import (
     ConnectionGoneError,
     Counters,
     DeliveryRetryableError,
+    DeliveryThrottledError,
     FlowControl,
     Identity,
     Once,
@@ -76,7 +83,10 @@ class Relay:
         counters: Counters,
         limits: Limits,
         clock: Callable[[], float] = time.time,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
+        """``jitter`` returns a number in [0, 1) that scales each retry's delay."""
+        self._jitter = jitter
         self._registry = registry
         self._flow = flow
         self._bus = bus
@@ -94,19 +104,24 @@ class Relay:
         batch (ten snapshots of one browser cost one pair of Queries), never longer."""
         self._recipients.clear()
 
-    def fan_out_now(self, envelope: Envelope) -> bool:
+    def fan_out_now(
+        self, envelope: Envelope, remaining_ms: Callable[[], int] | None = None
+    ) -> bool:
         """Deliver a snapshot envelope at once, from the message handler.
 
         Returns False, having delivered nothing, when the browser has more than
         ``Limits.inline_fan_out`` recipients: a large fan-out belongs to the router,
-        whose timeout and batch concurrency are sized for it.
+        whose timeout and batch concurrency are sized for it. Before each post it
+        checks ``remaining_ms`` (milliseconds left to the function): below
+        ``Limits.handoff_reserve_ms`` it publishes the snapshot for the recipients
+        not yet served to the bus and stops, so no post can outlive the function.
         """
         self.begin_batch()
         if len(self._recipients_of(envelope["tenant"], envelope["client"])) > (
             self._limits.inline_fan_out
         ):
             return False
-        self._fan_out(envelope)
+        self._fan_out(envelope, remaining_ms)
         return True
 
     def handle_bus(self, envelope: Envelope) -> None:
@@ -149,9 +164,19 @@ class Relay:
 
     # -- snapshots ------------------------------------------------------------
 
-    def _fan_out(self, envelope: Envelope) -> None:
+    def _fan_out(self, envelope: Envelope, remaining_ms: Callable[[], int] | None = None) -> None:
         tenant, source = envelope["tenant"], envelope["client"]
-        for recipient in self._recipients_of(tenant, source):
+        recipients = self._recipients_of(tenant, source)
+        only = envelope.get("to")
+        if only is not None:
+            wanted = set(only)
+            recipients = [r for r in recipients if r.connection_id in wanted]
+        for n, recipient in enumerate(recipients):
+            if remaining_ms is not None and remaining_ms() < self._limits.handoff_reserve_ms:
+                rest = [r.connection_id for r in recipients[n:]]
+                self._bus.publish(envelopes.only_to(envelope, rest))
+                self._counters.count("FanOutHandedOff")
+                return
             self._deliver_snapshot(
                 tenant,
                 source,
@@ -160,6 +185,7 @@ class Relay:
                 acks=recipient.acks,
                 parks=None,
                 cid=envelope["cid"],
+                dropped=recipient.missed,
             )
         self._observe_latency(envelope)
 
@@ -180,10 +206,13 @@ class Relay:
         acks: bool,
         parks: int | None,
         cid: str,
+        dropped: bool = False,
     ) -> None:
         """Deliver one snapshot part within the consumer's window, or park it.
 
-        ``parks`` is None for a first attempt, else how often it was parked.
+        ``parks`` is None for a first attempt, else how often it was parked;
+        ``dropped`` says a throttled post dropped an earlier snapshot of the
+        browser for this consumer (its count goes into this delivery's ``missed``).
         """
         seq: int = msg["seq"]
         if parks is not None and self._flow.is_stale(connection_id, source, seq):
@@ -200,7 +229,7 @@ class Relay:
                 self._park(tenant, connection_id, source, msg, parks or 0, cid)
                 return
             dseq = reservation.first_dseq
-        missed = self._flow.mark_delivered(connection_id, source, seq) if parks else 0
+        missed = self._flow.mark_delivered(connection_id, source, seq) if parks or dropped else 0
         delivery = wire.SnapshotDelivery(
             source=source,
             sid=msg["sid"],
@@ -214,8 +243,34 @@ class Relay:
             missed=missed,
             dseq=dseq,
         )
-        if self._post(connection_id, wire.encode(delivery), cid):
-            self._counters.count("Relayed")
+        outcome = self._post_snapshot(connection_id, wire.encode(delivery), cid)
+        if outcome == "throttled":
+            # Dropped, not retried: the slot goes back to the window, and the
+            # consumer's next snapshot of this browser says what it missed.
+            if dseq is not None:
+                self._flow.release(connection_id, dseq)
+            ttl = int(self._clock()) + self._limits.connection_ttl_seconds
+            self._flow.note_dropped(tenant, connection_id, source, missed + 1, ttl)
+            self._mark_recipient(tenant, source, connection_id, missed=True)
+            self._counters.count("ThrottledSnapshotDropped")
+            return
+        if outcome == "gone":
+            return
+        if dropped:
+            self._flow.clear_dropped(tenant, connection_id, source)
+            self._mark_recipient(tenant, source, connection_id, missed=False)
+        self._counters.count("Relayed")
+
+    def _mark_recipient(
+        self, tenant: str, source: str, connection_id: str, *, missed: bool
+    ) -> None:
+        """Keep this batch's routing lookup in step with a drop or its report."""
+        cached = self._recipients.get((tenant, source))
+        if cached is not None:
+            self._recipients[(tenant, source)] = [
+                dataclasses.replace(r, missed=missed) if r.connection_id == connection_id else r
+                for r in cached
+            ]
 
     def _park(
         self,
@@ -357,6 +412,19 @@ class Relay:
             )
             self._post(envelope["connection"], wire.encode(error), envelope["cid"])
             return
+        if len(targets) > wire.RAW_COMMAND_MAX_TARGETS:
+            # One small frame must not do unbounded work: refuse it whole, run nothing.
+            self._counters.count("Errors", code="bad_request")
+            error = wire.ErrorMessage(
+                code="bad_request",
+                message=(
+                    f"a raw command goes to at most {wire.RAW_COMMAND_MAX_TARGETS} browsers; "
+                    f"{envelope['name']!r} would go to {len(targets)}: subscribe to fewer, "
+                    "or send JSON commands to each target"
+                ),
+            )
+            self._post(envelope["connection"], wire.encode(error), envelope["cid"])
+            return
         for target in targets:
             msg = {
                 "id": f"{envelope['cid']}-{target}",
@@ -465,7 +533,8 @@ class Relay:
     # -- posting ------------------------------------------------------------------
 
     def _post(self, connection_id: str, data: str, cid: str) -> bool:
-        """Post now; on 410 forget the target; on throttling retry via the queue.
+        """Post now; on 410 forget the target; on throttling or a failure retry via
+        the queue (with backoff and full jitter).
 
         Returns False only when the target is gone.
         """
@@ -475,9 +544,35 @@ class Relay:
             self._forget(connection_id)
             return False
         except DeliveryRetryableError:
-            self._counters.count("DeliveryRetried")
-            self._bus.schedule(envelopes.post(connection_id, data, attempt=1, cid=cid), 1)
+            self._schedule_retry(connection_id, data, cid)
         return True
+
+    def _post_snapshot(
+        self, connection_id: str, data: str, cid: str
+    ) -> Literal["posted", "gone", "throttled"]:
+        """Post a snapshot delivery: like :meth:`_post`, except that a throttled post
+        is not retried (the caller drops it)."""
+        try:
+            self._poster.post(connection_id, data)
+        except ConnectionGoneError:
+            self._forget(connection_id)
+            return "gone"
+        except DeliveryThrottledError:
+            return "throttled"
+        except DeliveryRetryableError:
+            self._schedule_retry(connection_id, data, cid)
+        return "posted"
+
+    def _schedule_retry(self, connection_id: str, data: str, cid: str) -> None:
+        self._counters.count("DeliveryRetried", kind=_kind_of(data))
+        self._bus.schedule(
+            envelopes.post(connection_id, data, attempt=1, cid=cid), self._backoff(1)
+        )
+
+    def _backoff(self, attempt: int) -> int:
+        """Full jitter: anywhere from 0 to 2**attempt seconds (SQS's cap 900), so
+        retries of many posts throttled together do not arrive together again."""
+        return math.ceil(self._jitter() * min(900, 1 << attempt))
 
     def _answer_issuer(
         self, tenant: str, issuer_client: str, issuer_connection: str, data: str, cid: str
@@ -498,13 +593,13 @@ class Relay:
         except ConnectionGoneError:
             self._forget(connection_id)
         except DeliveryRetryableError as exc:
-            self._counters.count("DeliveryRetried")
+            self._counters.count("DeliveryRetried", kind=_kind_of(envelope["data"]))
             if attempt >= MAX_POST_ATTEMPTS:
                 raise DeliveryFailedError(
                     f"post to {connection_id} failed {attempt} times: {exc}"
                 ) from exc
             retry = dict(envelope, attempt=attempt + 1)
-            self._bus.schedule(retry, delay_seconds=min(900, 2**attempt))
+            self._bus.schedule(retry, delay_seconds=self._backoff(attempt + 1))
 
     def _forget(self, connection_id: str) -> None:
         """The target is gone (410): remove *its* records, never the sender's."""
@@ -515,3 +610,12 @@ class Relay:
             self._bus.publish(
                 envelopes.browser_gone(identity, at=int(self._clock() * 1000), cid="gone")
             )
+
+
+def _kind_of(data: str) -> str:
+    """The action of an encoded message (the ``kind`` dimension of retry metrics)."""
+    try:
+        action = json.loads(data).get("action")
+    except (ValueError, AttributeError):
+        return "unknown"
+    return action if isinstance(action, str) else "unknown"

@@ -68,7 +68,8 @@ class GatewayFunctions(Construct):
 
     ``environment`` maps a function name to its environment variables. Each role starts
     with nothing but writing to its own log group (no managed policies); the stack adds
-    grants with :meth:`role`.
+    grants with :meth:`role`. ``reserved`` maps a function name to its reserved
+    concurrency (absent or None: none, the function shares the account's pool).
     """
 
     def __init__(
@@ -80,9 +81,13 @@ class GatewayFunctions(Construct):
         bundle: bool,
         log_retention_days: int,
         retain_logs: bool,
+        reserved: Mapping[str, int | None] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         code = lambda_code(bundle=bundle, runtime=RUNTIME)
+        self.reserved: dict[str, int] = {
+            name: value for name, value in (reserved or {}).items() if value is not None
+        }
         retention = log_retention(log_retention_days)
         self.functions: dict[str, lambda_.Function] = {}
         self.specs: dict[str, FunctionSpec] = {}
@@ -115,6 +120,7 @@ class GatewayFunctions(Construct):
                 role=role,
                 log_group=log_group,
                 tracing=lambda_.Tracing.ACTIVE,
+                reserved_concurrent_executions=self.reserved.get(spec.name),
             )
             acknowledge(
                 role,
@@ -147,8 +153,15 @@ class GatewayFunctions(Construct):
 
         Batch item failures are reported, so one bad record never retries its batch;
         what keeps failing goes to the queue's DLQ (an SQS mapping has no on-failure
-        destination of its own).
+        destination of its own). ``max_concurrency`` must stay within the function's
+        reserved concurrency, if it has one: more would throttle the function's own batches.
         """
+        reserved = self.reserved.get(name)
+        if reserved is not None and max_concurrency > reserved:
+            raise ValueError(
+                f"the {name} event source's maximum concurrency {max_concurrency} exceeds "
+                f"the function's reserved concurrency {reserved}"
+            )
         function = self.functions[name]
         function.add_event_source(
             event_sources.SqsEventSource(

@@ -4,8 +4,10 @@ Alarms publish to one KMS-encrypted SNS topic (subscribe an address with the con
 value ``alarmEmail``). The dashboard reads the API Gateway, Lambda and SQS metrics and
 the custom metrics the handlers publish with Powertools in the namespace
 :data:`METRICS_NAMESPACE`: ``Relayed``, ``Conflated``, ``Dropped``,
-``DeliveryRetried``, ``Gone`` (posts answered 410), ``Errors`` (dimension ``code``) and
-``DeliveryLatencyMs``.
+``DeliveryRetried`` (dimension ``kind``: the message's action), ``ThrottledSnapshotDropped``
+(snapshot posts answered 429, dropped and counted in ``missed``), ``FanOutHandedOff``
+(inline fan-outs that ran short of time and handed their rest to the router), ``Gone``
+(posts answered 410), ``Errors`` (dimension ``code``) and ``DeliveryLatencyMs``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ CUSTOM_METRICS = (
     "Conflated",
     "Dropped",
     "DeliveryRetried",
+    "ThrottledSnapshotDropped",
+    "FanOutHandedOff",
     "Gone",
     "Errors",
     "DeliveryLatencyMs",
@@ -156,6 +160,8 @@ class Monitoring(Construct):
                     self._custom("Conflated", "Sum", 60),
                     self._custom("Dropped", "Sum", 60),
                     self._custom("DeliveryRetried", "Sum", 60),
+                    self._custom("ThrottledSnapshotDropped", "Sum", 60),
+                    self._custom("FanOutHandedOff", "Sum", 60),
                     self._custom("Gone", "Sum", 60),
                 ],
                 width=12,

@@ -17,9 +17,12 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_route53 as route53
+from aws_cdk import aws_route53_targets as route53_targets
 from constructs import Construct
 
 from infra.nag import acknowledge
@@ -140,6 +143,55 @@ class WebSocketGateway(Construct):
         account = apigw.CfnAccount(self, "ApiGatewayAccount", cloud_watch_role_arn=role.role_arn)
         account.apply_removal_policy(RemovalPolicy.RETAIN)
         self.stage.node.add_dependency(account)
+
+    def add_custom_domain(
+        self,
+        *,
+        domain_name: str,
+        certificate_arn: str,
+        hosted_zone_id: str = "",
+        hosted_zone_name: str = "",
+    ) -> apigwv2.DomainName:
+        """Serve the stage at ``wss://{domain_name}`` (a regional custom domain, TLS 1.2).
+
+        The name outlives the API: replacing the API moves the mapping, and clients keep
+        their URL. With ``hosted_zone_id`` the Route 53 alias record is created here;
+        otherwise point the name at the returned domain's ``regional_domain_name``.
+        """
+        certificate = acm.Certificate.from_certificate_arn(self, "Certificate", certificate_arn)
+        domain = apigwv2.DomainName(
+            self,
+            "Domain",
+            domain_name=domain_name,
+            certificate=certificate,
+            endpoint_type=apigwv2.EndpointType.REGIONAL,
+            security_policy=apigwv2.SecurityPolicy.TLS_1_2,
+        )
+        # No mapping key: the stage is the domain's root, wss://{domain_name}?token=...
+        apigwv2.ApiMapping(
+            self, "DomainMapping", api=self.api, domain_name=domain, stage=self.stage
+        )
+        if hosted_zone_id:
+            zone = (
+                route53.HostedZone.from_hosted_zone_attributes(
+                    self, "Zone", hosted_zone_id=hosted_zone_id, zone_name=hosted_zone_name
+                )
+                if hosted_zone_name
+                else route53.HostedZone.from_hosted_zone_id(self, "Zone", hosted_zone_id)
+            )
+            route53.ARecord(
+                self,
+                "DomainAlias",
+                zone=zone,
+                # Fully qualified (trailing dot): needs no zone name.
+                record_name=f"{domain_name}.",
+                target=route53.RecordTarget.from_alias(
+                    route53_targets.ApiGatewayv2DomainProperties(
+                        domain.regional_domain_name, domain.regional_hosted_zone_id
+                    )
+                ),
+            )
+        return domain
 
     @property
     def callback_url(self) -> str:

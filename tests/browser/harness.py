@@ -81,7 +81,14 @@ def prepare_extension(dest: Path, config: dict[str, Any] | None) -> Path:
 class Chromium:
     """One headless Chromium process; use ``async with`` or start/stop."""
 
-    def __init__(self, extension: Path, profile: Path, start_url: str = "about:blank") -> None:
+    def __init__(
+        self,
+        extension: Path,
+        profile: Path,
+        start_url: str = "about:blank",
+        executable: Path = CHROMIUM,
+    ) -> None:
+        self.executable = executable
         self.extension = extension
         self.profile = profile
         self.start_url = start_url
@@ -104,11 +111,11 @@ class Chromium:
 
     async def start(self, timeout: float = 60.0) -> None:
         """Launch Chromium and connect to its DevTools endpoint."""
-        if not CHROMIUM.exists():
-            raise ChromiumError(f"{CHROMIUM} is missing: run `make chromium` first")
+        if not self.executable.exists():
+            raise ChromiumError(f"{self.executable} is missing: run `make chromium` first")
         ext = str(self.extension)
-        self._proc = await asyncio.create_subprocess_exec(
-            str(CHROMIUM),
+        self._proc = proc = await asyncio.create_subprocess_exec(
+            str(self.executable),
             *_FLAGS,
             f"--user-data-dir={self.profile}",
             f"--disable-extensions-except={ext}",
@@ -118,19 +125,25 @@ class Chromium:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )
+        assert proc.stderr is not None
         try:
-            endpoint = await asyncio.wait_for(self._endpoint(), timeout)
+            endpoint = await asyncio.wait_for(self._endpoint(proc.stderr), timeout)
         except TimeoutError:
             await self.stop()
             raise ChromiumError("Chromium did not open DevTools:\n" + "\n".join(self.log)) from None
-        self._drain = asyncio.create_task(self._read_stderr())
-        self._cdp = await websockets.connect(endpoint, max_size=64 * 1024 * 1024)
-        self._reader = asyncio.create_task(self._read_cdp())
+        # The tasks get what they read as arguments: stop() clears the
+        # attributes while they may still be running.
+        self._drain = asyncio.create_task(self._read_stderr(proc.stderr))
+        try:
+            self._cdp = cdp = await websockets.connect(endpoint, max_size=64 * 1024 * 1024)
+        except BaseException:
+            await self.stop()  # no process left behind when start() fails
+            raise
+        self._reader = asyncio.create_task(self._read_cdp(cdp))
 
-    async def _endpoint(self) -> str:
-        assert self._proc is not None and self._proc.stderr is not None
+    async def _endpoint(self, stderr: asyncio.StreamReader) -> str:
         while True:
-            line = await self._proc.stderr.readline()
+            line = await stderr.readline()
             if not line:
                 raise ChromiumError("Chromium exited:\n" + "\n".join(self.log))
             text = line.decode(errors="replace").rstrip()
@@ -139,15 +152,14 @@ class Chromium:
             if match:
                 return match.group(1)
 
-    async def _read_stderr(self) -> None:
+    async def _read_stderr(self, stderr: asyncio.StreamReader) -> None:
         # Keep reading so Chromium never blocks on a full pipe.
-        assert self._proc is not None and self._proc.stderr is not None
-        while line := await self._proc.stderr.readline():
+        while line := await stderr.readline():
             self.log.append(line.decode(errors="replace").rstrip())
 
-    async def _read_cdp(self) -> None:
+    async def _read_cdp(self, cdp: Any) -> None:
         with contextlib.suppress(websockets.ConnectionClosed):
-            async for raw in self._cdp:
+            async for raw in cdp:
                 message = json.loads(raw)
                 if "method" in message:
                     key = (message["method"], message.get("sessionId"))
@@ -250,14 +262,18 @@ class Chromium:
         path.write_bytes(base64.b64decode(shot["data"]))
 
     async def stop(self) -> None:
-        """Close DevTools and end the Chromium process (and wait for it)."""
-        if self._cdp is not None:
-            await self._cdp.close()
-            self._cdp = None
-        if self._reader is not None:
-            self._reader.cancel()
+        """Close DevTools and end the Chromium process (and wait for it).
+
+        Safe at any point, also right after (or during a failed) :meth:`start`.
+        """
+        cdp, self._cdp = self._cdp, None
+        if cdp is not None:
+            await cdp.close()
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+                await reader
         proc, self._proc = self._proc, None
         if proc is not None and proc.returncode is None:
             proc.terminate()
@@ -266,7 +282,10 @@ class Chromium:
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
-        if self._drain is not None:
-            self._drain.cancel()
+        drain, self._drain = self._drain, None
+        if drain is not None:
+            # The pipe ends with the process, so the reader is finishing anyway;
+            # cancel it in case a grandchild still holds the pipe open.
+            drain.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._drain
+                await drain

@@ -269,6 +269,92 @@ async def test_given_scripts_switched_on_when_evaluate_then_value_returned(
         assert reply.ok and reply.value == "Page one!", reply
 
 
+SECRET_FILE_TEXT = "local secret 7f3a"
+
+
+def local_file(tmp_path: Path) -> str:
+    """A file: URL of an HTML file holding a marker no snapshot may carry."""
+    path = tmp_path / "secret.html"
+    path.write_text(
+        f"<html><head><title>Secret</title></head><body>{SECRET_FILE_TEXT}</body></html>"
+    )
+    return path.as_uri()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "FILE:///etc/hostname",
+        "javascript:document.title='x'",
+        "data:text/html,<title>data</title>",
+        "chrome://version",
+        "view-source:https://example.com/",
+        "blob:https://example.com/0b6c",
+        "about:version",
+    ],
+)
+async def test_given_defaults_when_navigate_to_non_http_url_then_url_not_allowed(
+    pages: str, launch: Launch, url: str
+) -> None:
+    async with FakeGateway() as gw, launch(config(gw), f"{pages}/page1.html"):
+        await gw.page(lambda p: p.title == "Page one")
+        reply = await gw.command("navigate", {"url": url})
+        assert (reply.ok, reply.code) == (False, "url_not_allowed"), reply
+        # The page did not change
+        info = await gw.command("navigate", {"url": f"{pages}/page2.html"})
+        assert info.ok and info.value["title"] == "Page two", info
+
+
+async def test_given_defaults_when_navigate_to_non_url_then_bad_request(
+    pages: str, launch: Launch
+) -> None:
+    async with FakeGateway() as gw, launch(config(gw), f"{pages}/page1.html"):
+        await gw.page(lambda p: p.title == "Page one")
+        reply = await gw.command("navigate", {"url": "not a url"})
+        assert (reply.ok, reply.code) == (False, "bad_request"), reply
+
+
+async def test_given_defaults_when_navigate_to_local_file_then_refused_and_never_sent(
+    pages: str, launch: Launch, tmp_path: Path
+) -> None:
+    async with FakeGateway() as gw, launch(config(gw), f"{pages}/page1.html"):
+        await gw.page(lambda p: p.title == "Page one")
+        reply = await gw.command("navigate", {"url": local_file(tmp_path)})
+        assert (reply.ok, reply.code) == (False, "url_not_allowed"), reply
+        assert "allowFileUrls" in (reply.error or "")
+        fresh = await gw.command("snapshot")
+        assert fresh.ok and fresh.value["title"] == "Page one", fresh
+        assert all(SECRET_FILE_TEXT not in p.html for p in gw.pages)
+
+
+async def test_given_file_pages_allowed_when_navigate_to_local_file_then_not_refused(
+    pages: str, launch: Launch, tmp_path: Path
+) -> None:
+    async with FakeGateway() as gw, launch(config(gw, allowFileUrls=True), f"{pages}/page1.html"):
+        await gw.page(lambda p: p.title == "Page one")
+        reply = await gw.command("navigate", {"url": local_file(tmp_path)})
+        # Opened (Chrome may still withhold file access from the extension's
+        # scripts: that is the user's second switch, not ours)
+        assert reply.ok or reply.code != "url_not_allowed", reply
+
+
+async def test_given_user_opened_a_local_file_when_snapshot_or_read_then_url_not_allowed(
+    launch: Launch, tmp_path: Path
+) -> None:
+    async with FakeGateway() as gw, launch(config(gw), local_file(tmp_path)):
+        await gw.wait_for(lambda: gw.connections >= 1)
+        for name, args in (
+            ("snapshot", {}),
+            ("screenshot", {}),
+            ("click", {"text": "local"}),
+            ("wait_for", {"text": "local"}),
+        ):
+            reply = await gw.command(name, args)
+            assert (reply.ok, reply.code) == (False, "url_not_allowed"), (name, reply)
+        assert all(SECRET_FILE_TEXT not in p.html for p in gw.pages)
+
+
 async def test_given_snapshot_command_then_fresh_snapshot_with_newer_seq(
     pages: str, launch: Launch
 ) -> None:

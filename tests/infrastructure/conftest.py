@@ -8,6 +8,7 @@ template is the same, and no pip download is needed; ``make synth`` bundles.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,38 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from infra.synth import synthesize
 
     return synthesize(tmp_path_factory.mktemp("cdk.out"), {"bundle": "false"})
+
+
+# Every optional feature on at once: one extra synthesis shared by the tests of the
+# options (reserved concurrency, custom domain with a Route 53 zone).
+OPTIONS_CONTEXT = {
+    "bundle": "false",
+    "reservedConcurrency": "true",
+    "routerReservedConcurrency": "20",
+    "deliveryReservedConcurrency": "60",
+    "domainName": "ws.example.com",
+    "certificateArn": (
+        "arn:aws:acm:eu-west-1:123456789012:certificate/11111111-2222-3333-4444-555555555555"
+    ),
+    "hostedZoneId": "Z0123456789ABCDEFGHIJ",
+    "hostedZoneName": "example.com",
+}
+
+
+@pytest.fixture(scope="session")
+def options_template_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The template file of the stack with every optional feature on (cdk-nag checked)."""
+    from infra.synth import stack_name, synthesize
+
+    outdir = tmp_path_factory.mktemp("cdk.out.options")
+    synthesize(outdir, OPTIONS_CONTEXT)
+    return outdir / f"{stack_name('dev')}.template.json"
+
+
+@pytest.fixture(scope="session")
+def options_template(options_template_path: Path) -> dict[str, Any]:
+    template: dict[str, Any] = json.loads(options_template_path.read_text())
+    return template
 
 
 @pytest.fixture(scope="session")

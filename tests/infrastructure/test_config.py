@@ -53,8 +53,45 @@ def test_the_prod_stage_retains_data_unless_told_otherwise() -> None:
         {"deliveryMaxConcurrency": "1"},
         {"routerBatchSize": "100"},
         {"bundle": "maybe"},
+        {"routerReservedConcurrency": "10"},
+        {"reservedConcurrency": "true", "deliveryReservedConcurrency": "49"},
+        {"connectReservedConcurrency": "-1"},
+        {"domainName": "ws.example.com"},
+        {"certificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/abc"},
+        {
+            "domainName": "Not A Name",
+            "certificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/abc",
+        },
+        {"domainName": "ws.example.com", "certificateArn": "arn:aws:iam::123456789012:role/x"},
+        {"hostedZoneId": "Z123"},
+        {
+            "domainName": "ws.example.com",
+            "certificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/abc",
+            "hostedZoneId": "Z123",
+            "hostedZoneName": "other.org",
+        },
     ],
 )
 def test_a_value_aws_would_refuse_fails_at_synth(context: dict[str, str]) -> None:
     with pytest.raises(InvalidSettingError):
         StackSettings.from_context(FakeContext(context))
+
+
+def test_reserved_concurrency_is_opt_in_with_defaults_for_the_connection_path() -> None:
+    # Given no context, Then no function has a reservation
+    assert StackSettings().reserved_concurrency_of("connect") is None
+    # Given reservedConcurrency=true and one explicit number
+    settings = StackSettings.from_context(
+        FakeContext({"reservedConcurrency": "true", "connectReservedConcurrency": "80"})
+    )
+    # Then the explicit number wins, the others get the defaults, the workers none
+    assert settings.reserved_concurrency_of("connect") == 80
+    assert settings.reserved_concurrency_of("authorizer") == 50
+    assert settings.reserved_concurrency_of("disconnect") == 50
+    assert settings.reserved_concurrency_of("router") is None
+
+
+def test_a_worker_reservation_below_its_mapping_concurrency_names_both_settings() -> None:
+    with pytest.raises(InvalidSettingError) as refused:
+        StackSettings.from_context(FakeContext({"routerReservedConcurrency": "10"}))
+    assert "routerMaxConcurrency=20 exceeds routerReservedConcurrency=10" in str(refused.value)

@@ -421,3 +421,112 @@ def test_context_values_reach_the_template(tmp_path_factory: pytest.TempPathFact
     (stage,) = of_type(resources, "AWS::ApiGatewayV2::Stage").values()
     assert stage["Properties"]["StageName"] == "local"
     assert stage["Properties"]["DefaultRouteSettings"]["ThrottlingRateLimit"] == 11
+
+
+# -- options: reserved concurrency and a custom domain (issue 16) ------------------------
+
+DOMAIN_TYPES = (
+    "AWS::ApiGatewayV2::DomainName",
+    "AWS::ApiGatewayV2::ApiMapping",
+    "AWS::Route53::RecordSet",
+)
+
+
+def _reservations(resources: dict[str, dict[str, Any]]) -> dict[str, int | None]:
+    """Reserved concurrency by handler module name (None: no reservation)."""
+    return {
+        value["Properties"]["Handler"].split(".")[2]: value["Properties"].get(
+            "ReservedConcurrentExecutions"
+        )
+        for value in of_type(resources, "AWS::Lambda::Function").values()
+    }
+
+
+def test_without_options_no_function_reserves_concurrency_and_there_is_no_custom_domain(
+    template: dict[str, Any], resources: dict[str, dict[str, Any]]
+) -> None:
+    # Given the default stack, Then every function shares the account's pool
+    assert set(_reservations(resources).values()) == {None}
+    # And nothing of a custom domain exists
+    for kind in DOMAIN_TYPES:
+        assert not of_type(resources, kind), kind
+    assert "CustomDomainUrl" not in template["Outputs"]
+
+
+def test_reserved_concurrency_option_reserves_the_connection_path_and_bounds_mappings(
+    options_template: dict[str, Any],
+) -> None:
+    # Given the stack with reservedConcurrency=true and reservations for both workers
+    resources = options_template["Resources"]
+    reserved = _reservations(resources)
+    # Then the authorizer, connect and disconnect functions get the default reservation
+    assert reserved["authorizer"] == reserved["connect"] == reserved["disconnect"] == 50
+    # And the message function still shares the pool
+    assert reserved["message"] is None
+    # And each worker's event source runs at most as many batches as its reservation
+    for worker, expected in (("router", 20), ("delivery", 60)):
+        function = _function_by_handler(resources, f"functions.handlers.{worker}.handler")
+        (mapping,) = [
+            value["Properties"]
+            for value in of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+            if value["Properties"]["FunctionName"] == {"Ref": function}
+        ]
+        assert reserved[worker] == expected
+        assert mapping["ScalingConfig"]["MaximumConcurrency"] <= expected, worker
+
+
+def test_a_mapping_above_its_functions_reservation_fails_synthesis() -> None:
+    # Given a delivery reservation below the delivery mapping's maximum concurrency
+    from infra.config import InvalidSettingError
+    from infra.synth import build_app
+
+    context = {"bundle": "false", "deliveryReservedConcurrency": "10"}
+    # When the app is built, Then it fails naming both settings
+    with pytest.raises(InvalidSettingError, match=r"deliveryMaxConcurrency=50 exceeds"):
+        build_app(context=context)
+
+
+def test_custom_domain_option_maps_the_stage_and_writes_the_alias_record(
+    options_template: dict[str, Any],
+) -> None:
+    # Given the stack with a domain name, certificate and hosted zone
+    resources = options_template["Resources"]
+    (domain_id, domain) = next(iter(of_type(resources, "AWS::ApiGatewayV2::DomainName").items()))
+    # Then the domain is regional, TLS 1.2, with the given certificate
+    assert domain["Properties"]["DomainName"] == "ws.example.com"
+    (config,) = domain["Properties"]["DomainNameConfigurations"]
+    assert config["EndpointType"] == "REGIONAL"
+    assert config["SecurityPolicy"] == "TLS_1_2"
+    assert config["CertificateArn"].startswith("arn:aws:acm:eu-west-1:123456789012:")
+    # And the API's stage is mapped at the domain's root, after the stage exists
+    (api_id,) = of_type(resources, "AWS::ApiGatewayV2::Api")
+    (stage_id,) = of_type(resources, "AWS::ApiGatewayV2::Stage")
+    (mapping,) = of_type(resources, "AWS::ApiGatewayV2::ApiMapping").values()
+    assert mapping["Properties"]["ApiId"] == {"Ref": api_id}
+    assert mapping["Properties"]["DomainName"] == {"Ref": domain_id}
+    assert mapping["Properties"]["Stage"] == "dev"
+    assert "ApiMappingKey" not in mapping["Properties"]
+    assert stage_id in mapping["DependsOn"]
+    # And the zone gets an alias A record to the regional domain
+    (record,) = of_type(resources, "AWS::Route53::RecordSet").values()
+    assert record["Properties"]["HostedZoneId"] == "Z0123456789ABCDEFGHIJ"
+    assert record["Properties"]["Name"] == "ws.example.com."
+    assert record["Properties"]["Type"] == "A"
+    assert record["Properties"]["AliasTarget"]["DNSName"] == {
+        "Fn::GetAtt": [domain_id, "RegionalDomainName"]
+    }
+    # And the stack prints the URL that survives replacing the API
+    assert options_template["Outputs"]["CustomDomainUrl"]["Value"] == "wss://ws.example.com"
+
+
+def test_the_template_with_every_option_on_is_cfn_lint_clean(options_template_path: Path) -> None:
+    # Given the template with every option on (synthesis already passed cdk-nag)
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    # When cfn-lint checks it as `make synth` does, Then it reports nothing
+    result = subprocess.run(
+        [str(cfn_lint), "--ignore-checks", "W3005", "--", str(options_template_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -231,13 +231,18 @@ class Harness:
         return Connection(connection_id, role, tenant, client_id)
 
     def send(
-        self, conn: Connection, body: str, *, route: str = "$default"
+        self,
+        conn: Connection,
+        body: str,
+        *,
+        route: str = "$default",
+        lambda_context: LambdaContext | None = None,
     ) -> dict[str, Any] | None:
         """Send one frame; return the decoded route response, if the handler replied."""
         context = self._context(conn.connection_id, route, "MESSAGE")
         context["authorizer"] = self._authorizers[conn.connection_id]
         event = {"requestContext": context, "body": body, "isBase64Encoded": False}
-        response = self.handlers["message"].handler(event, LambdaContext())
+        response = self.handlers["message"].handler(event, lambda_context or LambdaContext())
         assert response["statusCode"] == 200
         body_out = response.get("body")
         return json.loads(body_out) if body_out else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 
 from tests.integration.harness import Harness, LambdaContext
@@ -182,24 +183,29 @@ def test_same_command_id_from_another_consumer_is_a_conflict(gateway: Harness) -
 
 
 def test_throttled_post_is_retried_through_the_delivery_queue(gateway: Harness) -> None:
-    browser = gateway.connect("browser", "acme", "b1")
+    # A presence post (snapshots are dropped instead: see test_bounded.py)
     consumer = gateway.connect("consumer", "acme", "c1")
     gateway.drain()
-    gateway.take(consumer)
-    gateway.api.throttle_next = 1  # botocore retries once itself, then we do
-    gateway.send(browser, snapshot(1))
+    gateway.api.throttle_next = 1
+    gateway.connect("browser", "acme", "b1")
     gateway.drain()
-    gateway.advance(1)
-    assert len(snapshots(gateway, consumer)) == 1
+    assert gateway.take(consumer) == []
+    gateway.advance(2)  # the first retry's delay is at most 2 s (full jitter)
+    (presence,) = gateway.take(consumer)
+    assert presence["action"] == "presence" and presence["online"] is True
 
 
 def test_flooding_client_is_rate_limited_then_disconnected(
     make_gateway: Callable[..., Harness],
 ) -> None:
     gateway = make_gateway(rate_limit_per_second=20)
+    # Every send falls in one rate window, however slow a loaded machine is (on a
+    # loaded machine 400 sends took longer than 400 / 40 per second).
+    limiter = gateway.runtime.gateway._limiter  # type: ignore[attr-defined]
+    frozen = time.time()
+    limiter._clock = lambda: frozen
     browser = gateway.connect("browser", "acme", "b1")
     codes = []
-    # Bounded: 400 sends span at least one whole one-second window.
     for seq in range(400):
         reply = gateway.send(browser, snapshot(seq))
         codes.append(reply["code"] if reply else "ok")

@@ -241,7 +241,7 @@ def test_failed_inline_fan_out_falls_back_to_the_bus(gateway: Harness) -> None:
     gateway.drain()
     gateway.take(consumer)
 
-    def unavailable(envelope: object) -> bool:
+    def unavailable(envelope: object, remaining_ms: object = None) -> bool:
         raise RuntimeError("DynamoDB unavailable")
 
     gateway.runtime.gateway._fan_out = unavailable

@@ -196,6 +196,24 @@ def test_new_connection_of_same_client_supersedes_the_old(gateway: Harness) -> N
     assert [m["id"] for m in gateway.take(new)] == ["k1"]
 
 
+def test_two_live_connections_of_one_consumer_both_stay_and_both_get_snapshots(
+    gateway: Harness,
+) -> None:
+    # Given a consumer identity used by two programs at once (`tabrelay watch` and
+    # `tabrelay send` with the same token, as the client's README shows)
+    browser = gateway.connect("browser", "acme", "b1")
+    watch = gateway.connect("consumer", "acme", "c1")
+    sender = gateway.connect("consumer", "acme", "c1")
+    # Then the second does not close the first (closing it lost the snapshot that
+    # followed a command while the watcher reconnected)
+    assert gateway.api.deleted == []
+    # And a snapshot reaches both
+    gateway.send(browser, snapshot(1))
+    gateway.drain()
+    assert [s["seq"] for s in snapshots(gateway, watch)] == [1]
+    assert [s["seq"] for s in snapshots(gateway, sender)] == [1]
+
+
 def test_ping_is_answered_with_pong(gateway: Harness) -> None:
     browser = gateway.connect("browser", "acme", "b1")
     assert gateway.send(browser, json.dumps({"action": "ping", "id": "p1"})) == {

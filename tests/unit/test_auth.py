@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import jwt
 import pytest
 
-from functions.logic.auth import Claims, InvalidTokenError, mint_token, verify_token
+from functions.logic.auth import AUDIENCE, Claims, InvalidTokenError, mint_token, verify_token
 
 KEY = "k" * 48
 
@@ -50,3 +51,40 @@ def test_token_signed_with_another_key_is_refused() -> None:
 def test_missing_or_garbled_token_is_refused(token: str | None) -> None:
     with pytest.raises(InvalidTokenError):
         verify_token(token, KEY)
+
+
+def _signed(**claims: object) -> str:
+    """A token with arbitrary claims (PyJWT writes non-finite floats as Infinity/NaN)."""
+    payload: dict[str, object] = {
+        "tenant": "acme",
+        "role": "browser",
+        "client_id": "b1",
+        "aud": AUDIENCE,
+    }
+    payload.update(claims)
+    return jwt.encode(payload, KEY, algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"tenant": "acme\n", "exp": 2000},
+        {"client_id": "b1\n", "exp": 2000},
+        {"exp": float("inf")},
+        {"exp": float("nan")},
+        {"exp": 10**400},
+        {"exp": 1e300},
+        {"exp": 2**53},
+        {"exp": 2000, "iat": float("inf")},
+        {"exp": 2000, "iat": 10**400},
+        {"exp": 2000, "nbf": float("inf")},
+        {"exp": 2000, "nbf": float("-inf")},
+        {"exp": 2000, "nbf": 10**400},
+    ],
+    ids=lambda claims: ",".join(f"{k}={str(v)[:10]}" for k, v in claims.items()),
+)
+def test_given_edge_case_claims_when_verified_then_refused_cleanly(
+    claims: dict[str, object],
+) -> None:
+    with pytest.raises(InvalidTokenError):
+        verify_token(_signed(**claims), KEY, now=1000)

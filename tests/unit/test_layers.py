@@ -80,6 +80,10 @@ def test_infra_imports_no_runtime_code() -> None:
     assert offenders(paths, ("functions", "emulator", "tabrelay", "clients", "tests")) == []
 
 
+# The optional extra's module: `tabrelay[mcp]` installs the MCP SDK (and pydantic with it).
+MCP_MODULE = ROOT / "clients" / "python" / "tabrelay" / "mcpserver.py"
+
+
 def test_python_client_installs_alone() -> None:
     paths = files("clients", "python", "tabrelay")
     bad = [
@@ -87,15 +91,39 @@ def test_python_client_installs_alone() -> None:
         for p in paths
         for name in imports(p)
         if not name.startswith("<relative>")
-        and name.split(".")[0] not in STDLIB | {"tabrelay", "websockets"}
+        and name.split(".")[0]
+        not in STDLIB
+        | {"tabrelay", "websockets"}
+        | ({"mcp", "pydantic"} if p == MCP_MODULE else set())
     ]
     assert bad == []
+
+
+def test_python_client_imports_the_mcp_extra_only_when_running_it() -> None:
+    # Other modules import it only inside a function (the `tabrelay mcp` runner), so
+    # `import tabrelay` and every other command work without the extra.
+    top_level = [
+        f"{p.relative_to(ROOT)} imports {name}"
+        for p in files("clients", "python", "tabrelay")
+        if p != MCP_MODULE
+        for node in ast.parse(p.read_text()).body
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for name in (
+            [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+        )
+        if name == "tabrelay.mcpserver" or name.split(".")[0] in ("mcp", "pydantic")
+    ]
+    assert top_level == []
+
+
+def test_the_fuzzer_imports_no_tests() -> None:
+    assert offenders(files("fuzz"), ("tests",)) == []
 
 
 def test_only_tests_and_benchmarks_import_the_emulator() -> None:
     paths = [
         p
-        for part in ("functions", "infra", "clients")
+        for part in ("functions", "infra", "clients", "fuzz")
         if (ROOT / part).exists()
         for p in files(part)
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -97,7 +98,7 @@ def test_text_that_is_not_a_json_object_is_a_raw_frame(text: str) -> None:
         (
             '{"action": "command", "id": "k", "target": "b", "name": "n", "timeout": NaN}',
             "bad_request",
-            "command.timeout must be number",
+            "NaN is not a JSON number",
         ),
     ],
 )
@@ -118,3 +119,122 @@ def test_error_codes_are_the_documented_ones() -> None:
     doc = (Path(__file__).parents[2] / "docs" / "protocol.md").read_text()
     for code in wire.ERROR_CODES:
         assert f"`{code}`" in doc
+
+
+_DEEP = wire.MAX_DEPTH
+_SEQ_MAX = wire.MAX_INTEGER
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        ('{"action": "ack", "seq": Infinity}', "Infinity is not a JSON number"),
+        ('{"action": "ack", "seq": -Infinity}', "-Infinity is not a JSON number"),
+        ('{"action": "command", "id": "k", "target": "b", "name": "n", "args": {"x": NaN}}', "NaN"),
+        (
+            '{"action": "command", "id": "k", "target": "b", "name": "n", "args": {"x": 1e400}}',
+            "number 1e400 is out of range",
+        ),
+        ('{"action": "result", "id": "k", "ok": true, "value": -1e999}', "out of range"),
+        (f'{{"action": "ack", "seq": {_SEQ_MAX + 1}}}', f"ack.seq must be <= {_SEQ_MAX}"),
+        ('{"action": "ack", "seq": ' + "9" * 39 + "}", "ack.seq must be <="),
+        (
+            f'{{"action": "snapshot", "sid": "s", "seq": {10**40}, "data": ""}}',
+            f"snapshot.seq must be <= {_SEQ_MAX}",
+        ),
+        (
+            '{"action": "snapshot", "sid": "s", "seq": 1, "data": "", "title": "a\\ud800b"}',
+            "lone UTF-16 surrogate",
+        ),
+        ('{"action": "ping", "id": "\\udc00"}', "lone UTF-16 surrogate"),
+        ('{"action": "result", "id": "k", "ok": true, "value": {"\\ud83d": 1}}', "field name"),
+        (
+            '{"action": "command", "id": "k", "target": "b", "name": "n", "args": {"a": '
+            + "[" * _DEEP
+            + "]" * _DEEP
+            + "}}",
+            f"nested deeper than {_DEEP} levels",
+        ),
+        ('{"action": "ping", "id": ' + "[" * 5000 + "]" * 5000 + "}", "nested deeper"),
+        ('{"a": ' + "{" * 100_000, "nested deeper"),
+    ],
+)
+def test_json_the_gateway_cannot_carry_is_refused_as_bad_request(frame: str, message: str) -> None:
+    with pytest.raises(wire.ProtocolError) as raised:
+        wire.decode(frame)
+    assert raised.value.code == "bad_request"
+    assert message in raised.value.message
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        # The deepest allowed frame, brackets inside strings, and characters SQS
+        # refuses but UTF-8 carries (they travel, escaped on the queue).
+        '{"action": "command", "id": "k", "target": "b", "name": "n", "args": {"a": '
+        + "[" * (_DEEP - 2)
+        + "]" * (_DEEP - 2)
+        + "}}",
+        '{"action": "ping", "id": "' + "[{" * 60 + '\\"' + "}" * 3 + '"}',
+        '{"action": "snapshot", "sid": "s", "seq": 1, "data": "\\uffff\\ufffe\\u0001", '
+        '"title": "\\ud83d\\ude00"}',
+        f'{{"action": "ack", "seq": {_SEQ_MAX}}}',
+    ],
+)
+def test_carryable_edge_cases_decode_and_encode_back(frame: str) -> None:
+    message = wire.decode(frame)
+    assert wire.decode(wire.encode(message)) == message
+
+
+def test_a_binary_frame_with_invalid_utf8_is_bad_request() -> None:
+    with pytest.raises(wire.ProtocolError) as raised:
+        wire.decode(b'{"action": "ping", "id": "\xff"}')
+    assert raised.value.code == "bad_request"
+
+
+def test_the_encoder_never_emits_nan_or_infinity() -> None:
+    with pytest.raises(ValueError):
+        wire.encode(wire.ResultDelivery(id="k", source="b", ok=True, value=float("inf")))
+
+
+def test_subscribe_accepts_at_most_the_documented_number_of_ids_per_frame() -> None:
+    ids = [f"b{i}" for i in range(wire.MAX_SUBSCRIPTIONS + 1)]
+    with pytest.raises(wire.ProtocolError) as raised:
+        wire.decode(json.dumps({"action": "subscribe", "browsers": ids}))
+    assert f"at most {wire.MAX_SUBSCRIPTIONS}" in raised.value.message
+
+
+def test_every_bound_is_documented() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "protocol.md").read_text()
+    for name, shown in (
+        ("MAX_SUBSCRIPTIONS", str(wire.MAX_SUBSCRIPTIONS)),
+        ("MAX_DEPTH", str(wire.MAX_DEPTH)),
+        ("RAW_COMMAND_MAX_TARGETS", str(wire.RAW_COMMAND_MAX_TARGETS)),
+        ("MAX_INTEGER", "2^53 - 1"),
+    ):
+        # The value and its name on one line of the doc (a limits table row).
+        assert re.search(rf"(^|\D){re.escape(shown)}(\D|$)[^\n]*`{name}`", doc, re.M), name
+    assert str(wire.MAX_INTEGER) in doc
+
+
+def test_a_full_list_page_of_the_longest_ids_fits_one_frame() -> None:
+    # Given the longest page the gateway sends: LIST_PAGE_MAX browsers with
+    # 128-character ids, a 16-digit connected_at, an id of characters JSON
+    # escapes, and the longest cursor
+    infos = [
+        wire.BrowserInfo(client_id=f"{i:04d}".ljust(128, "b"), connected_at=10**15 + i)
+        for i in range(wire.LIST_PAGE_MAX)
+    ]
+    reply = wire.Browsers(browsers=infos, id="\x01" * 128, next="c" * 256)
+    # Then it fits one 32 KB frame, far under API Gateway's 128 KB message limit
+    size = len(wire.encode(reply).encode("utf-8"))
+    assert size <= wire.FRAME_LIMIT < wire.MESSAGE_LIMIT
+    # And one more browser would not have fitted the computation's bound
+    assert wire.LIST_PAGE_MAX >= 100
+
+
+def test_list_limit_above_the_page_size_is_refused() -> None:
+    with pytest.raises(wire.ProtocolError) as refused:
+        wire.decode(json.dumps({"action": "list", "id": "l", "limit": wire.LIST_PAGE_MAX + 1}))
+    assert refused.value.code == "bad_request" and "list.limit" in refused.value.message
+    assert refused.value.id == "l"

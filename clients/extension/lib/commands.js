@@ -19,11 +19,48 @@ export const MUTATING = new Set([
   'navigate', 'back', 'forward', 'reload', 'click', 'type', 'fill', 'press_key', 'scroll', 'hover', 'select_option', 'evaluate',
 ]);
 
+/** Whether `url` shows a local file (also through view-source:). Such pages
+ * are never read (no command, snapshot or screenshot) unless the user opted
+ * in with allowFileUrls: any consumer of the tenant would get the file. */
+export function showsLocalFile(url) {
+  return /^\s*(view-source:\s*)?file:/i.test(String(url || ''));
+}
+
+function isUrl(text) {
+  try {
+    new URL(text); // eslint-disable-line no-new
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Why `navigate` must not open `url` (a message), or null when it may:
+ * http(s) and about:blank always; file: only with allowFileUrls; every other
+ * scheme (javascript:, data:, chrome:, view-source:, blob:, ...) never. */
+export function navigationRefusal(url, allowFileUrls) {
+  let parsed;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return null; // not a URL at all: bad_request, decided by the caller
+  }
+  const scheme = parsed.protocol.toLowerCase();
+  if (scheme === 'http:' || scheme === 'https:' || parsed.href === 'about:blank') return null;
+  if (scheme === 'file:') {
+    return allowFileUrls
+      ? null
+      : 'file: URLs are off: turn on "Allow file:// pages" in the options (allowFileUrls in config.json)';
+  }
+  return `navigate opens only http:, https: and about:blank (file: when allowed), not ${scheme}`;
+}
+
 /**
  * The command table. `env` supplies:
  *   activeTab(): Promise<chrome.tabs.Tab>   the tab commands act on
  *   snapshotNow(): Promise<object>          capture and send a snapshot now
  *   allowScript(): boolean                  whether `evaluate` is switched on
+ *   allowFileUrls(): boolean                whether file: pages may be opened and read
  * Each handler is (args, deadline) => Promise<value>; deadline is epoch ms.
  */
 export function createCommands(env) {
@@ -38,15 +75,37 @@ export function createCommands(env) {
     return { url: tab.url || '', title: tab.title || '' };
   };
 
+  /** Refuse to read a tab that shows a local file the user did not allow. */
+  const refuseLocal = (tab) => {
+    if (!env.allowFileUrls() && (showsLocalFile(tab.url) || showsLocalFile(tab.pendingUrl))) {
+      throw new CommandError('url_not_allowed', 'the active tab shows a local file, and file: pages are off (allowFileUrls)');
+    }
+  };
+
+  /** The same check on the tab as it is now (after a call that took time). */
+  const guard = async (tabId) => {
+    if (!env.allowFileUrls()) refuseLocal(await chrome.tabs.get(tabId));
+  };
+
+  /** The active tab, when it may be read (no extra API call: the command's
+   * page operation follows at once, in the order commands arrived). */
+  const readableTab = async () => {
+    const tab = await env.activeTab();
+    refuseLocal(tab);
+    return tab;
+  };
+
   const navigation = async (args, deadline, start) => {
     const tab = await env.activeTab();
     await waitForNavigation(tab.id, deadline, () => start(tab));
+    await guard(tab.id); // back/forward may land on a local file
     return tabInfo(tab.id);
   };
 
   const inPage = async (op, args, deadline) => {
-    const tab = await env.activeTab();
+    const tab = await readableTab();
     const result = await inject(tab.id, pageOp, [op, args, deadline - Date.now()]);
+    await guard(tab.id); // the tab may have changed under the call
     if (!result.ok) throw new CommandError(result.code, result.error);
     return result.value;
   };
@@ -54,9 +113,11 @@ export function createCommands(env) {
   return {
     navigate: (args, deadline) => {
       const url = args.url;
-      if (typeof url !== 'string' || !/^(https?|file|data|about):/i.test(url)) {
-        throw new CommandError('bad_request', 'navigate needs "url" (http, https, file, data or about)');
+      if (typeof url !== 'string' || !isUrl(url)) {
+        throw new CommandError('bad_request', 'navigate needs "url", an absolute http: or https: URL');
       }
+      const refusal = navigationRefusal(url, env.allowFileUrls());
+      if (refusal) throw new CommandError('url_not_allowed', refusal);
       return navigation(args, deadline, (tab) => chrome.tabs.update(tab.id, { url }));
     },
     back: (args, deadline) => navigation(args, deadline, (tab) => history(tab, -1)),
@@ -70,10 +131,10 @@ export function createCommands(env) {
     scroll: (args, deadline) => inPage('scroll', args, deadline),
     hover: (args, deadline) => inPage('hover', args, deadline),
     select_option: (args, deadline) => inPage('select_option', args, deadline),
-    wait_for: (args, deadline) => waitFor(env, args, deadline),
+    wait_for: (args, deadline) => waitFor({ ...env, activeTab: readableTab }, args, deadline),
     snapshot: () => env.snapshotNow(),
     screenshot: async () => {
-      const tab = await env.activeTab();
+      const tab = await readableTab();
       const url = await chrome.tabs.captureVisibleTab(tab.windowId, { format: 'png' });
       return { mime: 'image/png', data: url.slice(url.indexOf(',') + 1), url: tab.url || '' };
     },
@@ -82,8 +143,9 @@ export function createCommands(env) {
         throw new CommandError('forbidden', 'evaluate is switched off; turn on "Allow page scripts" in the options');
       }
       if (typeof args.expression !== 'string') throw new CommandError('bad_request', 'evaluate needs "expression"');
-      const tab = await env.activeTab();
+      const tab = await readableTab();
       const result = await inject(tab.id, evaluateInPage, [args.expression], 'MAIN');
+      await guard(tab.id);
       if (!result.ok) throw new CommandError(result.code, result.error);
       return result.value;
     },

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -40,9 +41,14 @@ __all__ = [
     "ERROR_CODES",
     "FRAME_LIMIT",
     "INBOUND",
+    "LIST_PAGE_MAX",
+    "MAX_DEPTH",
+    "MAX_INTEGER",
+    "MAX_SUBSCRIPTIONS",
     "MESSAGE_LIMIT",
     "OUTBOUND",
     "PROTOCOL_VERSION",
+    "RAW_COMMAND_MAX_TARGETS",
     "Ack",
     "BrowserInfo",
     "Browsers",
@@ -79,6 +85,14 @@ FRAME_LIMIT = 32 * 1024
 MESSAGE_LIMIT = 128 * 1024
 #: Query-string parameter a client sets to ``1`` to negotiate cumulative acks.
 ACK_QUERY_PARAMETER = "acks"
+#: Browser ids one consumer connection may follow at once (``"*"`` is not counted).
+MAX_SUBSCRIPTIONS = 100
+#: Browsers one raw consumer frame (a seed command name) may be sent to.
+RAW_COMMAND_MAX_TARGETS = 10
+#: Deepest nesting of arrays and objects a frame may have (the frame itself is 1).
+MAX_DEPTH = 64
+#: Largest integer a stored field (``seq``) may hold: exact in JavaScript and DynamoDB.
+MAX_INTEGER = 2**53 - 1
 
 Role = Literal["browser", "consumer"]
 ErrorCode = Literal[
@@ -101,6 +115,20 @@ _ID_MAX = 128
 _NAME_MAX = 64
 _URL_MAX = 8192
 _TITLE_MAX = 1024
+#: A ``list`` cursor is opaque to clients; the gateway's are far shorter.
+_CURSOR_MAX = 256
+
+# The page size of ``list`` is computed, not guessed: a full page of the longest
+# client ids (128 ASCII characters, the token's alphabet), each with a 16-digit
+# ``connected_at`` (epoch ms has 13 digits until the year 2286), plus the longest
+# ``id`` (every character escaped as \uXXXX) and cursor, fits one 32 KB frame:
+# one API Gateway billing unit, a quarter of the 128 KB message limit.
+_BROWSER_INFO_MAX = len('{"client_id":"","connected_at":},') + _ID_MAX + 16
+_BROWSERS_OVERHEAD = (
+    len('{"action":"browsers","browsers":[],"id":"","next":""}') + 6 * _ID_MAX + _CURSOR_MAX
+)
+#: The most browsers one ``browsers`` reply lists (the default and maximum ``list.limit``).
+LIST_PAGE_MAX = (FRAME_LIMIT - _BROWSERS_OVERHEAD) // _BROWSER_INFO_MAX
 
 
 class ProtocolError(ValueError):
@@ -162,7 +190,7 @@ class Snapshot(Message):
 
     action: ClassVar[str] = "snapshot"
     sid: str = field(metadata=_meta(min_len=1, max_len=_ID_MAX))
-    seq: int = field(metadata=_meta(minimum=0))
+    seq: int = field(metadata=_meta(minimum=0, maximum=MAX_INTEGER))
     data: str
     url: str = field(default="", metadata=_meta(max_len=_URL_MAX))
     title: str = field(default="", metadata=_meta(max_len=_TITLE_MAX))
@@ -185,7 +213,9 @@ class Subscribe(Message):
     """
 
     action: ClassVar[str] = "subscribe"
-    browsers: list[str] = field(metadata=_meta(min_len=1, max_len=_ID_MAX, max_items=100))
+    browsers: list[str] = field(
+        metadata=_meta(min_len=1, max_len=_ID_MAX, max_items=MAX_SUBSCRIPTIONS)
+    )
     id: str | None = field(default=None, metadata=_meta(max_len=_ID_MAX))
 
 
@@ -194,7 +224,9 @@ class Unsubscribe(Message):
     """Stop receiving snapshots from these browsers (``"*"`` drops "all")."""
 
     action: ClassVar[str] = "unsubscribe"
-    browsers: list[str] = field(metadata=_meta(min_len=1, max_len=_ID_MAX, max_items=100))
+    browsers: list[str] = field(
+        metadata=_meta(min_len=1, max_len=_ID_MAX, max_items=MAX_SUBSCRIPTIONS)
+    )
     id: str | None = field(default=None, metadata=_meta(max_len=_ID_MAX))
 
 
@@ -251,15 +283,21 @@ class Ack(Message):
     """Cumulative acknowledgement: every delivery with ``dseq <= seq`` is processed."""
 
     action: ClassVar[str] = "ack"
-    seq: int = field(metadata=_meta(minimum=0))
+    seq: int = field(metadata=_meta(minimum=0, maximum=MAX_INTEGER))
 
 
 @dataclass(frozen=True, slots=True)
 class List(Message):
-    """Ask for the tenant's online browsers; answered with ``browsers``."""
+    """Ask for one page of the tenant's online browsers; answered with ``browsers``.
+
+    Without ``cursor`` the first page; with it, the page after the reply whose
+    ``next`` it was. ``limit`` caps the page (at most :data:`LIST_PAGE_MAX`).
+    """
 
     action: ClassVar[str] = "list"
     id: str | None = field(default=None, metadata=_meta(max_len=_ID_MAX))
+    cursor: str | None = field(default=None, metadata=_meta(min_len=1, max_len=_CURSOR_MAX))
+    limit: int | None = field(default=None, metadata=_meta(minimum=1, maximum=LIST_PAGE_MAX))
 
 
 # --------------------------------------------------------------------------
@@ -340,11 +378,13 @@ class BrowserInfo:
 
 @dataclass(frozen=True, slots=True)
 class Browsers(Message):
-    """Reply to ``list``."""
+    """Reply to ``list``: one page of browsers; ``next``, when present, is the
+    ``cursor`` of the following page (absent on the last page)."""
 
     action: ClassVar[str] = "browsers"
     browsers: list[BrowserInfo]
     id: str | None = None
+    next: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,8 +461,11 @@ def to_dict(message: Message) -> dict[str, Any]:
 
 
 def encode(message: Message) -> str:
-    """Compact JSON text of ``message`` (non-ASCII kept as UTF-8, never escaped)."""
-    return json.dumps(to_dict(message), separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON text of ``message`` (non-ASCII kept as UTF-8, never escaped).
+
+    Never emits ``NaN`` or ``Infinity`` (not JSON): such a value raises ValueError.
+    """
+    return json.dumps(to_dict(message), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def decode(text: str | bytes) -> Message:
@@ -449,14 +492,22 @@ def _decode(text: str | bytes, table: dict[str, type[Message]], *, direction: st
     stripped = text.lstrip()
     if not stripped.startswith("{"):
         raise RawFrame(text)
+    _check_depth(text)
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except _NotCarried as exc:
+        raise ProtocolError("bad_request", str(exc)) from None
     except (ValueError, RecursionError) as exc:
         raise ProtocolError("bad_request", f"malformed JSON: {exc}") from None
     if not isinstance(obj, dict):  # pragma: no cover - guarded by the '{' check
         raise RawFrame(text)
     raw_id = obj.get("id")
-    ref = raw_id if isinstance(raw_id, str) and len(raw_id) <= _ID_MAX else None
+    ref = (
+        raw_id
+        if isinstance(raw_id, str) and len(raw_id) <= _ID_MAX and not _SURROGATE.search(raw_id)
+        else None
+    )
+    _check_strings(obj, ref)
     action = obj.get("action")
     if not isinstance(action, str):
         raise ProtocolError("bad_request", "'action' is required and must be a string", id=ref)
@@ -467,6 +518,63 @@ def _decode(text: str | bytes, table: dict[str, type[Message]], *, direction: st
             "unknown_action", f"unknown {direction} action {action!r} (known: {known})", id=ref
         )
     return _build(cls, obj, ref)
+
+
+class _NotCarried(Exception):
+    """JSON that parses but cannot travel (not a ValueError: it must not read as malformed)."""
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotCarried(f"{name} is not a JSON number; numbers must be finite")
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise _NotCarried(f"number {literal[:40]} is out of range; numbers must be finite")
+    return value
+
+
+# Strings outside any JSON string literal, and the brackets that remain.
+_STRING_LITERAL = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+# Lone surrogates cannot be encoded as UTF-8, so no queue, table or socket takes them.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _check_depth(text: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before any parser recurses into it."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return  # cannot be deeper: the common case costs two C-level scans
+    brackets = _NOT_BRACKET.sub("", _STRING_LITERAL.sub("", text))
+    depth = 0
+    for char in brackets:
+        depth += 1 if char in "[{" else -1
+        if depth > MAX_DEPTH:
+            raise ProtocolError("bad_request", f"frame is nested deeper than {MAX_DEPTH} levels")
+
+
+def _check_strings(obj: dict[str, Any], ref: str | None) -> None:
+    """Every key and string must be valid Unicode (no lone surrogates); walked
+    without recursion (depth is already bounded, but a stack is as cheap)."""
+    stack: list[Any] = [obj]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if _SURROGATE.search(key):
+                    raise ProtocolError(
+                        "bad_request", "a field name holds a lone UTF-16 surrogate", id=ref
+                    )
+                stack.append(item)
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str) and _SURROGATE.search(value):
+            raise ProtocolError(
+                "bad_request",
+                "a string holds a lone UTF-16 surrogate, which is not valid Unicode",
+                id=ref,
+            )
 
 
 _HINTS: dict[type, dict[str, Any]] = {}

@@ -178,7 +178,10 @@ def _parser() -> argparse.ArgumentParser:
         description="Act as a browser: send snapshots (from files, cycled, or generated pages "
         "of --size bytes) at --rate per second with a live rate display on stderr, and answer "
         "commands: 'echo' returns its args, 'sleep' waits args.seconds, 'fail' fails with "
-        "args.message, anything else returns {name, args}. Each command is printed to stdout.",
+        "args.message, 'snapshot' sends the current page now and returns its sid, "
+        "'screenshot' returns a 1x1 PNG, anything else returns {name, args}; page-changing "
+        "commands (navigate, click, type, ...) send a snapshot before their result, and "
+        "navigate sets the page url. Each command is printed to stdout.",
         epilog=_EPILOG,
     )
     common(sim)
@@ -189,6 +192,18 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--file", action="append", default=[], type=Path, help="HTML file (repeat)")
     sim.add_argument("--page-url", default="https://example.test/", help="snapshot url")
     sim.add_argument("--quiet", action="store_true", help="no rate display")
+
+    mcp = sub.add_parser(
+        "mcp",
+        help="serve MCP over stdio: LLM agents see and drive the tenant's browsers",
+        description="An MCP server on stdin/stdout (for MCP hosts: desktop assistants, IDE "
+        "agents, agent frameworks) with the tools list_browsers, get_page, navigate, click, "
+        "type, fill, press_key, scroll, select_option, hover, wait_for, back, forward, "
+        "screenshot. Needs the optional extra: pip install 'tabrelay[mcp]'.",
+        epilog=_EPILOG,
+    )
+    common(mcp)
+    mcp.add_argument("--browser", help="default browser client id for every tool")
     return parser
 
 
@@ -214,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "send": _send,
         "browsers": _browsers,
         "simulate-browser": _simulate,
+        "mcp": _mcp,
     }
     try:
         return asyncio.run(runners[args.cmd](args))
@@ -347,6 +363,36 @@ def make_page(size: int, n: int, *, rng: random.Random | None = None) -> str:
     return "".join(parts)[: max(size, len(head) + len(tail))]
 
 
+async def _mcp(args: argparse.Namespace) -> int:
+    try:
+        from tabrelay.mcpserver import serve  # the optional extra: imported only here
+    except ImportError as exc:
+        raise TabRelayError(str(exc), code="unsupported") from None
+    async with _relay(args, role="consumer") as relay:
+        await serve(relay, args.browser)
+    return EXIT_CODES["ok"]
+
+
+# Commands after which a browser sends a snapshot of the changed page (as the extension does).
+_MUTATING = frozenset(
+    [
+        "navigate",
+        "back",
+        "forward",
+        "reload",
+        "click",
+        "type",
+        "fill",
+        "press_key",
+        "scroll",
+        "hover",
+        "select_option",
+    ]
+)
+# A 1x1 PNG: what the simulator answers to `screenshot`.
+_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+
+
 async def _simulated_command(cmd: CommandRequest) -> Any:
     if cmd.name == "echo":
         return cmd.args
@@ -362,10 +408,27 @@ async def _simulate(args: argparse.Namespace) -> int:
     pages = [p.read_text(encoding="utf-8") for p in args.file]
     show = not args.quiet and sys.stderr.isatty()
 
+    # The page the simulated browser shows now: the newest one it sent.
+    page = {"html": "", "url": args.page_url, "title": ""}
+
+    async def send_page(html: str, url: str, title: str) -> str:
+        page.update(html=html, url=url, title=title)
+        return await relay.send_snapshot(html, url=url, title=title)
+
     async def handler(cmd: CommandRequest) -> Any:
         fields = ("command", cmd.id, cmd.name, json.dumps(cmd.args))
         _line(sys.stdout, "\t".join(safe_text(f) for f in fields))
-        return await _simulated_command(cmd)
+        if cmd.name == "snapshot":  # send the page now; answer what was sent
+            sid = await send_page(page["html"], page["url"], page["title"])
+            return {"sid": sid, "url": page["url"], "title": page["title"]}
+        if cmd.name == "screenshot":
+            return {"mime": "image/png", "data": _PNG, "url": page["url"]}
+        if cmd.name == "navigate" and isinstance(cmd.args.get("url"), str):
+            page["url"] = args.page_url = cmd.args["url"]  # later snapshots are of it too
+        value = await _simulated_command(cmd)
+        if cmd.name in _MUTATING:
+            await send_page(page["html"], page["url"], page["title"])
+        return value
 
     async with _relay(args, role="browser") as relay:
         relay.on_command(handler)
@@ -382,7 +445,7 @@ async def _simulate(args: argparse.Namespace) -> int:
             if args.duration and now - start >= args.duration:
                 break
             html = pages[sent % len(pages)] if pages else make_page(args.size, sent)
-            await relay.send_snapshot(html, url=f"{args.page_url}#{sent}", title=f"frame {sent}")
+            await send_page(html, f"{args.page_url}#{sent}", f"frame {sent}")
             sent += 1
             sent_bytes += len(html)
             now = loop.time()

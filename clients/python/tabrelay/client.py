@@ -414,9 +414,18 @@ class Relay:
         return reply
 
     async def browsers(self) -> list[BrowserInfo]:
-        """The tenant's online browsers."""
-        result: list[BrowserInfo] = await self._request("list", None)
-        return result
+        """The tenant's online browsers (every page of the gateway's replies)."""
+        result: list[BrowserInfo] = []
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            page: list[BrowserInfo]
+            page, cursor = await self._request("list", None, cursor=cursor)
+            result.extend(page)
+            # A cursor seen before would loop forever: the listing is complete.
+            if cursor is None or cursor in seen:
+                return result
+            seen.add(cursor)
 
     async def command(
         self,
@@ -873,7 +882,7 @@ class Relay:
         elif isinstance(message, wire.CommandDelivery):
             self._on_command(message)
         elif isinstance(message, wire.Browsers):
-            self._reply("list", message.id, list(message.browsers))
+            self._reply("list", message.id, (list(message.browsers), message.next))
         elif isinstance(message, wire.Subscribed):
             if message.id == "restore":
                 self._restore_left -= 1
@@ -990,13 +999,17 @@ class Relay:
             request.future.set_result(value)
 
     async def _request(
-        self, kind: Literal["list", "subscribe", "unsubscribe"], browsers: list[str] | None
+        self,
+        kind: Literal["list", "subscribe", "unsubscribe"],
+        browsers: list[str] | None,
+        *,
+        cursor: str | None = None,
     ) -> Any:
         self._check_open()
         id = f"r{next(self._request_ids)}"
         message: wire.Message
         if kind == "list":
-            message = wire.List(id=id)
+            message = wire.List(id=id, cursor=cursor)
         elif kind == "subscribe":
             message = wire.Subscribe(browsers=browsers or [], id=id)
         else:

@@ -50,6 +50,7 @@ class FakeGateway:
         self.echo_ids = True
         self.answer_pings = True
         self.refuse_all = False  # refuse every token (an expired one, say)
+        self.list_page = 0  # when set, ``browsers`` replies are pages of this many
         self._changed = asyncio.Condition()
 
     @property
@@ -150,7 +151,13 @@ class FakeGateway:
                 for c in self.conns
                 if c.role == "browser" and c.ws.close_code is None
             ]
-            await self.send(conn, {"action": "browsers", "browsers": browsers, **reply_id})
+            page: dict[str, Any] = {}
+            if self.list_page:
+                start = int(msg.get("cursor", "0"))
+                end = start + self.list_page
+                page = {"next": str(end)} if end < len(browsers) else {}
+                browsers = browsers[start:end]
+            await self.send(conn, {"action": "browsers", "browsers": browsers, **reply_id, **page})
         elif action in ("subscribe", "unsubscribe"):
             subs = conn.subs if conn.subs is not None else set()
             subs = (

@@ -47,6 +47,20 @@ async def test_given_online_browser_when_browsers_run_then_one_line_each(
     assert [line.split("\t")[0] for line in out.splitlines()] == ["b1"]
 
 
+async def test_given_browsers_over_several_pages_when_browsers_run_then_every_one_listed(
+    gateway: FakeGateway,
+) -> None:
+    gateway.list_page = 1
+    async with (
+        tabrelay.connect(gateway.url, token="browser:b1"),
+        tabrelay.connect(gateway.url, token="browser:b2"),
+        tabrelay.connect(gateway.url, token="browser:b3"),
+    ):
+        code, out, _ = await _run("browsers", gateway.url, "--token", "consumer:c1", "--json")
+    assert code == 0
+    assert [b["client_id"] for b in json.loads(out)] == ["b1", "b2", "b3"]
+
+
 async def test_given_token_in_environment_when_browsers_json_then_json_array(
     gateway: FakeGateway,
 ) -> None:

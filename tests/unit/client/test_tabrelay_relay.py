@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import AsyncIterator
 from typing import Any
@@ -157,6 +158,25 @@ async def test_given_browsers_online_when_listed_then_their_ids(gateway: FakeGat
     ):
         infos = await consumer.browsers()
     assert sorted(b.client_id for b in infos) == ["b1", "b2"]
+
+
+async def test_given_browsers_over_several_pages_when_listed_then_every_page_followed(
+    gateway: FakeGateway,
+) -> None:
+    # Given a gateway that answers list with pages of 2 and five browsers online
+    gateway.list_page = 2
+    async with contextlib.AsyncExitStack() as stack:
+        for i in range(5):
+            await stack.enter_async_context(tabrelay.connect(gateway.url, token=f"browser:b{i}"))
+        consumer = await stack.enter_async_context(
+            tabrelay.connect(gateway.url, token="consumer:c1")
+        )
+        # When the consumer lists them
+        infos = await consumer.browsers()
+    # Then it gets all five, having followed each page's cursor
+    assert sorted(b.client_id for b in infos) == [f"b{i}" for i in range(5)]
+    cursors = [m.get("cursor") for m in gateway.messages("c1", "list")]
+    assert cursors == [None, "2", "4"]
 
 
 async def test_given_gateway_that_echoes_no_ids_when_listed_then_reply_still_matched(

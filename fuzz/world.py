@@ -1,0 +1,824 @@
+"""The AWS side of the fuzzer: moto plus what moto does not check but AWS does.
+
+* DynamoDB, Secrets Manager and SQS are moto's (``mock_aws``). The work queues
+  have their dead-letter queues and a redrive policy (``maxReceiveCount`` as the
+  stack sets it), so a record that keeps failing really lands in a DLQ.
+* :class:`AwsRulesSqs` wraps the SQS client the handlers get: it refuses bodies
+  with characters SQS refuses (``InvalidMessageContents``; moto accepts them) and
+  holds messages sent with a delay on a virtual clock, so timeouts, parks and
+  retries run when :meth:`World.drain` lets time pass, not after real seconds.
+* :class:`ConnectionsApi` is ``@connections``: a botocore hook on the handlers'
+  management client answers 410 for closed ids, 413 above 128 KB (as AWS does)
+  and 429 at a chosen rate, and hands every delivered body to the checks;
+  ``DeleteConnection`` closes the id and API Gateway's ``$disconnect`` follows.
+* :class:`World` invokes the real handler modules with API Gateway- and
+  SQS-shaped events, and plays the event source mappings (batches of 10,
+  partial batch failures, redelivery until the DLQ).
+"""
+
+from __future__ import annotations
+
+import base64
+import heapq
+import importlib
+import itertools
+import logging
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stdout
+from dataclasses import dataclass, field, replace
+from random import Random
+from types import ModuleType
+from typing import Any
+from urllib.parse import unquote
+
+from botocore.exceptions import ClientError
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+API_ID = "abc123"
+STAGE = "dev"
+SIGNING_KEY = "fuzz-signing-key-0123456789abcdef0123456789abcdef"
+#: What the stack sets (infra/config.py ``max_receive_count``).
+MAX_RECEIVE_COUNT = 5
+#: API Gateway's largest message, in and out (PostToConnection answers 413 above it).
+MESSAGE_LIMIT = 128 * 1024
+
+# The names the moto tests use too: whichever imports the handler modules first, their
+# import-time settings agree (the fuzzer's own limits are set on its Runtime).
+ENVIRONMENT = {
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "TABLE_NAME": "tabrelay-connections",
+    "BUS_QUEUE_URL": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/tabrelay-bus",
+    "DELIVERY_QUEUE_URL": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/tabrelay-delivery",
+    "CALLBACK_URL": f"https://{API_ID}.execute-api.{REGION}.amazonaws.com/{STAGE}",
+    "SIGNING_SECRET_ID": "tabrelay-signing-key",
+    "MAX_UNACKED": "100",
+    "RATE_LIMIT_PER_SECOND": "100000",
+    "POWERTOOLS_SERVICE_NAME": "tabrelay",
+    "POWERTOOLS_METRICS_NAMESPACE": "TabRelay",
+    "POWERTOOLS_TRACE_DISABLED": "1",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+}
+HANDLER_NAMES = ("authorizer", "connect", "disconnect", "message", "router", "delivery")
+
+# SQS accepts #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF and nothing else.
+_SQS_REFUSED = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def apply_environment() -> None:
+    """The Lambda environment; before any handler module (Powertools reads it at import)."""
+    os.environ.update(ENVIRONMENT)
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+def handler_modules() -> dict[str, ModuleType]:
+    apply_environment()
+    return {n: importlib.import_module(f"functions.handlers.{n}") for n in HANDLER_NAMES}
+
+
+def _client_error(code: str, status: int, message: str, operation: str) -> ClientError:
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        },
+        operation,
+    )
+
+
+# -- what the fuzzer counts ------------------------------------------------------------
+
+
+@dataclass
+class Finding:
+    """One kind of failure: how often, and the first frame that caused it."""
+
+    count: int = 0
+    example: str | None = None
+    detail: str = ""
+
+
+@dataclass
+class Observer:
+    """The counts (all must stay 0) and, per count, the distinct causes seen."""
+
+    counts: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            (
+                "internal_answers",
+                "exceptions",
+                "dlq_records",
+                "cross_tenant_deliveries",
+                "invalid_json_to_clients",
+            ),
+            0,
+        )
+    )
+    causes: dict[str, dict[str, Finding]] = field(default_factory=dict)
+    #: The frame being played (set by the runner), to name what caused a finding.
+    current: str = ""
+
+    def add(self, count: str, cause: str, detail: str = "", n: int = 1) -> None:
+        self.counts[count] += n
+        finding = self.causes.setdefault(count, {}).setdefault(cause, Finding())
+        finding.count += n
+        if finding.example is None:
+            finding.example = self.current
+            finding.detail = detail[:500]
+
+    def exception(self, where: str, exc: BaseException, example: str | None = None) -> None:
+        frames = []
+        tb = exc.__traceback__
+        while tb is not None:
+            path = tb.tb_frame.f_code.co_filename
+            frames.append((f"{os.path.basename(path)}:{tb.tb_lineno}", path))
+            tb = tb.tb_next
+        # The innermost frames in project code name the cause well enough to group by.
+        project = [f for f, path in frames if f"{os.sep}functions{os.sep}" in path] or [
+            f for f, _ in frames
+        ]
+        cause = f"{where}: {type(exc).__name__} at {' > '.join(project[-3:])}"
+        saved = self.current
+        if example is not None:
+            self.current = example
+        self.add("exceptions", cause, f"{type(exc).__name__}: {exc}")
+        self.current = saved
+
+
+class _ErrorLogs(logging.Handler):
+    """Exceptions a handler caught and logged (``logger.exception``) are exceptions too."""
+
+    def __init__(self, observer: Observer) -> None:
+        super().__init__(logging.ERROR)
+        self._observer = observer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and record.exc_info[1] is not None:
+            self._observer.exception(f"logged by {record.funcName}", record.exc_info[1])
+
+
+# -- SQS -----------------------------------------------------------------------------------
+
+
+class AwsRulesSqs:
+    """The handlers' SQS client: AWS's body rules, and delays on a virtual clock."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.now = 0.0
+        self._held: list[tuple[float, int, dict[str, Any]]] = []
+        self._order = itertools.count()
+        #: Queues that may hold visible messages (a send since the last empty receive).
+        self.dirty: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    @staticmethod
+    def _check(body: Any, operation: str) -> None:
+        if isinstance(body, str):
+            bad = _SQS_REFUSED.search(body)
+            if bad:
+                raise _client_error(
+                    "InvalidMessageContents",
+                    400,
+                    f"Invalid characters found. Deleted message body {hex(ord(bad.group()))}",
+                    operation,
+                )
+
+    def send_message(self, **kwargs: Any) -> Any:
+        self._check(kwargs.get("MessageBody"), "SendMessage")
+        delay = kwargs.pop("DelaySeconds", 0) or 0
+        if delay:
+            heapq.heappush(self._held, (self.now + delay, next(self._order), kwargs))
+            return {"MessageId": f"held-{uuid.uuid4().hex}"}
+        self.dirty.add(kwargs["QueueUrl"])
+        return self._client.send_message(**kwargs)
+
+    def send_message_batch(self, **kwargs: Any) -> Any:
+        now_entries, ok = [], []
+        for given in kwargs["Entries"]:
+            self._check(given.get("MessageBody"), "SendMessageBatch")
+            entry = dict(given)
+            delay = entry.pop("DelaySeconds", 0) or 0
+            if delay:
+                send = {"QueueUrl": kwargs["QueueUrl"], "MessageBody": entry["MessageBody"]}
+                heapq.heappush(self._held, (self.now + delay, next(self._order), send))
+                ok.append({"Id": entry["Id"], "MessageId": "held"})
+            else:
+                now_entries.append(entry)
+        result: dict[str, Any] = {"Successful": ok, "Failed": []}
+        if now_entries:
+            self.dirty.add(kwargs["QueueUrl"])
+            sent = self._client.send_message_batch(QueueUrl=kwargs["QueueUrl"], Entries=now_entries)
+            result["Successful"] += sent.get("Successful", [])
+            result["Failed"] += sent.get("Failed", [])
+        return result
+
+    def advance(self, seconds: float) -> int:
+        """Let ``seconds`` of virtual time pass; returns how many held messages came due."""
+        self.now += seconds
+        due = 0
+        while self._held and self._held[0][0] <= self.now:
+            _, _, kwargs = heapq.heappop(self._held)
+            self.dirty.add(kwargs["QueueUrl"])
+            self._client.send_message(**kwargs)
+            due += 1
+        return due
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    def next_due(self) -> float | None:
+        return self._held[0][0] if self._held else None
+
+
+# -- DynamoDB -------------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"^[+-]?(\d+)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$")
+
+
+def _number_refusal(text: str) -> str | None:
+    """Why DynamoDB refuses the number ``text`` (moto stores any): at most 38
+    significant digits, magnitude within 1E-130 .. 9.9999999999999999999999999999999999999E+125."""
+    match = _NUMBER.match(text)
+    if not match:
+        return f"{text[:40]} is not a number"
+    digits = (match.group(1) + (match.group(2) or "")).strip("0")
+    if len(digits) > 38:
+        return "Attempting to store more than 38 significant digits in a Number"
+    if digits:
+        exponent = int(match.group(3) or 0) + len(match.group(1).lstrip("0") or "0") - 1
+        if not match.group(1).lstrip("0"):
+            exponent = (
+                int(match.group(3) or 0)
+                - (len(match.group(2) or "") - len((match.group(2) or "").lstrip("0")))
+                - 1
+            )
+        if exponent > 125 or exponent < -130:
+            return "Number overflow. Attempting to store a number with magnitude larger than supported range"
+    return None
+
+
+def _check_numbers(params: dict[str, Any], **_: Any) -> None:
+    """Refuse what DynamoDB refuses in any ``N``/``NS`` value of a request (moto does not)."""
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if key == "N" and isinstance(inner, str):
+                    numbers = [inner]
+                elif key == "NS" and isinstance(inner, list):
+                    numbers = [n for n in inner if isinstance(n, str)]
+                else:
+                    walk(inner)
+                    continue
+                for number in numbers:
+                    why = _number_refusal(number)
+                    if why:
+                        raise _client_error("ValidationException", 400, why, "DynamoDB")
+        elif isinstance(value, list):
+            for inner in value:
+                walk(inner)
+
+    walk(params)
+
+
+# -- @connections -------------------------------------------------------------------------
+
+
+class _HTTP:
+    def __init__(self, status: int) -> None:
+        self.status_code = status
+        self.headers: dict[str, str] = {}
+        self.content = b""
+
+
+class ConnectionsApi:
+    """``@connections`` as the handlers see it."""
+
+    def __init__(
+        self, on_post: Callable[[str, bytes], None], rng: Random, throttle_rate: float
+    ) -> None:
+        self.open: set[str] = set()
+        #: Ids closed by DeleteConnection whose ``$disconnect`` has not run yet.
+        self.closing: list[str] = []
+        self._on_post = on_post
+        self._rng = rng
+        self.throttle_rate = throttle_rate
+        self.posts = 0
+
+    def install(self, client: Any) -> None:
+        client.meta.events.register(
+            "before-call.apigatewaymanagementapi.PostToConnection", self._post
+        )
+        client.meta.events.register(
+            "before-call.apigatewaymanagementapi.DeleteConnection", self._delete
+        )
+
+    @staticmethod
+    def _id(params: dict[str, Any]) -> str:
+        return unquote(params["url_path"].rsplit("/", 1)[-1])
+
+    @staticmethod
+    def _error(status: int, code: str) -> tuple[_HTTP, dict[str, Any]]:
+        return _HTTP(status), {
+            "Error": {"Code": code, "Message": code},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        }
+
+    def _post(self, params: dict[str, Any], **_: Any) -> tuple[_HTTP, dict[str, Any]]:
+        connection_id = self._id(params)
+        body = params["body"]
+        data = body if isinstance(body, bytes) else str(body).encode("utf-8", "surrogatepass")
+        if connection_id not in self.open:
+            return self._error(410, "GoneException")
+        if len(data) > MESSAGE_LIMIT:
+            return self._error(413, "PayloadTooLargeException")
+        if self.throttle_rate and self._rng.random() < self.throttle_rate:
+            return self._error(429, "LimitExceededException")
+        self.posts += 1
+        self._on_post(connection_id, data)
+        return _HTTP(200), {"ResponseMetadata": {"HTTPStatusCode": 200}}
+
+    def _delete(self, params: dict[str, Any], **_: Any) -> tuple[_HTTP, dict[str, Any]]:
+        connection_id = self._id(params)
+        if connection_id not in self.open:
+            return self._error(410, "GoneException")
+        self.open.discard(connection_id)
+        self.closing.append(connection_id)
+        return _HTTP(204), {"ResponseMetadata": {"HTTPStatusCode": 204}}
+
+
+# -- the world ------------------------------------------------------------------------------
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "tabrelay-fuzz"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:tabrelay-fuzz"
+    aws_request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    log_group_name: str = "/aws/lambda/tabrelay-fuzz"
+    log_stream_name: str = "fuzz"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def create_resources(boto3: Any) -> dict[str, str]:
+    """Table, queues with DLQs and redrive, secret: as the stack makes them. Returns DLQ urls."""
+    env = ENVIRONMENT
+    db = boto3.client("dynamodb", region_name=REGION)
+    db.create_table(
+        TableName=env["TABLE_NAME"],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    db.update_time_to_live(
+        TableName=env["TABLE_NAME"],
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"},
+    )
+    sqs = boto3.client("sqs", region_name=REGION)
+    dlqs = {}
+    for name in ("tabrelay-bus", "tabrelay-delivery"):
+        dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        policy = f'{{"deadLetterTargetArn":"{arn}","maxReceiveCount":"{MAX_RECEIVE_COUNT}"}}'
+        sqs.create_queue(QueueName=name, Attributes={"RedrivePolicy": policy})
+        dlqs[name] = dlq
+    boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name=env["SIGNING_SECRET_ID"], SecretString=SIGNING_KEY
+    )
+    return dlqs
+
+
+@dataclass
+class Connection:
+    connection_id: str
+    role: str
+    tenant: str
+    client_id: str
+    authorizer: dict[str, Any]
+    connected_at: int
+
+
+class World:
+    """The real handlers wired to moto; every invocation's failures go to ``observer``."""
+
+    def __init__(
+        self,
+        observer: Observer,
+        on_post: Callable[[str, bytes], None],
+        rng: Random,
+        *,
+        throttle_rate: float = 0.0,
+        settings_overrides: dict[str, Any] | None = None,
+    ) -> None:
+        import boto3
+
+        from functions.dal.secrets import SigningKeySource
+        from functions.handlers import _batch
+        from functions.handlers._wiring import AWSClients, Runtime
+        from functions.models.settings import GatewaySettings
+
+        self.observer = observer
+        self.handlers = handler_modules()
+        self._processor = _batch._processor
+        self.dlqs = create_resources(boto3)
+        settings = replace(GatewaySettings.from_env(), **(settings_overrides or {}))
+        self.settings = settings
+        self.api = ConnectionsApi(on_post, rng, throttle_rate)
+        self.raw_sqs = boto3.client("sqs", region_name=REGION)
+        self.sqs = AwsRulesSqs(self.raw_sqs)
+        management = boto3.client(
+            "apigatewaymanagementapi", region_name=REGION, endpoint_url=settings.callback_url
+        )
+        self.api.install(management)
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        dynamodb.meta.events.register("before-parameter-build.dynamodb", _check_numbers)
+        clients = AWSClients(
+            dynamodb=dynamodb,
+            sqs=self.sqs,
+            management=management,
+        )
+        runtime = Runtime.build(settings, clients)
+        for name in ("connect", "disconnect", "message", "router", "delivery"):
+            self.handlers[name].RUNTIME = runtime  # type: ignore[attr-defined]
+        self.handlers["authorizer"].KEYS = SigningKeySource(  # type: ignore[attr-defined]
+            boto3.client("secretsmanager", region_name=REGION),
+            ENVIRONMENT["SIGNING_SECRET_ID"],
+            max_age=300,
+        )
+        self._log_handler = _ErrorLogs(observer)
+        logging.getLogger(ENVIRONMENT["POWERTOOLS_SERVICE_NAME"]).addHandler(self._log_handler)
+        self.connections: dict[str, Connection] = {}
+        self.invocations = 0
+        #: AWS calls the handlers made, per "service.Operation" (moto's and @connections').
+        self.calls: dict[str, int] = {}
+        self.call_seconds: dict[str, float] = {}
+        for client in (clients.dynamodb, self.raw_sqs, management):
+            client.meta.events.register("before-call", self._call_started)
+            client.meta.events.register("after-call", self._call_ended)
+        self._started: list[float] = []
+
+    def _call_started(self, event_name: str, **_: Any) -> None:
+        self._started.append(time.perf_counter())
+
+    def _call_ended(self, event_name: str, **_: Any) -> None:
+        name = ".".join(event_name.split(".")[1:3])
+        self.calls[name] = self.calls.get(name, 0) + 1
+        if self._started:
+            spent = time.perf_counter() - self._started.pop()
+            self.call_seconds[name] = self.call_seconds.get(name, 0.0) + spent
+
+    def close(self) -> None:
+        logging.getLogger(ENVIRONMENT["POWERTOOLS_SERVICE_NAME"]).removeHandler(self._log_handler)
+
+    # -- API Gateway events -------------------------------------------------------------
+
+    def _context(self, connection_id: str, route: str, event_type: str, at: int) -> dict[str, Any]:
+        context: dict[str, Any] = {
+            "routeKey": route,
+            "eventType": event_type,
+            "connectionId": connection_id,
+            "connectedAt": at,
+            "requestTimeEpoch": at,
+            "requestId": uuid.uuid4().hex,
+            "extendedRequestId": uuid.uuid4().hex,
+            "messageDirection": "IN",
+            "stage": STAGE,
+            "apiId": API_ID,
+            "domainName": f"{API_ID}.execute-api.{REGION}.amazonaws.com",
+            "identity": {"sourceIp": "127.0.0.1", "userAgent": "fuzz"},
+        }
+        if event_type == "MESSAGE":
+            context["messageId"] = uuid.uuid4().hex[:16]
+        return context
+
+    def _invoke(self, name: str, event: dict[str, Any]) -> Any:
+        self.invocations += 1
+        return self.handlers[name].handler(event, LambdaContext())
+
+    def authorize(self, token: str) -> dict[str, Any] | None:
+        """The authorizer's policy, or None when it refused (``Unauthorized``)."""
+        event = {
+            "type": "REQUEST",
+            "methodArn": f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{API_ID}/{STAGE}/$connect",
+            "headers": {"Host": "example"},
+            "queryStringParameters": {"token": token},
+            "requestContext": self._context("pending", "$connect", "CONNECT", 0),
+        }
+        try:
+            policy: dict[str, Any] = self._invoke("authorizer", event)
+        except Exception as exc:
+            if str(exc) == "Unauthorized":
+                return None
+            self.observer.exception("authorizer", exc)
+            return None
+        return policy
+
+    def connect(self, token: str, *, acks: bool, now_ms: int) -> Connection | None:
+        """Authorize and run ``$connect``; the id opens when both allowed it."""
+        policy = self.authorize(token)
+        if policy is None or policy["policyDocument"]["Statement"][0]["Effect"] != "Allow":
+            return None
+        connection_id = base64.b64encode(uuid.uuid4().bytes[:9]).decode()[:11] + "="
+        context = self._context(connection_id, "$connect", "CONNECT", now_ms)
+        authorizer = {"principalId": policy["principalId"], **policy["context"]}
+        context["authorizer"] = authorizer
+        query = {"token": "x"} | ({"acks": "1"} if acks else {})
+        event = {
+            "headers": {"Host": "example"},
+            "queryStringParameters": query,
+            "requestContext": context,
+            "isBase64Encoded": False,
+        }
+        try:
+            response = self._invoke("connect", event)
+        except Exception as exc:
+            self.observer.exception("connect", exc)
+            return None
+        if response.get("statusCode") != 200:
+            return None
+        conn = Connection(
+            connection_id,
+            str(authorizer["role"]),
+            str(authorizer["tenant"]),
+            str(authorizer["client_id"]),
+            authorizer,
+            now_ms,
+        )
+        self.connections[connection_id] = conn
+        self.api.open.add(connection_id)
+        return conn
+
+    def send(self, conn: Connection, body: str, *, binary: bool = False) -> str | None:
+        """One frame; returns the route response body (None when there is none or the
+        handler raised). A binary frame's ``body`` is its base64 text."""
+        context = self._context(conn.connection_id, "$default", "MESSAGE", conn.connected_at)
+        context["authorizer"] = conn.authorizer
+        event = {"requestContext": context, "body": body, "isBase64Encoded": binary}
+        try:
+            response = self._invoke("message", event)
+        except Exception as exc:
+            self.observer.exception("message handler", exc)
+            return None
+        out = response.get("body")
+        return None if out is None else str(out)
+
+    def disconnect(self, connection_id: str) -> None:
+        """API Gateway forgets the id and runs ``$disconnect``."""
+        self.api.open.discard(connection_id)
+        conn = self.connections.get(connection_id)
+        context = self._context(connection_id, "$disconnect", "DISCONNECT", 0)
+        context["authorizer"] = conn.authorizer if conn else {}
+        context["disconnectStatusCode"] = 1000
+        context["disconnectReason"] = ""
+        try:
+            self._invoke("disconnect", {"requestContext": context, "isBase64Encoded": False})
+        except Exception as exc:
+            self.observer.exception("disconnect", exc)
+
+    def closed_by_gateway(self) -> None:
+        """``$disconnect`` of every id the handlers closed (superseded, flooders, slow)."""
+        while self.api.closing:
+            self.disconnect(self.api.closing.pop(0))
+
+    # -- the event source mappings ----------------------------------------------------
+
+    def _poll(self, queue_url: str, handler: str) -> int:
+        messages = self.raw_sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=0,
+            AttributeNames=["ApproximateReceiveCount"],
+        ).get("Messages", [])
+        if not messages:
+            self.sqs.dirty.discard(queue_url)
+            return 0
+        event = {
+            "Records": [
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": {
+                        "ApproximateReceiveCount": m.get("Attributes", {}).get(
+                            "ApproximateReceiveCount", "1"
+                        )
+                    },
+                    "messageAttributes": {},
+                    "md5OfBody": m.get("MD5OfBody", ""),
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue_url.rsplit('/', 1)[-1]}",
+                    "awsRegion": REGION,
+                }
+                for m in messages
+            ]
+        }
+        try:
+            response = self._invoke(handler, event)
+            failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        except Exception as exc:  # the whole batch failed: every record is retried
+            failed = {m["MessageId"] for m in messages}
+            if not self._processor.exceptions:
+                self.observer.exception(f"{handler} worker", exc)
+        for info, record in zip(
+            self._processor.exceptions, self._processor.fail_messages, strict=False
+        ):
+            if info[1] is not None:
+                body = str(getattr(record, "body", ""))
+                shown = body if len(body) <= 600 else f"{body[:500]}... ({len(body)} chars)"
+                self.observer.exception(f"{handler} record", info[1], f"envelope {shown}")
+        self._processor.exceptions.clear()
+        self._processor.fail_messages.clear()
+        done = [m for m in messages if m["MessageId"] not in failed]
+        if done:
+            self.raw_sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
+                ],
+            )
+        return len(messages)
+
+    def drain(self) -> int:
+        """Run the workers until both queues are empty (delayed messages stay held)."""
+        moved = 0
+        # Posts made by the workers: the frame last sent is only a hint of the cause.
+        last = self.observer.current
+        if not last.startswith("(worker"):
+            self.observer.current = f"(worker delivery; last frame sent: {last[:300]})"
+        routes = (
+            (self.settings.bus_queue_url, "router"),
+            (self.settings.delivery_queue_url, "delivery"),
+        )
+        while True:
+            self.closed_by_gateway()
+            round_moved = 0
+            for url, handler in routes:
+                if url in self.sqs.dirty:
+                    round_moved += self._poll(url, handler)
+            self.closed_by_gateway()
+            if not round_moved and not (self.sqs.dirty & {u for u, _ in routes}):
+                self.observer.current = last
+                return moved
+            moved += round_moved
+
+    def advance(self, seconds: float) -> None:
+        """Let virtual time pass for delayed messages, then drain."""
+        self.sqs.advance(seconds)
+        self.drain()
+
+    def settle(self) -> None:
+        """Drain everything, delayed messages included, until nothing is left."""
+        self.drain()
+        while (due := self.sqs.next_due()) is not None:
+            self.sqs.advance(due - self.sqs.now)
+            self.drain()
+
+    def leftover_items(self) -> dict[str, int]:
+        """Items in the table by key kind (``C``, ``T``, ``S``, ``K``, ``idempotency``)."""
+        out: dict[str, int] = {}
+        db = self.handlers["message"].RUNTIME.clients.dynamodb
+        kwargs: dict[str, Any] = {
+            "TableName": self.settings.table_name,
+            "ProjectionExpression": "pk",
+        }
+        while True:
+            page = db.scan(**kwargs)
+            for item in page.get("Items", []):
+                kind = item["pk"]["S"].split("#", 1)[0]
+                out[kind] = out.get(kind, 0) + 1
+            if "LastEvaluatedKey" not in page:
+                return out
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def dead_letters(self) -> dict[str, int]:
+        out = {}
+        for name, url in self.dlqs.items():
+            attrs = self.raw_sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+            out[name] = int(attrs["ApproximateNumberOfMessages"]) + int(
+                attrs["ApproximateNumberOfMessagesNotVisible"]
+            )
+        return out
+
+    def dead_letter_bodies(self) -> Iterator[tuple[str, str]]:
+        """(queue, body) of every DLQ record."""
+        for name, url in self.dlqs.items():
+            while got := self.raw_sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=900
+            ).get("Messages", []):
+                yield from ((name, m["Body"]) for m in got)
+
+
+@contextmanager
+def partition_queries() -> Iterator[None]:
+    """Make moto's Query read one partition instead of sorting the whole table.
+
+    moto 5 sorts every item of the table on each Query, so Queries slow down as the
+    table grows (rate-limit counters, idempotency records, subscriptions), which
+    would make a long run quadratic. The result is the same: the items whose hash
+    key matches, in range-key order (moto filters and sorts them afterwards).
+    """
+    from moto.dynamodb.models.table import Table
+
+    original_query, original_all_items = Table.query, Table.all_items
+    hint: dict[int, Any] = {}
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+        if index_name is None and hash_key is not None:
+            hint[id(self)] = hash_key
+        try:
+            return original_query(self, hash_key, *args, **kwargs)
+        finally:
+            hint.pop(id(self), None)
+
+    def all_items(self: Any) -> Any:
+        hash_key = hint.get(id(self))
+        if hash_key is None or not self.range_key_attr:
+            return original_all_items(self)
+        partition = self.items.get(hash_key, {})
+        return sorted(partition.values(), key=lambda x: x.range_key)
+
+    Table.query, Table.all_items = query, all_items  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Table.query, Table.all_items = original_query, original_all_items  # type: ignore[method-assign]
+
+
+@contextmanager
+def moto_world(
+    observer: Observer,
+    on_post: Callable[[str, bytes], None],
+    rng: Random,
+    **kwargs: Any,
+) -> Iterator[World]:
+    """A fresh moto account with the stack's resources; Powertools' stdout (EMF metrics,
+    logs) goes nowhere, errors reach ``observer`` through the log handler."""
+    saved_environment = dict(os.environ)
+    apply_environment()
+    modules = handler_modules()
+    saved_state = {
+        (name, attr): getattr(module, attr)
+        for name, module in modules.items()
+        for attr in ("RUNTIME", "KEYS")
+        if hasattr(module, attr)
+    }
+    from moto import mock_aws
+
+    # Powertools' log handler writes to the stdout it found at import: errors reach the
+    # observer through its own handler, the JSON lines go nowhere.
+    powertools = logging.getLogger(ENVIRONMENT["POWERTOOLS_SERVICE_NAME"])
+    streams = [h for h in powertools.handlers if isinstance(h, logging.StreamHandler)]
+    quiet = open(os.devnull, "w")  # noqa: SIM115 - closed in the finally below
+    saved_streams = [h.setStream(quiet) for h in streams]
+    try:
+        with (
+            mock_aws(),
+            partition_queries(),
+            open(os.devnull, "w") as sink,
+            redirect_stdout(sink),
+        ):
+            world = World(observer, on_post, rng, **kwargs)
+            try:
+                yield world
+            finally:
+                world.close()
+    finally:
+        for h, stream in zip(streams, saved_streams, strict=True):
+            if stream is not None:
+                h.setStream(stream)
+        quiet.close()
+        # Leave the process as it was (pytest runs other suites after this one).
+        for (name, attr), value in saved_state.items():
+            setattr(modules[name], attr, value)
+        os.environ.clear()
+        os.environ.update(saved_environment)
