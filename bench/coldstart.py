@@ -176,10 +176,16 @@ def _first_call_events(round_no: int) -> dict[str, dict[str, Any]]:
             "body": json.dumps(snapshot),
             "isBase64Encoded": False,
         },
-        "router": sqs(json.dumps(envelopes.command(consumer, command, cid=f"cid-{round_no}"))),
+        "router": sqs(
+            json.dumps(
+                envelopes.CommandEnvelope.of(consumer, command, cid=f"cid-{round_no}").to_dict()
+            )
+        ),
         "delivery": sqs(
             json.dumps(
-                envelopes.timeout("acme", browser.client_id, command.id, cid=f"cid-{round_no}")
+                envelopes.Timeout(
+                    f"cid-{round_no}", "acme", browser.client_id, command.id
+                ).to_dict()
             )
         ),
         "disconnect": {"requestContext": context(browser, "$disconnect", "DISCONNECT")},

@@ -5,9 +5,8 @@ Only those two import Powertools' batch utility and its event classes.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -20,7 +19,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.handlers._powertools import logger
 from functions.handlers._wiring import Runtime
+from functions.logic.envelopes import BusEnvelope, DeliveryEnvelope
 from functions.logic.relay import Relay
+
+_E = TypeVar("_E", BusEnvelope, DeliveryEnvelope)
 
 __all__ = ["process_queue_batch"]
 
@@ -31,9 +33,11 @@ def process_queue_batch(
     event: dict[str, Any],
     context: LambdaContext,
     runtime: Runtime,
-    handle: Callable[[Relay, dict[str, Any]], None],
+    decode: Callable[[str], _E],
+    handle: Callable[[Relay, _E], None],
 ) -> PartialItemFailureResponse:
-    """Run ``handle`` on each record's envelope; report only the failed records.
+    """Run ``handle`` on each record's envelope (read by ``decode``); report only
+    the failed records (a record that is no envelope fails too).
 
     The event source mapping has ``ReportBatchItemFailures``, so only a failing
     record is retried and, after ``maxReceiveCount`` receives, lands in its DLQ.
@@ -44,8 +48,10 @@ def process_queue_batch(
 
     def record_handler(record: SQSRecord) -> None:
         try:
-            envelope: dict[str, Any] = json.loads(record.body)
-            logger.append_keys(correlation_id=envelope.get("cid"), tenant=envelope.get("tenant"))
+            envelope = decode(record.body)
+            logger.append_keys(
+                correlation_id=envelope.cid, tenant=getattr(envelope, "tenant", None)
+            )
             handle(relay, envelope)
         except Exception:
             # Keyed by the SQS message id, which the message keeps in its DLQ:

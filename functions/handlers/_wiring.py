@@ -18,7 +18,9 @@ from functions.dal.metrics import PowertoolsCounters
 from functions.dal.queues import SqsBus
 from functions.dal.registry import DynamoRegistry
 from functions.handlers._powertools import metrics
-from functions.logic.gateway import Gateway, Limits
+from functions.logic.delivery import Delivery
+from functions.logic.gateway import Gateway
+from functions.logic.limits import Limits
 from functions.logic.ratelimit import RateLimiter
 from functions.logic.relay import Relay
 from functions.models.settings import GatewaySettings
@@ -71,11 +73,22 @@ class Runtime:
         return PowertoolsOnce(self.clients.dynamodb, self.settings.table_name)
 
     @cached_property
+    def delivery(self) -> Delivery:
+        return Delivery(
+            registry=self.registry,
+            flow=self.registry,
+            bus=self.bus,
+            poster=self.poster,
+            counters=self.counters,
+            limits=self.limits,
+        )
+
+    @cached_property
     def relay(self) -> Relay:
         return Relay(
             registry=self.registry,
             flow=self.registry,
-            bus=self.bus,
+            delivery=self.delivery,
             poster=self.poster,
             once=self.once,
             counters=self.counters,
@@ -94,5 +107,5 @@ class Runtime:
             ),
             counters=self.counters,
             limits=self.limits,
-            fan_out=self.relay.fan_out_now,
+            delivery=self.delivery,
         )
