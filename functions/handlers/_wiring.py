@@ -10,6 +10,7 @@ then reused by every warm invocation. Tests build a Runtime with their own
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from functions.dal.clients import HANDOFF_SECONDS, MANAGEMENT_POST_WORST_SECONDS, AWSClients
 from functions.dal.idempotency import PowertoolsOnce
@@ -18,12 +19,14 @@ from functions.dal.metrics import PowertoolsCounters
 from functions.dal.queues import SqsBus
 from functions.dal.registry import DynamoRegistry
 from functions.handlers._powertools import metrics
-from functions.logic.delivery import Delivery
 from functions.logic.gateway import Gateway
 from functions.logic.limits import Limits
 from functions.logic.ratelimit import RateLimiter
-from functions.logic.relay import Relay
 from functions.models.settings import GatewaySettings
+
+if TYPE_CHECKING:
+    from functions.logic.delivery import Delivery
+    from functions.logic.relay import Relay
 
 __all__ = ["AWSClients", "Runtime"]
 
@@ -74,6 +77,9 @@ class Runtime:
 
     @cached_property
     def delivery(self) -> Delivery:
+        # Imported here: $connect and $disconnect never deliver.
+        from functions.logic.delivery import Delivery
+
         return Delivery(
             registry=self.registry,
             flow=self.registry,
@@ -85,6 +91,8 @@ class Runtime:
 
     @cached_property
     def relay(self) -> Relay:
+        from functions.logic.relay import Relay
+
         return Relay(
             registry=self.registry,
             flow=self.registry,

@@ -15,9 +15,9 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from functions.logic import envelopes
-from functions.logic.delivery import Delivery
 from functions.logic.limits import Limits
 from functions.logic.ports import (
     Bus,
@@ -32,6 +32,9 @@ from functions.logic.ports import (
 )
 from functions.logic.ratelimit import RateLimiter
 from functions.models import wire
+
+if TYPE_CHECKING:  # only the message handler fans out: the others never import it
+    from functions.logic.delivery import Delivery
 
 __all__ = ["Gateway", "Limits"]
 
