@@ -10,6 +10,8 @@ flow control are strongly consistent.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, cast
@@ -21,7 +23,6 @@ from functions.logic.ports import (
     ConnectionGoneError,
     ConnectionRecord,
     Identity,
-    OpenOutcome,
     PendingCommand,
     Recipient,
     Reservation,
@@ -62,6 +63,13 @@ def _pair_key(consumer: str, browser: str) -> dict[str, Any]:
 
 def _command_key(tenant: str, target: str, command_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"K#{tenant}#{target}"}, "sk": {"S": command_id}}
+
+
+def _slot(command_id: str) -> str:
+    """A command's entry in its browser's in-flight set: 16 characters whatever
+    the id's length, so the set stays small (1.6 KB at the default bound of 100)."""
+    digest = hashlib.blake2b(command_id.encode(), digest_size=12).digest()
+    return base64.urlsafe_b64encode(digest).decode()
 
 
 def _n(value: int) -> dict[str, str]:
@@ -154,7 +162,6 @@ class DynamoRegistry:
                 "sent": _n(0),
                 "acked": _n(0),
                 "room": _n(window),
-                "inflight": _n(0),
                 "ttl": _n(ttl),
             },
         )
@@ -324,86 +331,193 @@ class DynamoRegistry:
 
     # -- commands -----------------------------------------------------------------
 
-    @staticmethod
-    def _pending(item: dict[str, Any], tenant: str, target: str) -> PendingCommand:
+    def _pending(self, item: dict[str, Any], tenant: str, target: str) -> PendingCommand:
+        claimed = {
+            int(name[1:]): value["S"]
+            for name, value in item.items()
+            if name[:1] == "p" and name[1:].isdigit()
+        }
         return PendingCommand(
             tenant=tenant,
             target_client=target,
             command_id=item["sk"]["S"],
             issuer_connection=item["issuer_connection"]["S"],
             issuer_client=item["issuer_client"]["S"],
-            target_connection=item["target_connection"]["S"],
+            target_connection=item.get("target_connection", {}).get("S", ""),
+            cid=item.get("cid", {}).get("S", ""),
+            sent=bool(item.get("sent", {}).get("BOOL", False)),
+            parts=_num(item, "parts") if "parts" in item else None,
+            claimed=claimed,
+            posted=frozenset(int(n) for n in item.get("posted", {}).get("NS", [])),
+            ended_by=item.get("ended_by", {}).get("S"),
+            code=item.get("code", {}).get("S"),
+            answer=item.get("answer", {}).get("S"),
+            delivered=bool(item.get("delivered", {}).get("BOOL", False)),
         )
 
-    def open_command(self, command: PendingCommand, ttl: int) -> OpenOutcome:
+    def _update_command(
+        self, tenant: str, target: str, command_id: str, **kwargs: Any
+    ) -> tuple[bool, PendingCommand | None]:
+        """A conditional update of a command's item: ``(True, item after)`` when it
+        applied, ``(False, item as it is)`` when the condition failed."""
+        try:
+            item = self._db.update_item(
+                TableName=self._table,
+                Key=_command_key(tenant, target, command_id),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **kwargs,
+            )["Attributes"]
+        except ClientError as error:
+            if not _conditional_failed(error):
+                raise
+            old = error.response.get("Item")
+            if not old or not self._live(old):
+                return False, None
+            return False, self._pending(old, tenant, target)
+        return True, self._pending(item, tenant, target)
+
+    def open_command(self, command: PendingCommand, ttl: int) -> PendingCommand | None:
+        item: dict[str, Any] = {
+            **_command_key(command.tenant, command.target_client, command.command_id),
+            "issuer_connection": {"S": command.issuer_connection},
+            "issuer_client": {"S": command.issuer_client},
+            "cid": {"S": command.cid},
+            "ttl": _n(ttl),
+        }
+        if command.target_connection:
+            item["target_connection"] = {"S": command.target_connection}
+        if command.ended_by is not None:  # refused when sent: born ended, answer recorded
+            item["ended_by"] = {"S": command.ended_by}
+            item["code"] = {"S": command.code or ""}
+            if command.answer is not None:
+                item["answer"] = {"S": command.answer}
         try:
             self._db.put_item(
                 TableName=self._table,
-                Item={
-                    **_command_key(command.tenant, command.target_client, command.command_id),
-                    "issuer_connection": {"S": command.issuer_connection},
-                    "issuer_client": {"S": command.issuer_client},
-                    "target_connection": {"S": command.target_connection},
-                    "ttl": _n(ttl),
-                },
-                ConditionExpression="attribute_not_exists(pk)",
+                Item=item,
+                # An item whose TTL passed is absent, even before DynamoDB deletes it.
+                ConditionExpression="attribute_not_exists(pk) OR #ttl < :now",
+                ExpressionAttributeNames={"#ttl": "ttl"},
+                ExpressionAttributeValues={":now": _n(int(self._clock()))},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
             if not _conditional_failed(error):
                 raise
             existing = error.response.get("Item") or {}
-            same = existing.get("issuer_client", {}).get("S") == command.issuer_client
-            return "duplicate" if same else "conflict"
-        return "opened"
+            return self._pending(existing, command.tenant, command.target_client)
+        return None
 
-    def close_command(
-        self, tenant: str, target_client: str, command_id: str, *, part: int = 0, parts: int = 1
-    ) -> tuple[PendingCommand, bool] | None:
-        key = _command_key(tenant, target_client, command_id)
-        try:
-            item = self._db.update_item(
-                TableName=self._table,
-                Key=key,
-                UpdateExpression="ADD seen :part SET answered = :yes",
-                ConditionExpression="attribute_exists(pk) AND NOT contains(seen, :p)",
-                ExpressionAttributeValues={
-                    ":part": {"NS": [str(part)]},
-                    ":p": _n(part),
-                    ":yes": {"BOOL": True},
-                },
-                ReturnValues="ALL_NEW",
-            )["Attributes"]
-        except ClientError as error:
-            if _conditional_failed(error):
-                return None
-            raise
-        complete = len(item.get("seen", {}).get("NS", [])) >= parts
-        if complete:
-            self._db.delete_item(TableName=self._table, Key=key)
-        return self._pending(item, tenant, target_client), complete
-
-    def expire_command(
+    def get_command(
         self, tenant: str, target_client: str, command_id: str
     ) -> PendingCommand | None:
-        try:
-            old = self._db.delete_item(
-                TableName=self._table,
-                Key=_command_key(tenant, target_client, command_id),
-                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(answered)",
-                ReturnValues="ALL_OLD",
-            ).get("Attributes")
-        except ClientError as error:
-            if _conditional_failed(error):
-                return None
-            raise
-        return self._pending(old, tenant, target_client) if old else None
+        item = self._db.get_item(
+            TableName=self._table,
+            Key=_command_key(tenant, target_client, command_id),
+            ConsistentRead=True,
+        ).get("Item")
+        if not item or not self._live(item):
+            return None
+        return self._pending(item, tenant, target_client)
 
-    def pending_commands(self, tenant: str, target_client: str) -> list[PendingCommand]:
+    def claim_send(
+        self, tenant: str, target_client: str, command_id: str
+    ) -> tuple[bool, PendingCommand | None]:
+        return self._update_command(
+            tenant,
+            target_client,
+            command_id,
+            UpdateExpression="SET sent = :yes",
+            ConditionExpression=(
+                "attribute_exists(pk) AND attribute_not_exists(ended_by) "
+                "AND attribute_not_exists(sent)"
+            ),
+            ExpressionAttributeValues={":yes": {"BOOL": True}},
+        )
+
+    def claim_part(
+        self,
+        tenant: str,
+        target_client: str,
+        command_id: str,
+        *,
+        part: int,
+        parts: int,
+        cid: str,
+        ends: bool,
+    ) -> tuple[bool, PendingCommand | None]:
+        update = "SET #part = :cid, parts = :parts"
+        values: dict[str, Any] = {":cid": {"S": cid}, ":parts": _n(parts)}
+        names = {"#part": f"p{part}"}
+        if ends:
+            update += ", ended_by = :by, #code = :code"
+            values |= {":by": {"S": "result"}, ":code": {"S": "result"}}
+            names["#code"] = "code"
+        return self._update_command(
+            tenant,
+            target_client,
+            command_id,
+            UpdateExpression=update,
+            ConditionExpression=(
+                "attribute_exists(pk) AND attribute_not_exists(ended_by) "
+                "AND (attribute_not_exists(parts) OR parts = :parts) "
+                "AND attribute_not_exists(#part)"
+            ),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def end_command(
+        self,
+        tenant: str,
+        target_client: str,
+        command_id: str,
+        *,
+        by: str,
+        code: str,
+        answer: str | None,
+    ) -> tuple[bool, PendingCommand | None]:
+        update = "SET ended_by = :by, #code = :code"
+        values: dict[str, Any] = {":by": {"S": by}, ":code": {"S": code}}
+        if answer is not None:
+            update += ", answer = :answer"
+            values[":answer"] = {"S": answer}
+        return self._update_command(
+            tenant,
+            target_client,
+            command_id,
+            UpdateExpression=update,
+            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(ended_by)",
+            ExpressionAttributeNames={"#code": "code"},
+            ExpressionAttributeValues=values,
+        )
+
+    def mark_part_posted(self, tenant: str, target_client: str, command_id: str, part: int) -> None:
+        self._update_command(
+            tenant,
+            target_client,
+            command_id,
+            UpdateExpression="ADD posted :part",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":part": {"NS": [str(part)]}},
+        )
+
+    def mark_answered(self, tenant: str, target_client: str, command_id: str) -> None:
+        self._update_command(
+            tenant,
+            target_client,
+            command_id,
+            UpdateExpression="SET delivered = :yes",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":yes": {"BOOL": True}},
+        )
+
+    def commands(self, tenant: str, target_client: str) -> list[PendingCommand]:
         return [
             self._pending(item, tenant, target_client)
             for item in self._query(f"K#{tenant}#{target_client}")
-            if "answered" not in item
+            if self._live(item)
         ]
 
     def count_inbound(self, connection_id: str, window: int, n: int, ttl: int) -> int:
@@ -460,14 +574,24 @@ class DynamoRegistry:
             return "ahead" if seq > _num(old, "sent") else "stale"
         return "ok"
 
-    def add_inflight(self, connection_id: str, bound: int) -> bool:
+    def add_inflight(self, connection_id: str, command_id: str, bound: int) -> bool:
+        # A set of command ids, not a counter: adding or removing an id twice (a
+        # redelivered envelope) changes nothing, so the count never drifts.
+        slot = _slot(command_id)
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key=_meta_key(connection_id),
-                UpdateExpression="ADD inflight :one",
-                ConditionExpression="attribute_exists(pk) AND inflight < :bound",
-                ExpressionAttributeValues={":one": _n(1), ":bound": _n(bound)},
+                UpdateExpression="ADD cmds :slot",
+                ConditionExpression=(
+                    "attribute_exists(pk) AND (attribute_not_exists(cmds) "
+                    "OR size(cmds) < :bound OR contains(cmds, :one))"
+                ),
+                ExpressionAttributeValues={
+                    ":slot": {"SS": [slot]},
+                    ":one": {"S": slot},
+                    ":bound": _n(bound),
+                },
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
@@ -478,18 +602,28 @@ class DynamoRegistry:
             return False
         return True
 
-    def release_inflight(self, connection_id: str) -> None:
+    def release_inflight(self, connection_id: str, command_id: str) -> None:
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key=_meta_key(connection_id),
-                UpdateExpression="ADD inflight :minus",
-                ConditionExpression="inflight > :zero",
-                ExpressionAttributeValues={":minus": _n(-1), ":zero": _n(0)},
+                UpdateExpression="DELETE cmds :slot",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":slot": {"SS": [_slot(command_id)]}},
             )
         except ClientError as error:
             if not _conditional_failed(error):
-                raise  # a gone connection or a count already at zero needs nothing
+                raise  # a gone connection needs nothing
+
+    def inflight_commands(self, connection_id: str) -> int:
+        """How many commands are in flight to a browser connection (tests, operators)."""
+        item = (
+            self._db.get_item(
+                TableName=self._table, Key=_meta_key(connection_id), ConsistentRead=True
+            ).get("Item")
+            or {}
+        )
+        return len(item.get("cmds", {}).get("SS", []))
 
     def park(self, consumer_connection: str, browser_client: str, seq: int, ttl: int) -> bool:
         try:

@@ -289,7 +289,7 @@ class Delivery:
             self.forget(connection_id)
             return False
         except DeliveryRetryableError:
-            self._schedule_retry(connection_id, data, cid)
+            self.schedule_retry(connection_id, data, cid)
         return True
 
     def _post_snapshot(
@@ -305,12 +305,19 @@ class Delivery:
         except DeliveryThrottledError:
             return "throttled"
         except DeliveryRetryableError:
-            self._schedule_retry(connection_id, data, cid)
+            self.schedule_retry(connection_id, data, cid)
         return "posted"
 
-    def _schedule_retry(self, connection_id: str, data: str, cid: str) -> None:
+    def schedule_retry(
+        self, connection_id: str, data: str, cid: str, issuer: tuple[str, str] | None = None
+    ) -> None:
+        """Retry a post through the delivery queue; ``issuer`` (tenant, client id)
+        makes a command's answer follow its issuer to a newer connection."""
         self._counters.count("DeliveryRetried", kind=_kind_of(data))
-        self._bus.schedule(Post(cid, connection_id, data, attempt=1), self._backoff(1))
+        self._bus.schedule(
+            Post(cid, connection_id, data, attempt=1, issuer=issuer),
+            self._backoff(1),
+        )
 
     def _backoff(self, attempt: int) -> int:
         """Full jitter: anywhere from 0 to 2**attempt seconds (SQS's cap 900), so
@@ -321,13 +328,27 @@ class Delivery:
         self, tenant: str, issuer_client: str, issuer_connection: str, data: str, cid: str
     ) -> bool:
         """Post a command's answer to its issuer; if that connection is gone, to the
-        issuer's current connection (a consumer that reconnected meanwhile)."""
-        if self.post(issuer_connection, data, cid):
+        issuer's current connection (a consumer that reconnected meanwhile). A
+        throttled answer is retried through the delivery queue, and that retry
+        follows the issuer the same way.
+
+        Returns False only when the issuer has no connection left.
+        """
+        connection: str | None = issuer_connection
+        for _ in range(2):  # the recorded connection, then the current one
+            if connection is None:
+                return False
+            try:
+                self._poster.post(connection, data)
+            except ConnectionGoneError:
+                self.forget(connection)
+                current = self._registry.lookup_client(tenant, "consumer", issuer_client)
+                connection = None if current == connection else current
+                continue
+            except DeliveryRetryableError:
+                self.schedule_retry(connection, data, cid, issuer=(tenant, issuer_client))
             return True
-        current = self._registry.lookup_client(tenant, "consumer", issuer_client)
-        if current is None or current == issuer_connection:
-            return False
-        return self.post(current, data, cid)
+        return False
 
     def retry_post(self, envelope: Post) -> None:
         """A failed post's next attempt (the delivery queue)."""
@@ -336,6 +357,13 @@ class Delivery:
             self._poster.post(connection_id, envelope.data)
         except ConnectionGoneError:
             self.forget(connection_id)
+            issuer = envelope.issuer
+            if issuer is None:
+                return
+            # A command's answer: follow the issuer to its current connection.
+            current = self._registry.lookup_client(issuer[0], "consumer", issuer[1])
+            if current is not None and current != connection_id:
+                self.retry_post(dataclasses.replace(envelope, to=current))
         except DeliveryRetryableError as exc:
             self._counters.count("DeliveryRetried", kind=_kind_of(envelope.data))
             if attempt >= MAX_POST_ATTEMPTS:

@@ -286,26 +286,46 @@ class BrowserGone(_Sent):
 
 @dataclass(frozen=True, slots=True)
 class Post:
-    """A retry of a failed post of ``data`` (an encoded wire message) to ``to``."""
+    """A retry of a failed post of ``data`` (an encoded wire message) to ``to``.
+
+    ``issuer`` (tenant, consumer client id) marks a command's answer: if ``to`` is
+    gone by then, the retry goes to the issuer's current connection, as a first
+    delivery does.
+    """
 
     kind: ClassVar[str] = "post"
     cid: str
     to: str
     data: str
     attempt: int
+    issuer: tuple[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "kind": self.kind,
             "cid": self.cid,
             "to": self.to,
             "data": self.data,
             "attempt": self.attempt,
         }
+        if self.issuer is not None:
+            out["issuer"] = {"tenant": self.issuer[0], "client": self.issuer[1]}
+        return out
 
     @classmethod
     def from_dict(cls, obj: dict[str, Any]) -> Post:
-        return cls(_str(obj, "cid"), _str(obj, "to"), _str(obj, "data"), _int(obj, "attempt"))
+        raw = obj.get("issuer")
+        issuer: tuple[str, str] | None = None
+        if raw is not None:
+            if not isinstance(raw, dict):
+                raise EnvelopeError("'post' envelope: 'issuer' must be an object")
+            issuer = (
+                _str(raw | {"kind": "post"}, "tenant"),
+                _str(raw | {"kind": "post"}, "client"),
+            )
+        return cls(
+            _str(obj, "cid"), _str(obj, "to"), _str(obj, "data"), _int(obj, "attempt"), issuer
+        )
 
 
 @dataclass(frozen=True, slots=True)

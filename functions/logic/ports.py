@@ -7,8 +7,8 @@ boto3 types cross this boundary: records are plain dataclasses.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:  # envelopes import Identity from here
@@ -25,7 +25,6 @@ __all__ = [
     "FlowControl",
     "Identity",
     "Once",
-    "OpenOutcome",
     "PendingCommand",
     "Poster",
     "Recipient",
@@ -98,17 +97,47 @@ class Reservation:
 
 @dataclass(frozen=True, slots=True)
 class PendingCommand:
-    """A command delivered to a browser and not yet answered."""
+    """A command's item: the one record of its life, from the send to its answer.
+
+    Open until ``ended_by`` is set; every field after ``target_connection`` is a
+    step that a worker records before or after the AWS call it stands for, so a
+    redelivered envelope can tell what was done (docs/architecture.md).
+    """
 
     tenant: str
     target_client: str
     command_id: str
     issuer_connection: str
     issuer_client: str
+    #: The browser's connection when the command was sent; "" when it was offline.
     target_connection: str
+    #: Correlation id of the message that sent the command: equal for an SQS
+    #: redelivery, different when a consumer sends the id again (a reuse).
+    cid: str = ""
+    #: The post to the browser was claimed: it is never posted twice.
+    sent: bool = False
+    #: The result's part count, fixed by the first part that arrived.
+    parts: int | None = None
+    #: Result parts claimed so far: part index -> correlation id of its message.
+    claimed: Mapping[int, str] = field(default_factory=dict)
+    #: Result parts relayed to the issuer (marked after the post).
+    posted: frozenset[int] = frozenset()
+    #: What ended it: ``"result"`` (every part arrived), ``"timeout"``,
+    #: ``"gone"`` (the browser left) or ``"command"`` (refused when sent).
+    ended_by: str | None = None
+    #: How it ended: ``"result"`` or the error code of its answer.
+    code: str | None = None
+    #: The recorded error answer (encoded), posted until ``delivered``.
+    answer: str | None = None
+    #: The recorded error answer reached the issuer (or the retry queue); a
+    #: result's parts are marked one by one in ``posted``.
+    delivered: bool = False
+
+    @property
+    def ended(self) -> bool:
+        return self.ended_by is not None
 
 
-OpenOutcome = Literal["opened", "duplicate", "conflict"]
 AckOutcome = Literal["ok", "stale", "ahead"]
 
 
@@ -148,28 +177,68 @@ class Registry(Protocol):
     def recipients(self, tenant: str, browser_client_id: str) -> list[Recipient]:
         """Consumers that receive ``browser_client_id``'s snapshots (deduplicated)."""
 
-    def open_command(self, command: PendingCommand, ttl: int) -> OpenOutcome:
-        """Record a pending command unless one with that id exists for the browser."""
+    def open_command(self, command: PendingCommand, ttl: int) -> PendingCommand | None:
+        """Store ``command`` unless its browser has a live command with that id:
+        None when stored, else the existing command (unchanged)."""
 
-    def close_command(
-        self, tenant: str, target_client: str, command_id: str, *, part: int = 0, parts: int = 1
-    ) -> tuple[PendingCommand, bool] | None:
-        """Claim one part of the answer to a pending command.
-
-        Returns ``(command, complete)`` the first time a given part is claimed
-        (``complete`` once every part is) and None when the command is unknown
-        (answered, timed out, never sent) or the part was claimed before. The
-        record disappears once every part is claimed.
-        """
-
-    def expire_command(
+    def get_command(
         self, tenant: str, target_client: str, command_id: str
     ) -> PendingCommand | None:
-        """Remove a pending command no part of whose answer has arrived; return it,
-        or None when it is answered or unknown."""
+        """The command's item as it is now (strongly consistent), or None."""
 
-    def pending_commands(self, tenant: str, target_client: str) -> list[PendingCommand]:
-        """Commands still pending for a browser."""
+    def claim_send(
+        self, tenant: str, target_client: str, command_id: str
+    ) -> tuple[bool, PendingCommand | None]:
+        """Claim the post of an open command to its browser, once.
+
+        Returns ``(True, command after)`` for the first claim, else ``(False,
+        command as it is)``: already claimed, or ended; None when unknown.
+        """
+
+    def claim_part(
+        self,
+        tenant: str,
+        target_client: str,
+        command_id: str,
+        *,
+        part: int,
+        parts: int,
+        cid: str,
+        ends: bool,
+    ) -> tuple[bool, PendingCommand | None]:
+        """Claim part ``part`` of the command's result for message ``cid``.
+
+        Claimed only while the command is open, ``parts`` agrees with the first
+        part's and the part is new; ``ends`` also ends the command with this part
+        (``ended_by = "result"``). Returns ``(True, command after)`` or
+        ``(False, command as it is)``; None when unknown.
+        """
+
+    def end_command(
+        self,
+        tenant: str,
+        target_client: str,
+        command_id: str,
+        *,
+        by: str,
+        code: str,
+        answer: str | None,
+    ) -> tuple[bool, PendingCommand | None]:
+        """End an open command, recording what ended it and its answer.
+
+        Returns ``(True, command after)``, or ``(False, command as it is)`` when it
+        had already ended; None when unknown.
+        """
+
+    def mark_part_posted(self, tenant: str, target_client: str, command_id: str, part: int) -> None:
+        """Note that a result part reached the issuer."""
+
+    def mark_answered(self, tenant: str, target_client: str, command_id: str) -> None:
+        """Note that the command's terminal answer reached the issuer."""
+
+    def commands(self, tenant: str, target_client: str) -> list[PendingCommand]:
+        """Every command item of a browser, open or ended (ended ones are kept
+        for an hour, so a reused id is recognized)."""
 
     def count_inbound(self, connection_id: str, window: int, n: int, ttl: int) -> int:
         """Add ``n`` messages to the connection's counter for ``window``; return the total."""
@@ -186,11 +255,13 @@ class FlowControl(Protocol):
         ahead of the last ack (nothing changes); ``"ahead"`` when ``seq`` is beyond
         the last delivery (refused)."""
 
-    def add_inflight(self, connection_id: str, bound: int) -> bool:
-        """Count one more command in flight to a browser, unless ``bound`` are."""
+    def add_inflight(self, connection_id: str, command_id: str, bound: int) -> bool:
+        """Count ``command_id`` in flight to a browser unless ``bound`` others are
+        (idempotent: counting it again changes nothing); ConnectionGoneError when
+        the browser's connection is not registered."""
 
-    def release_inflight(self, connection_id: str) -> None:
-        """One command of the browser was answered or timed out."""
+    def release_inflight(self, connection_id: str, command_id: str) -> None:
+        """``command_id`` is no longer in flight to the browser (idempotent)."""
 
     def park(self, consumer_connection: str, browser_client: str, seq: int, ttl: int) -> bool:
         """Note that snapshot ``seq`` waits for the consumer; False when a newer

@@ -8,8 +8,10 @@ router function); :meth:`Relay.handle_delivery` consumes the delivery queue
   window; beyond the window the newest snapshot per browser waits (is parked)
   and older ones are dropped and counted in the next delivery's ``missed``;
 * a command is answered exactly once for its sender: the browser's result, or
-  ``target_offline``, ``busy``, ``conflict`` or ``timeout``; it is delivered to
-  the browser at most once per id (idempotency) while its record lives;
+  ``target_offline``, ``busy``, ``conflict`` or ``timeout``, even when a worker
+  dies between any two steps (the command's item records each step; see
+  docs/architecture.md); it is posted to the browser at most once, and a reused
+  id is answered ``conflict``;
 * a post that returns 410 forgets the *target* connection; a failing post is
   retried through the delivery queue with backoff and full jitter, then the
   dead-letter queue; except that a *throttled* (429) snapshot post is dropped and
@@ -25,6 +27,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from functions.logic.delivery import Delivery, DeliveryFailedError
@@ -54,18 +57,12 @@ from functions.logic.ports import (
 )
 from functions.models import wire
 
-__all__ = ["CommandRejectedError", "DeliveryFailedError", "Relay"]
+__all__ = ["DeliveryFailedError", "Relay"]
 
 RAW_COMMAND_TIMEOUT = 30.0
-
-
-class CommandRejectedError(Exception):
-    """A command cannot be delivered; ``code`` goes back to its sender."""
-
-    def __init__(self, code: wire.ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code: wire.ErrorCode = code
-        self.message = message
+#: How long a command's item outlives its timeout: the same id sent again to that
+#: browser within this time is a reuse and gets ``conflict`` (docs/protocol.md).
+COMMAND_MEMORY_SECONDS = 3600
 
 
 class Relay:
@@ -128,87 +125,200 @@ class Relay:
 
     # -- commands and results ------------------------------------------------
 
+    # A command's item is the one record of its life (docs/architecture.md, "A
+    # command's item"): open -> in-flight slot taken -> post claimed -> ended (by
+    # what, with the answer recorded) -> answer delivered. Each step is a
+    # conditional write that a redelivered envelope repeats or skips, so a worker
+    # that dies anywhere leaves a state its retry finishes, and every command gets
+    # exactly one terminal answer.
+
     def _command(self, envelope: CommandEnvelope | RawCommand, msg: wire.Command) -> None:
         tenant, issuer_client = envelope.tenant, envelope.client
-        command_id = msg.id
+        command_id: str = msg.id
         key = f"{tenant}/{issuer_client}/{command_id}"
-        try:
-            self._once(key, lambda: self._deliver_command(envelope, msg))
-        except CommandRejectedError as rejected:
-            self._counters.count("Errors", code=rejected.code)
-            error = wire.ErrorMessage(code=rejected.code, message=rejected.message, id=command_id)
-            self._delivery.answer_issuer(
-                tenant, issuer_client, envelope.connection, wire.encode(error), envelope.cid
+        first = self._once(key, lambda: self._deliver_command(envelope, msg))
+        if first.get("cid", envelope.cid) != envelope.cid:
+            # Not SQS redelivering this message: the consumer sent the id again.
+            self._refuse_reuse(
+                envelope,
+                command_id,
+                f"command id {command_id!r} was already used by your command to browser "
+                f"{first.get('target', '?')!r}; use a new id for every command",
             )
+
+    def _refuse_reuse(
+        self, envelope: CommandEnvelope | RawCommand, command_id: str, message: str
+    ) -> None:
+        """A reused id gets ``conflict``; the command that had it is unaffected."""
+        self._counters.count("Errors", code="conflict")
+        error = wire.ErrorMessage(code="conflict", message=message, id=command_id)
+        self._delivery.answer_issuer(
+            envelope.tenant,
+            envelope.client,
+            envelope.connection,
+            wire.encode(error),
+            envelope.cid,
+        )
 
     def _deliver_command(
         self, envelope: CommandEnvelope | RawCommand, msg: wire.Command
     ) -> dict[str, Any]:
+        """Open the command's item, take a slot, post to the browser, arm the timeout.
+
+        Run again on a redelivery (a worker died), it resumes from the item.
+        Returns what Powertools keeps for the id: the message that used it first.
+        """
         tenant, cid = envelope.tenant, envelope.cid
-        target = msg.target
-        command_id = msg.id
+        target: str = msg.target
+        command_id: str = msg.id
         timeout = float(msg.timeout)
-        target_connection = self._registry.lookup_client(tenant, "browser", target)
-        if target_connection is None:
-            raise CommandRejectedError("target_offline", f"browser {target!r} is not connected")
-        pending = PendingCommand(
+        done = {"cid": cid, "target": target}
+        target_connection = self._registry.lookup_client(tenant, "browser", target) or ""
+        fresh = PendingCommand(
             tenant=tenant,
             target_client=target,
             command_id=command_id,
             issuer_connection=envelope.connection,
             issuer_client=envelope.client,
             target_connection=target_connection,
+            cid=cid,
         )
-        ttl = int(self._clock() + timeout) + 600
-        outcome = self._registry.open_command(pending, ttl)
-        if outcome == "conflict":
-            raise CommandRejectedError(
-                "conflict",
-                f"command id {command_id!r} is already pending for browser {target!r} "
-                "from another consumer; use unique ids",
+        if not target_connection:  # refused at once, but recorded: a retry answers the same
+            answer = self._error_data(
+                "target_offline", f"browser {target!r} is not connected", command_id
             )
-        if outcome == "opened":
-            try:
-                admitted = self._flow.add_inflight(
-                    target_connection, self._limits.max_inflight_commands
-                )
-            except ConnectionGoneError:
-                admitted = False
-            if not admitted:
-                self._registry.expire_command(tenant, target, command_id)
-                raise CommandRejectedError(
-                    "busy",
-                    f"browser {target!r} has {self._limits.max_inflight_commands} commands "
-                    "in flight; retry after some results",
-                )
-        delivery = wire.CommandDelivery(
-            id=command_id,
-            source=envelope.client,
-            name=msg.name,
-            args=msg.args,
-            timeout=timeout,
-        )
-        data = wire.encode(delivery)
+            fresh = replace(fresh, ended_by="command", code="target_offline", answer=answer)
+        ttl = int(self._clock() + timeout) + COMMAND_MEMORY_SECONDS
+        existing = self._registry.open_command(fresh, ttl)
+        command = fresh if existing is None else existing
+        if command.cid != cid or command.issuer_client != envelope.client:
+            other = "another consumer" if command.issuer_client != envelope.client else "you"
+            self._refuse_reuse(
+                envelope,
+                command_id,
+                f"command id {command_id!r} is already used for browser {target!r} by "
+                f"{other}; use a new id for every command",
+            )
+            return done
+        if existing is None and command.ended:
+            self._counters.count("Errors", code="target_offline")
+        if command.ended:
+            if command.ended_by == "command":
+                self._finish(command, cid)
+            return done  # else its result, timeout or browser_gone answers it
         try:
-            self._poster.post(target_connection, data)
+            admitted: bool | None = self._flow.add_inflight(
+                command.target_connection, command_id, self._limits.max_inflight_commands
+            )
         except ConnectionGoneError:
-            self._registry.expire_command(tenant, target, command_id)
-            self._delivery.forget(target_connection)
-            raise CommandRejectedError(
-                "target_offline", f"browser {target!r} disconnected"
-            ) from None
-        except DeliveryRetryableError:
-            self._counters.count("DeliveryRetried")
-            self._bus.schedule(Post(cid, target_connection, data, attempt=1), 1)
+            admitted = None
+        if not admitted:
+            if admitted is None:
+                code: wire.ErrorCode = "target_offline"
+                text = f"browser {target!r} disconnected"
+            else:
+                code = "busy"
+                text = (
+                    f"browser {target!r} has {self._limits.max_inflight_commands} commands "
+                    "in flight; retry after some results"
+                )
+            self._end(command, by="command", code=code, message=text, cid=cid)
+            return done
+        claimed, state = self._registry.claim_send(tenant, target, command_id)
+        if state is None:
+            return done
+        if state.ended:
+            # It ended (the browser left) while this worker took its slot: give it back.
+            self._flow.release_inflight(command.target_connection, command_id)
+            if state.ended_by == "command":
+                self._finish(state, cid)
+            return done
+        if claimed:  # a redelivery that finds the post claimed never posts again
+            delivery = wire.CommandDelivery(
+                id=command_id,
+                source=envelope.client,
+                name=msg.name,
+                args=msg.args,
+                timeout=timeout,
+            )
+            data = wire.encode(delivery)
+            try:
+                self._poster.post(command.target_connection, data)
+            except ConnectionGoneError:
+                self._delivery.forget(command.target_connection)
+                self._end(
+                    state,
+                    by="command",
+                    code="target_offline",
+                    message=f"browser {target!r} disconnected",
+                    cid=cid,
+                )
+                return done
+            except DeliveryRetryableError:
+                self._delivery.schedule_retry(command.target_connection, data, cid)
+            self._counters.count("Relayed")
+            self._delivery.observe_latency(_sent_at(envelope))
+        # Every run arms the timeout: a duplicate check finds the command ended.
         self._bus.schedule(
             Timeout(cid, tenant, target, command_id),
             delay_seconds=min(900, math.ceil(timeout)),
         )
-        self._counters.count("Relayed")
-        self._delivery.observe_latency(
-            envelope.t if isinstance(envelope, CommandEnvelope) else None
+        return done
+
+    def _end(
+        self,
+        command: PendingCommand,
+        *,
+        by: str,
+        code: wire.ErrorCode,
+        message: str,
+        cid: str,
+    ) -> None:
+        """End an open command with an error answer: recorded first, then posted.
+
+        Nothing happens when something else ended it first (that one answers).
+        """
+        answer = self._error_data(code, message, command.command_id)
+        ended, state = self._registry.end_command(
+            command.tenant,
+            command.target_client,
+            command.command_id,
+            by=by,
+            code=code,
+            answer=answer,
         )
-        return {"delivered_to": target_connection}
+        if state is None or state.ended_by != by:
+            return
+        if ended:
+            self._counters.count("Errors", code=code)
+        self._finish(state, cid)
+
+    def _finish(self, command: PendingCommand, cid: str) -> None:
+        """Give back the browser's slot, then post the recorded answer unless it was
+        delivered. Each step can be repeated: a redelivery calls this again."""
+        if command.target_connection:
+            self._flow.release_inflight(command.target_connection, command.command_id)
+        if command.delivered or command.answer is None:
+            return
+        self._delivery.answer_issuer(
+            command.tenant,
+            command.issuer_client,
+            command.issuer_connection,
+            command.answer,
+            cid,
+        )
+        self._registry.mark_answered(command.tenant, command.target_client, command.command_id)
+
+    @staticmethod
+    def _error_data(code: wire.ErrorCode, message: str, command_id: str) -> str:
+        return wire.encode(wire.ErrorMessage(code=code, message=message, id=command_id))
+
+    @staticmethod
+    def _progress(command: PendingCommand) -> str:
+        """How much of its result a command got, for the message of its error."""
+        if not command.claimed:
+            return ""
+        return f" ({len(command.claimed)} of {command.parts} result parts arrived)"
 
     def _raw_command(self, envelope: RawCommand) -> None:
         """A seed consumer's raw frame: the command goes to every browser it follows."""
@@ -252,22 +362,45 @@ class Relay:
             self._command(envelope, msg)
 
     def _result(self, envelope: ResultEnvelope) -> None:
-        tenant, source, msg = envelope.tenant, envelope.client, envelope.msg
-        command_id = msg.id
-        claimed = self._registry.close_command(
-            tenant, source, command_id, part=msg.part, parts=msg.parts
+        tenant, source, msg, cid = (
+            envelope.tenant,
+            envelope.client,
+            envelope.msg,
+            envelope.cid,
         )
-        if claimed is None:
-            error = wire.ErrorMessage(
-                code="bad_request",
-                message=f"no pending command {command_id!r}: answered, timed out or never sent",
-                id=command_id,
+        command_id: str = msg.id
+        part: int = msg.part
+        parts: int = msg.parts
+        claimed, command = self._registry.claim_part(
+            tenant, source, command_id, part=part, parts=parts, cid=cid, ends=parts == 1
+        )
+        if command is None:
+            self._refuse_part(
+                envelope,
+                command_id,
+                f"no pending command {command_id!r}: answered, timed out or never sent",
             )
-            self._delivery.post(envelope.connection, wire.encode(error), envelope.cid)
             return
-        pending, complete = claimed
-        if complete:
-            self._flow.release_inflight(pending.target_connection)
+        if not claimed and command.claimed.get(part) != cid:
+            self._refuse_part(envelope, command_id, self._refusal(command, part, parts))
+            return
+        # Claimed now, or by this very message before its worker died (a redelivery).
+        if not command.ended and len(command.claimed) >= (command.parts or parts):
+            # Every part is in: the result ends the command (whichever part sees it first).
+            _, state = self._registry.end_command(
+                tenant, source, command_id, by="result", code="result", answer=None
+            )
+            if state is None:
+                return
+            command = state
+        if command.ended and command.ended_by != "result":
+            # It ended (timeout, browser gone) after this part was claimed: the
+            # issuer has its one terminal answer, so the part is not relayed.
+            return
+        if command.ended:
+            self._flow.release_inflight(command.target_connection, command_id)
+        if part in command.posted:
+            return
         delivery = wire.ResultDelivery(
             id=command_id,
             source=source,
@@ -275,38 +408,59 @@ class Relay:
             value=msg.value,
             error=msg.error,
             code=msg.code,
-            part=msg.part,
-            parts=msg.parts,
+            part=part,
+            parts=parts,
         )
-        if self._delivery.answer_issuer(
+        posted = self._delivery.answer_issuer(
             tenant,
-            pending.issuer_client,
-            pending.issuer_connection,
+            command.issuer_client,
+            command.issuer_connection,
             wire.encode(delivery),
-            envelope.cid,
-        ):
+            cid,
+        )
+        self._registry.mark_part_posted(tenant, source, command_id, part)
+        if posted:
             self._counters.count("Relayed")
-            self._delivery.observe_latency(envelope.t)
+            self._delivery.observe_latency(_sent_at(envelope))
+
+    @staticmethod
+    def _refusal(command: PendingCommand, part: int, parts: int) -> str:
+        """Why a result part was refused, precisely."""
+        command_id = command.command_id
+        if command.ended:
+            how = {"result": "was answered", "timeout": "timed out"}.get(
+                command.code or "", f"ended with {command.code}"
+            )
+            return f"no pending command {command_id!r}: it {how}"
+        if command.parts is not None and command.parts != parts:
+            return (
+                f"result {command_id!r} part {part}: parts={parts} disagrees with "
+                f"parts={command.parts} of its first part"
+            )
+        return f"result {command_id!r}: part {part} was already received"
+
+    def _refuse_part(self, envelope: ResultEnvelope, command_id: str, message: str) -> None:
+        self._counters.count("Errors", code="bad_request")
+        error = wire.ErrorMessage(code="bad_request", message=message, id=command_id)
+        self._delivery.post(envelope.connection, wire.encode(error), envelope.cid)
 
     def _timeout(self, envelope: Timeout) -> None:
         tenant, target, command_id = envelope.tenant, envelope.target, envelope.id
-        pending = self._registry.expire_command(tenant, target, command_id)
-        if pending is None:
-            return  # answered in time
-        self._flow.release_inflight(pending.target_connection)
-        self._counters.count("Errors", code="timeout")
-        error = wire.ErrorMessage(
-            code="timeout",
-            message=f"browser {target!r} did not answer command {command_id!r} in time",
-            id=command_id,
-        )
-        self._delivery.answer_issuer(
-            tenant,
-            pending.issuer_client,
-            pending.issuer_connection,
-            wire.encode(error),
-            envelope.cid,
-        )
+        command = self._registry.get_command(tenant, target, command_id)
+        if command is None:
+            return
+        if command.ended:
+            if command.ended_by == "timeout":  # a redelivery: finish what was started
+                self._finish(command, envelope.cid)
+            return  # answered in time, or ended otherwise
+        if command.claimed:
+            message = (
+                f"browser {target!r} did not finish its result to command {command_id!r} "
+                f"in time{self._progress(command)}"
+            )
+        else:
+            message = f"browser {target!r} did not answer command {command_id!r} in time"
+        self._end(command, by="timeout", code="timeout", message=message, cid=envelope.cid)
 
     # -- presence -----------------------------------------------------------------
 
@@ -324,21 +478,24 @@ class Relay:
             envelope.client,
             envelope.connection,
         )
-        for pending in self._registry.pending_commands(tenant, client):
-            if pending.target_connection != connection_id:
+        for command in self._registry.commands(tenant, client):
+            if command.target_connection != connection_id:
                 continue
-            if self._registry.expire_command(tenant, client, pending.command_id) is None:
+            if command.ended:
+                if command.ended_by == "gone" and not command.delivered:
+                    self._finish(command, envelope.cid)  # a redelivery
                 continue
-            error = wire.ErrorMessage(
+            self._end(
+                command,
+                by="gone",
                 code="target_offline",
-                message=f"browser {client!r} disconnected before answering",
-                id=pending.command_id,
-            )
-            self._delivery.answer_issuer(
-                tenant,
-                pending.issuer_client,
-                pending.issuer_connection,
-                wire.encode(error),
-                envelope.cid,
+                message=f"browser {client!r} disconnected before answering"
+                + self._progress(command),
+                cid=envelope.cid,
             )
         self._presence(tenant, client, False, envelope)
+
+
+def _sent_at(envelope: CommandEnvelope | RawCommand | ResultEnvelope) -> int | None:
+    """When the gateway took a client's message (ms), for the latency metric."""
+    return None if isinstance(envelope, RawCommand) else envelope.t
