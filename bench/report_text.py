@@ -156,6 +156,7 @@ def _coldstart(doc: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     first = cold.get("first_invocation", {})
+    before = cold.get("before")
     base = cold["venv"]["boto3"]["median_s"]
     for module, v in cold["venv"].items():
         name = module.removeprefix("functions.handlers.")
@@ -168,6 +169,14 @@ def _coldstart(doc: dict[str, Any]) -> list[str]:
             f"{_f(first[name]['median_s'] * 1000, 0) if name in first else 'n/a'} | "
             f"{_ratio(first.get(name), base)} |"
         )
+    if before:
+        lines += [
+            "",
+            f"Before issue 12 ({before['what']}): slowest handler {before['import_ratio']:.2f}x "
+            f"boto3 in the venv, {before['asset_ratio']:.2f}x from the asset, "
+            f"{before['first_invocation_ratio']:.2f}x with the first invocation's build; "
+            f"asset {before['asset_unzipped_mb']:.1f} MB unzipped.",
+        ]
     breakdown = cold.get("message_import_breakdown_ms", {})
     top = list(breakdown.items())[:8]
     lines += [
