@@ -317,12 +317,11 @@ class Post:
         raw = obj.get("issuer")
         issuer: tuple[str, str] | None = None
         if raw is not None:
-            if not isinstance(raw, dict):
-                raise EnvelopeError("'post' envelope: 'issuer' must be an object")
-            issuer = (
-                _str(raw | {"kind": "post"}, "tenant"),
-                _str(raw | {"kind": "post"}, "client"),
-            )
+            tenant = raw.get("tenant") if isinstance(raw, dict) else None
+            client = raw.get("client") if isinstance(raw, dict) else None
+            if not isinstance(tenant, str) or not isinstance(client, str):
+                raise EnvelopeError("'post' envelope: 'issuer' must be {tenant, client} strings")
+            issuer = (tenant, client)
         return cls(
             _str(obj, "cid"), _str(obj, "to"), _str(obj, "data"), _int(obj, "attempt"), issuer
         )
