@@ -35,7 +35,7 @@ def run_part(name: str, *, quick: bool) -> dict[str, Any]:
     if name == "coldstart":
         from bench.coldstart import run_coldstart
 
-        return run_coldstart(rounds=1, bundle=False) if quick else run_coldstart(rounds=5)
+        return run_coldstart(rounds=1, bundle=False) if quick else run_coldstart(rounds=9)
     if name == "local":
         from bench.local import run_local
 

@@ -11,11 +11,19 @@ is the median of the rounds. Two settings:
   built with ``pip --no-compile``: every cold start compiles what it imports
   from the asset. boto3 itself comes from the runtime (here: the venv).
 
+A third figure per handler, ``first_invocation``, is its import plus
+everything its first invocation builds (boto3 clients, adapters, the
+idempotency layer, the secrets provider), in one fresh interpreter, against a
+local moto server, with the time spent inside the AWS calls themselves left
+out (``bench/firstcall.py``): lazy building must not just move the cold start
+from the import into the first invocation.
+
 Asset sizes come from a real ``synthesize`` of the CDK app with bundling.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -26,7 +34,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["HANDLERS", "asset_sizes", "import_breakdown", "import_times", "run_coldstart"]
+__all__ = [
+    "HANDLERS",
+    "asset_sizes",
+    "first_invocation_times",
+    "import_breakdown",
+    "import_times",
+    "run_coldstart",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDLERS = ("authorizer", "connect", "disconnect", "message", "router", "delivery")
@@ -60,6 +75,8 @@ def _time_import(module: str, env: Mapping[str, str], path_first: Path | None) -
         environment["PYTHONDONTWRITEBYTECODE"] = "1"
     else:
         environment["PYTHONPATH"] = str(ROOT)
+        # The venv setting measures with bytecode cached, whatever the caller's shell says.
+        environment.pop("PYTHONDONTWRITEBYTECODE", None)
     completed = subprocess.run(
         [sys.executable, "-c", _PROBE.format(module=module)],
         cwd=str(path_first or ROOT),
@@ -90,11 +107,180 @@ def import_times(
     return {m: {"median_s": statistics.median(s), "samples_s": s} for m, s in samples.items()}
 
 
+# The order a connection's life takes: each step finds what the previous ones made.
+_FIRST_CALL_ORDER = ("authorizer", "connect", "message", "router", "delivery", "disconnect")
+_SIGNING_KEY = "bench-signing-key-0123456789abcdef"
+
+
+def _first_call_events(round_no: int) -> dict[str, dict[str, Any]]:
+    """One representative first event per handler (a browser's life, round ``round_no``)."""
+    from functions.logic import envelopes
+    from functions.logic.auth import mint_token
+    from functions.logic.ports import Identity
+    from functions.models import wire
+
+    browser = Identity(
+        connection_id=f"browser{round_no}==",
+        tenant="acme",
+        role="browser",
+        client_id=f"b{round_no}",
+    )
+    consumer = Identity(
+        connection_id=f"consumer{round_no}==", tenant="acme", role="consumer", client_id="c1"
+    )
+
+    def context(identity: Identity, route: str, kind: str) -> dict[str, Any]:
+        return {
+            "routeKey": route,
+            "eventType": kind,
+            "connectionId": identity.connection_id,
+            "requestId": f"req-{route}-{round_no}",
+            "messageId": f"msg-{round_no}",
+            "authorizer": {
+                "tenant": identity.tenant,
+                "role": identity.role,
+                "client_id": identity.client_id,
+            },
+        }
+
+    def sqs(body: str) -> dict[str, Any]:
+        record = {
+            "messageId": f"m-{round_no}",
+            "receiptHandle": "rh",
+            "body": body,
+            "attributes": {"ApproximateReceiveCount": "1"},
+            "messageAttributes": {},
+            "md5OfBody": "",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+            "awsRegion": "us-east-1",
+        }
+        return {"Records": [record]}
+
+    token = mint_token(_SIGNING_KEY, tenant="acme", role="browser", client_id=browser.client_id)
+    command = wire.Command(id=f"cmd{round_no}", target=browser.client_id, name="click")
+    snapshot = {"action": "snapshot", "sid": "s1", "seq": 1, "data": "<html>x</html>"}
+    return {
+        "authorizer": {
+            "type": "REQUEST",
+            "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abc/bench/$connect",
+            "queryStringParameters": {"token": token},
+            "requestContext": {"connectionId": "pending", "requestId": f"auth-{round_no}"},
+        },
+        "connect": {
+            "queryStringParameters": {"token": "x"},
+            "requestContext": context(browser, "$connect", "CONNECT"),
+        },
+        "message": {
+            "requestContext": context(browser, "$default", "MESSAGE"),
+            "body": json.dumps(snapshot),
+            "isBase64Encoded": False,
+        },
+        "router": sqs(
+            json.dumps(
+                envelopes.CommandEnvelope.of(consumer, command, cid=f"cid-{round_no}").to_dict()
+            )
+        ),
+        "delivery": sqs(
+            json.dumps(
+                envelopes.Timeout(
+                    f"cid-{round_no}", "acme", browser.client_id, command.id
+                ).to_dict()
+            )
+        ),
+        "disconnect": {"requestContext": context(browser, "$disconnect", "DISCONNECT")},
+    }
+
+
+def _create_resources(endpoint: str) -> None:
+    import boto3
+
+    session = boto3.session.Session(
+        region_name="us-east-1", aws_access_key_id="bench", aws_secret_access_key="bench"
+    )
+    dynamodb = session.client("dynamodb", endpoint_url=endpoint)
+    dynamodb.create_table(
+        TableName=_HANDLER_ENV["TABLE_NAME"],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    sqs = session.client("sqs", endpoint_url=endpoint)
+    for url in (_HANDLER_ENV["BUS_QUEUE_URL"], _HANDLER_ENV["DELIVERY_QUEUE_URL"]):
+        sqs.create_queue(QueueName=url.rsplit("/", 1)[-1])
+    session.client("secretsmanager", endpoint_url=endpoint).create_secret(
+        Name=_HANDLER_ENV["SIGNING_SECRET_ID"], SecretString=_SIGNING_KEY
+    )
+
+
+def first_invocation_times(rounds: int) -> dict[str, dict[str, Any]]:
+    """Per handler: import plus first-invocation build, AWS calls excluded (medians)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        _create_resources(endpoint)
+        environment = (
+            dict(os.environ)
+            | _HANDLER_ENV
+            | {
+                "AWS_ENDPOINT_URL": endpoint,
+                "PYTHONPATH": str(ROOT),
+                "POWERTOOLS_LOG_LEVEL": "ERROR",
+            }
+        )
+        environment.pop("PYTHONDONTWRITEBYTECODE", None)  # the venv setting: bytecode cached
+        samples: dict[str, list[dict[str, float]]] = {h: [] for h in _FIRST_CALL_ORDER}
+        for round_no in range(rounds + 1):  # round 0 warms the file cache and bytecode
+            events = _first_call_events(round_no)
+            for handler in _FIRST_CALL_ORDER:
+                completed = subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "bench.firstcall",
+                        f"functions.handlers.{handler}",
+                        json.dumps(events[handler]),
+                    ],
+                    cwd=str(ROOT),
+                    env=environment,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    timeout=120,
+                )
+                if round_no:
+                    samples[handler].append(json.loads(completed.stdout.strip().splitlines()[-1]))
+    finally:
+        server.stop()
+    out: dict[str, dict[str, Any]] = {}
+    for handler, runs in samples.items():
+        totals = [r["import_s"] + r["invoke_s"] - r["aws_s"] for r in runs]
+        out[handler] = {
+            "median_s": statistics.median(totals),
+            "import_median_s": statistics.median(r["import_s"] for r in runs),
+            "build_median_s": statistics.median(r["invoke_s"] - r["aws_s"] for r in runs),
+            "aws_median_s": statistics.median(r["aws_s"] for r in runs),
+            "samples_s": totals,
+        }
+    return out
+
+
 def import_breakdown(module: str) -> dict[str, float]:
     """Where one import spends its time: ``-X importtime`` self times summed per
     top-level package, in ms (bytecode cached; the tracing inflates all a little).
     Module-level work, such as creating boto3 clients, counts for its module."""
     environment = dict(os.environ) | _HANDLER_ENV | {"PYTHONPATH": str(ROOT)}
+    environment.pop("PYTHONDONTWRITEBYTECODE", None)
     completed = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", f"import {module}"],
         cwd=str(ROOT),
@@ -182,6 +368,10 @@ def run_coldstart(*, rounds: int = 7, bundle: bool = True) -> dict[str, Any]:
     out["ratio_vs_boto3"] = ratios
     out["handler_import_ratio_vs_boto3"] = max(ratios.values())
     out["message_import_breakdown_ms"] = import_breakdown("functions.handlers.message")
+    print(f"[coldstart] first invocations, {rounds} rounds", file=sys.stderr, flush=True)
+    first = first_invocation_times(rounds)
+    out["first_invocation"] = first
+    out["first_invocation_ratio_vs_boto3"] = {h: first[h]["median_s"] / base for h in HANDLERS}
     if bundle:
         print("[coldstart] synthesizing with bundling", file=sys.stderr, flush=True)
         with tempfile.TemporaryDirectory() as tmp:

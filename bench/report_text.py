@@ -151,9 +151,12 @@ def _coldstart(doc: dict[str, Any]) -> list[str]:
         f"Each import timed in a fresh interpreter (Python {cold['python']} here; Lambda runs 3.14),",
         f"median of {cold['rounds']} interleaved rounds, same run for all:",
         "",
-        "| module | venv (ms) | ratio vs boto3 | from the asset, no bytecode (ms) | ratio |",
-        "|---|---|---|---|---|",
+        "| module | venv (ms) | ratio vs boto3 | from the asset, no bytecode (ms) | ratio "
+        "| import + first-invocation build (ms) | ratio |",
+        "|---|---|---|---|---|---|---|",
     ]
+    first = cold.get("first_invocation", {})
+    before = cold.get("before")
     base = cold["venv"]["boto3"]["median_s"]
     for module, v in cold["venv"].items():
         name = module.removeprefix("functions.handlers.")
@@ -162,8 +165,18 @@ def _coldstart(doc: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {name} | {v['median_s'] * 1000:.0f} | {v['median_s'] / base:.2f}x | "
             f"{_f(asset['median_s'] * 1000, 0) if asset else 'n/a'} | "
-            f"{_ratio(asset, asset_base)} |"
+            f"{_ratio(asset, asset_base)} | "
+            f"{_f(first[name]['median_s'] * 1000, 0) if name in first else 'n/a'} | "
+            f"{_ratio(first.get(name), base)} |"
         )
+    if before:
+        lines += [
+            "",
+            f"Before issue 12 ({before['what']}): slowest handler {before['import_ratio']:.2f}x "
+            f"boto3 in the venv, {before['asset_ratio']:.2f}x from the asset, "
+            f"{before['first_invocation_ratio']:.2f}x with the first invocation's build; "
+            f"asset {before['asset_unzipped_mb']:.1f} MB unzipped.",
+        ]
     breakdown = cold.get("message_import_breakdown_ms", {})
     top = list(breakdown.items())[:8]
     lines += [
@@ -171,7 +184,14 @@ def _coldstart(doc: dict[str, Any]) -> list[str]:
         "Where the message handler's import goes (`-X importtime` self time per top-level package, ms):",
         "",
         ", ".join(f"{name} {ms:.0f}" for name, ms in top) + ".",
-        "(`functions` includes the module-level creation of the boto3 clients.)",
+        "",
+        "The first-invocation column is one fresh interpreter from the import to the end of",
+        "the handler's first invocation (a browser's life: authorize, connect, a snapshot,",
+        "a command routed, its timeout, disconnect) against a local moto server, less the",
+        "time inside the AWS calls themselves (`bench/firstcall.py`): it counts the boto3",
+        "clients, adapters, idempotency layer and secrets provider that handlers build on",
+        "first use, so lazy building cannot hide cost by moving it out of the import.",
+        "Its ratio is against the venv's bare `import boto3` of the same run.",
         "",
         "![cold start](coldstart.png)",
     ]

@@ -436,13 +436,13 @@ class World:
         import boto3
 
         from functions.dal.secrets import SigningKeySource
-        from functions.handlers import _runtime
-        from functions.handlers._runtime import AWSClients, Runtime
+        from functions.handlers import _batch
+        from functions.handlers._wiring import AWSClients, Runtime
         from functions.models.settings import GatewaySettings
 
         self.observer = observer
         self.handlers = handler_modules()
-        self._processor = _runtime._processor
+        self._processor = _batch._processor
         self.dlqs = create_resources(boto3)
         settings = replace(GatewaySettings.from_env(), **(settings_overrides or {}))
         self.settings = settings

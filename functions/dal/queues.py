@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from typing import Any
+
+from functions.logic.envelopes import BusEnvelope, DeliveryEnvelope
 
 __all__ = ["SqsBus"]
 
@@ -21,13 +22,13 @@ class SqsBus:
         self._bus_url = bus_queue_url
         self._delivery_url = delivery_queue_url
 
-    def publish(self, envelope: Mapping[str, Any]) -> None:
-        self._sqs.send_message(QueueUrl=self._bus_url, MessageBody=_dump(envelope))
+    def publish(self, envelope: BusEnvelope) -> None:
+        self._sqs.send_message(QueueUrl=self._bus_url, MessageBody=_dump(envelope.to_dict()))
 
-    def schedule(self, envelope: Mapping[str, Any], delay_seconds: int = 0) -> None:
+    def schedule(self, envelope: DeliveryEnvelope, delay_seconds: int = 0) -> None:
         self._sqs.send_message(
             QueueUrl=self._delivery_url,
-            MessageBody=_dump(envelope),
+            MessageBody=_dump(envelope.to_dict()),
             DelaySeconds=max(0, min(MAX_DELAY_SECONDS, int(delay_seconds))),
         )
 
@@ -42,6 +43,6 @@ def _escape(match: re.Match[str]) -> str:
     return f"\\u{ord(match.group()):04x}"
 
 
-def _dump(envelope: Mapping[str, Any]) -> str:
+def _dump(envelope: dict[str, Any]) -> str:
     text = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return _SQS_REFUSES.sub(_escape, text)

@@ -11,23 +11,21 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import boto3
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
-    APIGatewayAuthorizerRequestEvent,
-)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.dal.clients import secrets_manager
 from functions.dal.secrets import SigningKeySource
+from functions.handlers._events import query_parameter
+from functions.handlers._powertools import logger
 from functions.logic.auth import InvalidTokenError, verify_token
 from functions.models.settings import AuthorizerSettings
 
 __all__ = ["handler"]
 
-logger = Logger()
 SETTINGS = AuthorizerSettings.from_env()
+# The client and the secrets provider are built by the first connect's key read.
 KEYS = SigningKeySource(
-    boto3.client("secretsmanager"),
+    secrets_manager(),
     SETTINGS.signing_secret_id,
     max_age=SETTINGS.secret_max_age_seconds,
 )
@@ -49,8 +47,7 @@ def _policy(principal: str, effect: str, resource: str, context: dict[str, str])
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = APIGatewayAuthorizerRequestEvent(event)
-    token = (request.query_string_parameters or {}).get("token")
+    token = query_parameter(event, "token")
     try:
         claims = verify_token(token, KEYS.key(), now=time.time())
     except InvalidTokenError as exc:
@@ -60,6 +57,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _policy(
         f"{claims.tenant}/{claims.client_id}",
         "Allow",
-        request.method_arn,
+        event["methodArn"],
         {"tenant": claims.tenant, "role": claims.role, "client_id": claims.client_id},
     )

@@ -6,29 +6,28 @@ sender through the route response, which costs no Management API call.
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.handlers._runtime import Runtime, identity_of, logger, metrics, tracer
+from functions.handlers._events import body_of, identity_of
+from functions.handlers._events import message_id as message_id_of
+from functions.handlers._powertools import logger, metrics
+from functions.handlers._wiring import Runtime
 from functions.models import wire
 from functions.models.settings import GatewaySettings
 
 __all__ = ["handler"]
 
 SETTINGS = GatewaySettings.from_env()
-RUNTIME = Runtime.build(SETTINGS)
+RUNTIME = Runtime(SETTINGS)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    ws = APIGatewayWebSocketEvent(event)
     identity = identity_of(event)
-    message_id = ws.request_context.message_id or ws.request_context.request_id
+    message_id = message_id_of(event)
     logger.append_keys(
         connection_id=identity.connection_id,
         tenant=identity.tenant,
@@ -37,13 +36,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         correlation_id=message_id,
     )
     try:
-        # A binary frame stays bytes: the gateway refuses invalid UTF-8 as bad_request.
-        body: str | bytes = (
-            base64.b64decode(ws.body or "") if ws.is_base64_encoded else (ws.body or "")
-        )
         reply = RUNTIME.gateway.receive(
             identity,
-            body,
+            body_of(event),
             message_id=message_id,
             remaining_ms=context.get_remaining_time_in_millis,
         )

@@ -11,18 +11,20 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.handlers._runtime import Runtime, logger, metrics, process_queue_batch, tracer
+from functions.handlers._batch import process_queue_batch
+from functions.handlers._powertools import logger, metrics
+from functions.handlers._wiring import Runtime
+from functions.logic.envelopes import decode_bus
 from functions.logic.relay import Relay
 from functions.models.settings import GatewaySettings
 
 __all__ = ["handler"]
 
 SETTINGS = GatewaySettings.from_env()
-RUNTIME = Runtime.build(SETTINGS)
+RUNTIME = Runtime(SETTINGS)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_queue_batch(event, context, RUNTIME, Relay.handle_bus)
+    return process_queue_batch(event, context, RUNTIME, decode_bus, Relay.handle_bus)

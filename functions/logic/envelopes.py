@@ -1,8 +1,12 @@
 """Envelopes: what the gateway's own queues carry (never seen by clients).
 
-Every envelope is a JSON object with a ``kind`` and a correlation id ``cid``
-(the API Gateway message id that caused it), so one client message can be
-followed through every log line it produces.
+Every envelope is a frozen dataclass with one encoding (:meth:`to_dict`, JSON
+through :func:`encode`) and one decoding (:func:`decode_bus`,
+:func:`decode_delivery`), pinned by the fixtures in ``tests/fixtures/envelopes``.
+Each has a ``kind`` and a correlation id ``cid`` (the API Gateway message id
+that caused it), so one client message can be followed through every log line
+it produces. The wire messages they carry are :mod:`functions.models.wire`
+dataclasses, encoded as on the wire.
 
 Bus (message handler -> router): ``snapshot``, ``command``, ``raw_command``,
 ``result``, ``presence``, ``browser_gone``. A ``snapshot`` with ``to`` (connection
@@ -13,120 +17,416 @@ post), ``park`` (a snapshot waiting for a consumer's window), ``timeout``.
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
 
 from functions.logic.ports import Identity
 from functions.models import wire
 
 __all__ = [
-    "Envelope",
-    "browser_gone",
-    "command",
-    "only_to",
-    "park",
-    "post",
-    "presence",
-    "raw_command",
-    "result",
-    "snapshot",
-    "timeout",
+    "BrowserGone",
+    "BusEnvelope",
+    "CommandEnvelope",
+    "DeliveryEnvelope",
+    "EnvelopeError",
+    "Park",
+    "Post",
+    "Presence",
+    "RawCommand",
+    "ResultEnvelope",
+    "SnapshotEnvelope",
+    "Timeout",
+    "decode_bus",
+    "decode_delivery",
+    "encode",
 ]
 
-Envelope = dict[str, Any]
+
+class EnvelopeError(ValueError):
+    """A queue record that is not a valid envelope (the record fails, then its DLQ)."""
 
 
-def _sender(identity: Identity) -> Envelope:
-    return {
-        "tenant": identity.tenant,
-        "client": identity.client_id,
-        "connection": identity.connection_id,
-    }
+def _str(obj: dict[str, Any], key: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str):
+        raise EnvelopeError(f"{obj.get('kind')!r} envelope: {key!r} must be a string")
+    return value
 
 
-def snapshot(identity: Identity, message: wire.Snapshot, *, cid: str) -> Envelope:
-    return {"kind": "snapshot", "cid": cid, **_sender(identity), "msg": wire.to_dict(message)}
+def _int(obj: dict[str, Any], key: str) -> int:
+    value = obj.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise EnvelopeError(f"{obj.get('kind')!r} envelope: {key!r} must be an integer")
+    return value
 
 
-def only_to(envelope: Envelope, connection_ids: list[str]) -> Envelope:
-    """The same snapshot envelope, for these recipients only."""
-    return {**envelope, "to": connection_ids}
+def _optional_int(obj: dict[str, Any], key: str) -> int | None:
+    return None if obj.get(key) is None else _int(obj, key)
 
 
-def command(identity: Identity, message: wire.Command, *, cid: str) -> Envelope:
-    return {"kind": "command", "cid": cid, **_sender(identity), "msg": wire.to_dict(message)}
+def _bool(obj: dict[str, Any], key: str) -> bool:
+    value = obj.get(key)
+    if not isinstance(value, bool):
+        raise EnvelopeError(f"{obj.get('kind')!r} envelope: {key!r} must be a boolean")
+    return value
 
 
-def raw_command(identity: Identity, name: str, *, cid: str) -> Envelope:
-    return {"kind": "raw_command", "cid": cid, **_sender(identity), "name": name}
+_M = TypeVar("_M", bound=wire.Message)
 
 
-def result(identity: Identity, message: wire.Result, *, cid: str) -> Envelope:
-    return {"kind": "result", "cid": cid, **_sender(identity), "msg": wire.to_dict(message)}
+def _message(obj: dict[str, Any], cls: type[_M]) -> _M:
+    """A wire message the gateway validated before queueing it (``action`` optional)."""
+    raw = obj.get("msg")
+    if not isinstance(raw, dict):
+        raise EnvelopeError(f"{obj.get('kind')!r} envelope: 'msg' must be an object")
+    fields = {k: v for k, v in raw.items() if k != "action"}
+    try:
+        return cls(**fields)
+    except TypeError as exc:
+        raise EnvelopeError(f"{obj.get('kind')!r} envelope: bad 'msg': {exc}") from None
 
 
-def presence(tenant: str, client_id: str, *, online: bool, at: int, cid: str) -> Envelope:
-    return {
-        "kind": "presence",
-        "cid": cid,
-        "tenant": tenant,
-        "client": client_id,
-        "online": online,
-        "at": at,
-    }
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """Who put a client's message on the bus."""
+
+    cid: str
+    tenant: str
+    client: str
+    connection: str
+
+    def _sender(self) -> dict[str, Any]:
+        return {
+            "cid": self.cid,
+            "tenant": self.tenant,
+            "client": self.client,
+            "connection": self.connection,
+        }
 
 
-def browser_gone(identity: Identity, *, at: int, cid: str) -> Envelope:
-    return {"kind": "browser_gone", "cid": cid, **_sender(identity), "at": at}
+@dataclass(frozen=True, slots=True)
+class SnapshotEnvelope(_Sent):
+    kind: ClassVar[str] = "snapshot"
+    msg: wire.Snapshot
+    #: When the gateway took it (ms): the delivery-latency metric.
+    t: int | None = None
+    #: Only these connections (the rest of an inline fan-out), else every recipient.
+    to: tuple[str, ...] | None = None
+
+    @classmethod
+    def of(
+        cls, identity: Identity, message: wire.Snapshot, *, cid: str, t: int | None = None
+    ) -> SnapshotEnvelope:
+        return cls(cid, identity.tenant, identity.client_id, identity.connection_id, message, t)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"kind": self.kind, **self._sender(), "msg": wire.to_dict(self.msg)}
+        if self.t is not None:
+            out["t"] = self.t
+        if self.to is not None:
+            out["to"] = list(self.to)
+        return out
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> SnapshotEnvelope:
+        to = obj.get("to")
+        if to is not None and not (isinstance(to, list) and all(isinstance(c, str) for c in to)):
+            raise EnvelopeError("'snapshot' envelope: 'to' must be a list of strings")
+        return cls(
+            _str(obj, "cid"),
+            _str(obj, "tenant"),
+            _str(obj, "client"),
+            _str(obj, "connection"),
+            _message(obj, wire.Snapshot),
+            _optional_int(obj, "t"),
+            None if to is None else tuple(to),
+        )
 
 
-def post(
-    connection_id: str,
-    data: str,
-    *,
-    attempt: int,
-    cid: str,
-    issuer: tuple[str, str] | None = None,
-) -> Envelope:
-    """A retry of a failed post. ``issuer`` (tenant, consumer client id) marks a
-    command's answer: if ``connection_id`` is gone by then, the retry goes to the
-    issuer's current connection, as a first delivery does."""
-    envelope: Envelope = {
-        "kind": "post",
-        "cid": cid,
-        "to": connection_id,
-        "data": data,
-        "attempt": attempt,
-    }
-    if issuer is not None:
-        envelope["issuer"] = {"tenant": issuer[0], "client": issuer[1]}
+@dataclass(frozen=True, slots=True)
+class CommandEnvelope(_Sent):
+    kind: ClassVar[str] = "command"
+    msg: wire.Command
+    t: int | None = None
+
+    @classmethod
+    def of(
+        cls, identity: Identity, message: wire.Command, *, cid: str, t: int | None = None
+    ) -> CommandEnvelope:
+        return cls(cid, identity.tenant, identity.client_id, identity.connection_id, message, t)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"kind": self.kind, **self._sender(), "msg": wire.to_dict(self.msg)}
+        if self.t is not None:
+            out["t"] = self.t
+        return out
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> CommandEnvelope:
+        return cls(
+            _str(obj, "cid"),
+            _str(obj, "tenant"),
+            _str(obj, "client"),
+            _str(obj, "connection"),
+            _message(obj, wire.Command),
+            _optional_int(obj, "t"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RawCommand(_Sent):
+    """A seed consumer's raw frame: a command name for every browser it follows."""
+
+    kind: ClassVar[str] = "raw_command"
+    name: str
+
+    @classmethod
+    def of(cls, identity: Identity, name: str, *, cid: str) -> RawCommand:
+        return cls(cid, identity.tenant, identity.client_id, identity.connection_id, name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **self._sender(), "name": self.name}
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> RawCommand:
+        return cls(
+            _str(obj, "cid"),
+            _str(obj, "tenant"),
+            _str(obj, "client"),
+            _str(obj, "connection"),
+            _str(obj, "name"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ResultEnvelope(_Sent):
+    kind: ClassVar[str] = "result"
+    msg: wire.Result
+    t: int | None = None
+
+    @classmethod
+    def of(
+        cls, identity: Identity, message: wire.Result, *, cid: str, t: int | None = None
+    ) -> ResultEnvelope:
+        return cls(cid, identity.tenant, identity.client_id, identity.connection_id, message, t)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"kind": self.kind, **self._sender(), "msg": wire.to_dict(self.msg)}
+        if self.t is not None:
+            out["t"] = self.t
+        return out
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> ResultEnvelope:
+        return cls(
+            _str(obj, "cid"),
+            _str(obj, "tenant"),
+            _str(obj, "client"),
+            _str(obj, "connection"),
+            _message(obj, wire.Result),
+            _optional_int(obj, "t"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """A browser came online (``$connect``); offline goes as :class:`BrowserGone`."""
+
+    kind: ClassVar[str] = "presence"
+    cid: str
+    tenant: str
+    client: str
+    online: bool
+    at: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "cid": self.cid,
+            "tenant": self.tenant,
+            "client": self.client,
+            "online": self.online,
+            "at": self.at,
+        }
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> Presence:
+        return cls(
+            _str(obj, "cid"),
+            _str(obj, "tenant"),
+            _str(obj, "client"),
+            _bool(obj, "online"),
+            _int(obj, "at"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserGone(_Sent):
+    kind: ClassVar[str] = "browser_gone"
+    at: int
+
+    @classmethod
+    def of(cls, identity: Identity, *, at: int, cid: str) -> BrowserGone:
+        return cls(cid, identity.tenant, identity.client_id, identity.connection_id, at)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **self._sender(), "at": self.at}
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> BrowserGone:
+        return cls(
+            _str(obj, "cid"),
+            _str(obj, "tenant"),
+            _str(obj, "client"),
+            _str(obj, "connection"),
+            _int(obj, "at"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """A retry of a failed post of ``data`` (an encoded wire message) to ``to``.
+
+    ``issuer`` (tenant, consumer client id) marks a command's answer: if ``to`` is
+    gone by then, the retry goes to the issuer's current connection, as a first
+    delivery does.
+    """
+
+    kind: ClassVar[str] = "post"
+    cid: str
+    to: str
+    data: str
+    attempt: int
+    issuer: tuple[str, str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "cid": self.cid,
+            "to": self.to,
+            "data": self.data,
+            "attempt": self.attempt,
+        }
+        if self.issuer is not None:
+            out["issuer"] = {"tenant": self.issuer[0], "client": self.issuer[1]}
+        return out
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> Post:
+        raw = obj.get("issuer")
+        issuer: tuple[str, str] | None = None
+        if raw is not None:
+            tenant = raw.get("tenant") if isinstance(raw, dict) else None
+            client = raw.get("client") if isinstance(raw, dict) else None
+            if not isinstance(tenant, str) or not isinstance(client, str):
+                raise EnvelopeError("'post' envelope: 'issuer' must be {tenant, client} strings")
+            issuer = (tenant, client)
+        return cls(
+            _str(obj, "cid"), _str(obj, "to"), _str(obj, "data"), _int(obj, "attempt"), issuer
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Park:
+    """A snapshot of browser ``source`` waiting for consumer ``to``'s window."""
+
+    kind: ClassVar[str] = "park"
+    cid: str
+    tenant: str
+    to: str
+    source: str
+    msg: wire.Snapshot
+    parks: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "cid": self.cid,
+            "tenant": self.tenant,
+            "to": self.to,
+            "source": self.source,
+            "msg": wire.to_dict(self.msg),
+            "parks": self.parks,
+        }
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> Park:
+        return cls(
+            _str(obj, "cid"),
+            _str(obj, "tenant"),
+            _str(obj, "to"),
+            _str(obj, "source"),
+            _message(obj, wire.Snapshot),
+            _int(obj, "parks"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Timeout:
+    """Command ``id`` to browser ``target`` is answered by now, or times out."""
+
+    kind: ClassVar[str] = "timeout"
+    cid: str
+    tenant: str
+    target: str
+    id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "cid": self.cid,
+            "tenant": self.tenant,
+            "target": self.target,
+            "id": self.id,
+        }
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> Timeout:
+        return cls(_str(obj, "cid"), _str(obj, "tenant"), _str(obj, "target"), _str(obj, "id"))
+
+
+BusEnvelope = (
+    SnapshotEnvelope | CommandEnvelope | RawCommand | ResultEnvelope | Presence | BrowserGone
+)
+DeliveryEnvelope = Post | Park | Timeout
+
+_BUS: dict[str, Any] = {
+    c.kind: c
+    for c in (SnapshotEnvelope, CommandEnvelope, RawCommand, ResultEnvelope, Presence, BrowserGone)
+}
+_DELIVERY: dict[str, Any] = {c.kind: c for c in (Post, Park, Timeout)}
+
+
+def encode(envelope: BusEnvelope | DeliveryEnvelope) -> dict[str, Any]:
+    """The JSON object of an envelope (the queue adapter serializes it)."""
+    return envelope.to_dict()
+
+
+def _decode(obj: Any, table: dict[str, Any], queue: str) -> Any:
+    if not isinstance(obj, dict):
+        raise EnvelopeError(f"a {queue} envelope must be a JSON object")
+    kind = obj.get("kind")
+    cls = table.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise EnvelopeError(f"unknown {queue} envelope kind {kind!r}")
+    return cls.from_dict(obj)
+
+
+def decode_bus(text: str) -> BusEnvelope:
+    """A bus record's envelope; :class:`EnvelopeError` when it is none."""
+    envelope: BusEnvelope = _decode(_load(text), _BUS, "bus")
     return envelope
 
 
-def park(
-    tenant: str,
-    consumer_connection: str,
-    source: str,
-    message: dict[str, Any],
-    *,
-    parks: int,
-    cid: str,
-) -> Envelope:
-    return {
-        "kind": "park",
-        "cid": cid,
-        "tenant": tenant,
-        "to": consumer_connection,
-        "source": source,
-        "msg": message,
-        "parks": parks,
-    }
+def decode_delivery(text: str) -> DeliveryEnvelope:
+    """A delivery-queue record's envelope; :class:`EnvelopeError` when it is none."""
+    envelope: DeliveryEnvelope = _decode(_load(text), _DELIVERY, "delivery")
+    return envelope
 
 
-def timeout(tenant: str, target_client: str, command_id: str, *, cid: str) -> Envelope:
-    return {
-        "kind": "timeout",
-        "cid": cid,
-        "tenant": tenant,
-        "target": target_client,
-        "id": command_id,
-    }
+def _load(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise EnvelopeError(f"malformed envelope JSON: {exc}") from None

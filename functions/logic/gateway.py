@@ -14,9 +14,11 @@ import contextlib
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from functions.logic import envelopes
+from functions.logic.limits import Limits
 from functions.logic.ports import (
     Bus,
     ConnectionGoneError,
@@ -31,28 +33,10 @@ from functions.logic.ports import (
 from functions.logic.ratelimit import RateLimiter
 from functions.models import wire
 
+if TYPE_CHECKING:  # only the message handler fans out: the others never import it
+    from functions.logic.delivery import Delivery
+
 __all__ = ["Gateway", "Limits"]
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """The bounds every connection lives within (from the function's settings)."""
-
-    max_unacked: int = 100
-    connection_ttl_seconds: int = 2 * 3600 + 600
-    park_delay_seconds: int = 2
-    max_parks: int = 8
-    #: Room left under API Gateway's 128 KB for what a delivery adds.
-    max_inbound_bytes: int = wire.MESSAGE_LIMIT - 1024
-    #: Commands in flight per browser.
-    max_inflight_commands: int = 100
-    #: Snapshots with at most this many recipients are delivered by the message
-    #: handler itself; more go through the bus to the router.
-    inline_fan_out: int = 10
-    #: The inline fan-out posts only while the function has more than this left
-    #: (the longest one post can take, plus a hand-off to the bus); then it hands
-    #: the recipients left to the router.
-    handoff_reserve_ms: int = 6000
 
 
 # A ``list`` cursor is the base64url text of the last client id of a page. It
@@ -90,14 +74,12 @@ class Gateway:
         limiter: RateLimiter,
         counters: Counters,
         limits: Limits,
-        fan_out: Callable[[envelopes.Envelope, Callable[[], int] | None], bool] | None = None,
+        delivery: Delivery | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``fan_out``, when given, delivers a snapshot at once and returns False when
-        it is better left to the router (too many recipients); without it, or when
-        it fails, snapshots go through the bus. Its second argument is the time left
-        to the function (milliseconds), when known."""
-        self._fan_out = fan_out
+        """``delivery``, when given, fans small snapshots out at once (its inline
+        fan-out path); without it, or when that fails, snapshots go through the bus."""
+        self._delivery = delivery
         self._registry = registry
         self._flow = flow
         self._bus = bus
@@ -129,12 +111,12 @@ class Gateway:
             self._poster.disconnect(superseded)
         if identity.role == "browser":
             self._bus.publish(
-                envelopes.presence(
+                envelopes.Presence(
+                    correlation_id,
                     identity.tenant,
                     identity.client_id,
                     online=True,
                     at=record.connected_at,
-                    cid=correlation_id,
                 )
             )
 
@@ -144,7 +126,7 @@ class Gateway:
         if record is None or not owned or record.identity.role != "browser":
             return
         self._bus.publish(
-            envelopes.browser_gone(
+            envelopes.BrowserGone.of(
                 record.identity, at=int(self._clock() * 1000), cid=correlation_id
             )
         )
@@ -219,14 +201,20 @@ class Gateway:
         match message:
             case wire.Snapshot():
                 self._relay_snapshot(
-                    envelopes.snapshot(identity, message, cid=message_id), remaining_ms
+                    envelopes.SnapshotEnvelope.of(identity, message, cid=message_id), remaining_ms
                 )
                 return None
             case wire.Result():
-                self._publish(envelopes.result(identity, message, cid=message_id))
+                self._bus.publish(
+                    envelopes.ResultEnvelope.of(identity, message, cid=message_id, t=self._now_ms())
+                )
                 return None
             case wire.Command():
-                self._publish(envelopes.command(identity, message, cid=message_id))
+                self._bus.publish(
+                    envelopes.CommandEnvelope.of(
+                        identity, message, cid=message_id, t=self._now_ms()
+                    )
+                )
                 return None
             case wire.Subscribe() | wire.Unsubscribe():
                 return self._subscribe(identity, message)
@@ -264,7 +252,7 @@ class Gateway:
                     None,
                 )
             self._relay_snapshot(
-                envelopes.snapshot(identity, snapshot, cid=message_id), remaining_ms
+                envelopes.SnapshotEnvelope.of(identity, snapshot, cid=message_id), remaining_ms
             )
             return None
         name = text.strip()
@@ -274,7 +262,7 @@ class Gateway:
                 "a raw frame from a consumer is a command name of 1 to 64 characters",
                 None,
             )
-        self._bus.publish(envelopes.raw_command(identity, name, cid=message_id))
+        self._bus.publish(envelopes.RawCommand.of(identity, name, cid=message_id))
         return None
 
     def _subscribe(self, identity: Identity, message: wire.Subscribe | wire.Unsubscribe) -> str:
@@ -340,7 +328,7 @@ class Gateway:
         self._poster.disconnect(identity.connection_id)
 
     def _relay_snapshot(
-        self, envelope: envelopes.Envelope, remaining_ms: Callable[[], int] | None
+        self, envelope: envelopes.SnapshotEnvelope, remaining_ms: Callable[[], int] | None
     ) -> None:
         """Fan a snapshot out now when that is possible, else through the bus.
 
@@ -349,19 +337,18 @@ class Gateway:
         fails half way, the bus delivers to every recipient again: a duplicate
         snapshot is harmless, a lost one is not.
         """
-        envelope["t"] = int(self._clock() * 1000)
-        if self._fan_out is not None:
+        envelope = replace(envelope, t=self._now_ms())
+        if self._delivery is not None:
             try:
-                if self._fan_out(envelope, remaining_ms):
+                if self._delivery.fan_out_inline(envelope, remaining_ms):
                     return
             except Exception:  # any failure: the router retries the whole fan-out
                 self._counters.count("DeliveryRetried", kind="snapshot")
         self._bus.publish(envelope)
 
-    def _publish(self, envelope: envelopes.Envelope) -> None:
-        """Put a client's message on the bus, stamped for the delivery-latency metric."""
-        envelope["t"] = int(self._clock() * 1000)
-        self._bus.publish(envelope)
+    def _now_ms(self) -> int:
+        """Stamps what goes on the bus, for the delivery-latency metric."""
+        return int(self._clock() * 1000)
 
     def _error(self, code: wire.ErrorCode, message: str, ref: str | None) -> str:
         self._counters.count("Errors", code=code)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:  # envelopes import Identity from here
+    from functions.logic.envelopes import BusEnvelope, DeliveryEnvelope
 
 __all__ = [
     "AckOutcome",
@@ -301,10 +304,10 @@ class Poster(Protocol):
 class Bus(Protocol):
     """The queues: the bus (to the router) and the delivery queue."""
 
-    def publish(self, envelope: Mapping[str, Any]) -> None:
+    def publish(self, envelope: BusEnvelope) -> None:
         """Put an envelope on the bus."""
 
-    def schedule(self, envelope: Mapping[str, Any], delay_seconds: int = 0) -> None:
+    def schedule(self, envelope: DeliveryEnvelope, delay_seconds: int = 0) -> None:
         """Put an envelope on the delivery queue, visible after ``delay_seconds``."""
 
 

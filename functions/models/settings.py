@@ -16,6 +16,11 @@ import os
 from dataclasses import dataclass
 
 __all__ = [
+    "DEFAULT_CONNECTION_TTL_SECONDS",
+    "DEFAULT_MAX_PARKS",
+    "DEFAULT_MAX_UNACKED",
+    "DEFAULT_PARK_DELAY_SECONDS",
+    "DEFAULT_RATE_LIMIT_PER_SECOND",
     "STRICT_VARIABLE",
     "AuthorizerSettings",
     "GatewaySettings",
@@ -25,6 +30,14 @@ __all__ = [
 ]
 
 STRICT_VARIABLE = "TABRELAY_STRICT_SETTINGS"
+
+# The one place that holds the defaults of the gateway's bounds: the settings
+# read them, and so do the rules' ``Limits`` (functions/logic/limits.py).
+DEFAULT_MAX_UNACKED = 100
+DEFAULT_RATE_LIMIT_PER_SECOND = 100
+DEFAULT_CONNECTION_TTL_SECONDS = 2 * 3600 + 600
+DEFAULT_PARK_DELAY_SECONDS = 2
+DEFAULT_MAX_PARKS = 8
 
 
 class MissingSettingError(RuntimeError):
@@ -94,9 +107,11 @@ class GatewaySettings:
             bus_queue_url=env_str("BUS_QUEUE_URL"),
             delivery_queue_url=env_str("DELIVERY_QUEUE_URL"),
             callback_url=env_str("CALLBACK_URL"),
-            max_unacked=env_int("MAX_UNACKED", 100),
-            rate_limit_per_second=env_int("RATE_LIMIT_PER_SECOND", 100),
-            connection_ttl_seconds=env_int("CONNECTION_TTL_SECONDS", 2 * 3600 + 600),
-            park_delay_seconds=env_int("PARK_DELAY_SECONDS", 2),
-            max_parks=env_int("MAX_PARKS", 8),
+            max_unacked=env_int("MAX_UNACKED", DEFAULT_MAX_UNACKED),
+            rate_limit_per_second=env_int("RATE_LIMIT_PER_SECOND", DEFAULT_RATE_LIMIT_PER_SECOND),
+            connection_ttl_seconds=env_int(
+                "CONNECTION_TTL_SECONDS", DEFAULT_CONNECTION_TTL_SECONDS
+            ),
+            park_delay_seconds=env_int("PARK_DELAY_SECONDS", DEFAULT_PARK_DELAY_SECONDS),
+            max_parks=env_int("MAX_PARKS", DEFAULT_MAX_PARKS),
         )

@@ -7,11 +7,8 @@ to the bus before the function times out (issue 16).
 
 from __future__ import annotations
 
-from functions.handlers._runtime import (
-    _MANAGEMENT_CONFIG,
-    HANDOFF_SECONDS,
-    MANAGEMENT_POST_WORST_SECONDS,
-)
+from functions.dal.clients import HANDOFF_SECONDS, MANAGEMENT_POST_WORST_SECONDS
+from functions.dal.clients import MANAGEMENT_CONFIG as _MANAGEMENT_CONFIG
 from functions.logic.gateway import Limits
 from infra.components.functions import FUNCTION_SPECS
 

@@ -28,7 +28,7 @@ from urllib.parse import unquote
 import boto3
 
 from functions.dal.secrets import SigningKeySource
-from functions.handlers._runtime import AWSClients, Runtime
+from functions.handlers._wiring import AWSClients, Runtime
 from functions.logic.auth import mint_token
 from functions.models.settings import GatewaySettings
 from tests.integration import env  # noqa: F401  (must precede Powertools objects)

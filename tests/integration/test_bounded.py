@@ -13,8 +13,9 @@ from types import ModuleType
 import boto3
 import pytest
 
+from functions.dal.clients import MANAGEMENT_CONFIG as _MANAGEMENT_CONFIG
 from functions.dal.registry import _client_key
-from functions.handlers._runtime import _MANAGEMENT_CONFIG, AWSClients, Runtime
+from functions.handlers._wiring import AWSClients, Runtime
 from functions.models import wire
 from tests.integration.constants import REGION, STAGE
 from tests.integration.env import ENVIRONMENT

@@ -244,7 +244,7 @@ def test_failed_inline_fan_out_falls_back_to_the_bus(gateway: Harness) -> None:
     def unavailable(envelope: object, remaining_ms: object = None) -> bool:
         raise RuntimeError("DynamoDB unavailable")
 
-    gateway.runtime.gateway._fan_out = unavailable
+    gateway.runtime.delivery.fan_out_inline = unavailable  # type: ignore[method-assign]
 
     # When the browser sends a snapshot
     assert (

@@ -128,3 +128,12 @@ def test_only_tests_and_benchmarks_import_the_emulator() -> None:
         for p in files(part)
     ]
     assert offenders(paths, ("emulator",)) == []
+
+
+def test_the_inbound_and_worker_rules_do_not_import_each_other() -> None:
+    # Both deliver through functions.logic.delivery; neither calls the other.
+    gateway = ROOT / "functions" / "logic" / "gateway.py"
+    relay = ROOT / "functions" / "logic" / "relay.py"
+    delivery = ROOT / "functions" / "logic" / "delivery.py"
+    assert offenders([relay, delivery], ("functions.logic.gateway",)) == []
+    assert offenders([gateway, delivery], ("functions.logic.relay",)) == []

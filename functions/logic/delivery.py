@@ -1,0 +1,393 @@
+"""Delivery: posting to connections, shared by the inbound and the worker rules.
+
+The one place that posts a message to a connection and deals with what a post
+can meet (410: forget the target; throttling and failures: retry through the
+delivery queue; a full window: park the snapshot), and that fans a snapshot out
+to its recipients. Two paths fan out:
+
+* :meth:`Delivery.fan_out_inline`, the **inline fan-out**: the message handler
+  delivers a snapshot itself when the browser has at most
+  ``Limits.inline_fan_out`` recipients, saving an SQS round trip and a router
+  invocation; short of time, it hands the recipients left to the bus;
+* :meth:`Delivery.fan_out`, the router's, for snapshots that came over the bus.
+
+The inbound rules (:mod:`functions.logic.gateway`) and the worker rules
+(:mod:`functions.logic.relay`) both use it; neither calls the other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from typing import Literal
+
+from functions.logic import envelopes
+from functions.logic.envelopes import Park, Post, SnapshotEnvelope
+from functions.logic.limits import Limits
+from functions.logic.ports import (
+    Bus,
+    ConnectionGoneError,
+    Counters,
+    DeliveryRetryableError,
+    DeliveryThrottledError,
+    FlowControl,
+    Identity,
+    Poster,
+    Recipient,
+    Registry,
+)
+from functions.models import wire
+
+__all__ = ["MAX_POST_ATTEMPTS", "Delivery", "DeliveryFailedError"]
+
+#: Retries of a failed post through the delivery queue before SQS's own retries.
+MAX_POST_ATTEMPTS = 5
+
+
+class DeliveryFailedError(Exception):
+    """A post kept failing; the queue record fails and SQS takes over (then the DLQ)."""
+
+
+class Delivery:
+    """Posts, snapshot fan-out, parking and retries (see the module's docstring)."""
+
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        flow: FlowControl,
+        bus: Bus,
+        poster: Poster,
+        counters: Counters,
+        limits: Limits,
+        clock: Callable[[], float] = time.time,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        """``jitter`` returns a number in [0, 1) that scales each retry's delay."""
+        self._jitter = jitter
+        self._registry = registry
+        self._flow = flow
+        self._bus = bus
+        #: The queues (the worker rules schedule their own envelopes there too).
+        self.bus = bus
+        self._poster = poster
+        self._counters = counters
+        self._limits = limits
+        self._clock = clock
+        self._recipients: dict[tuple[str, str], list[Recipient]] = {}
+
+    def begin_batch(self) -> None:
+        """Start a queue batch: routing lookups are shared by the records of one
+        batch (ten snapshots of one browser cost one pair of Queries), never longer."""
+        self._recipients.clear()
+
+    def fan_out_inline(
+        self, envelope: SnapshotEnvelope, remaining_ms: Callable[[], int] | None = None
+    ) -> bool:
+        """The inline fan-out: deliver a snapshot at once, from the message handler.
+
+        Returns False, having delivered nothing, when the browser has more than
+        ``Limits.inline_fan_out`` recipients: a large fan-out belongs to the router,
+        whose timeout and batch concurrency are sized for it. Before each post it
+        checks ``remaining_ms`` (milliseconds left to the function): below
+        ``Limits.handoff_reserve_ms`` it publishes the snapshot for the recipients
+        not yet served to the bus and stops, so no post can outlive the function.
+        """
+        self.begin_batch()
+        if len(self._recipients_of(envelope.tenant, envelope.client)) > (
+            self._limits.inline_fan_out
+        ):
+            return False
+        self.fan_out(envelope, remaining_ms)
+        return True
+
+    def deliver_parked(self, envelope: Park) -> None:
+        """A parked snapshot's turn came (the delivery queue)."""
+        self._deliver_snapshot(
+            envelope.tenant,
+            envelope.source,
+            envelope.to,
+            envelope.msg,
+            acks=True,
+            parks=envelope.parks,
+            cid=envelope.cid,
+        )
+
+    def fan_out(
+        self, envelope: SnapshotEnvelope, remaining_ms: Callable[[], int] | None = None
+    ) -> None:
+        """Deliver a snapshot to each of its browser's recipients (or those in ``to``)."""
+        tenant, source = envelope.tenant, envelope.client
+        recipients = self._recipients_of(tenant, source)
+        only = envelope.to
+        if only is not None:
+            wanted = set(only)
+            recipients = [r for r in recipients if r.connection_id in wanted]
+        for n, recipient in enumerate(recipients):
+            if remaining_ms is not None and remaining_ms() < self._limits.handoff_reserve_ms:
+                rest = [r.connection_id for r in recipients[n:]]
+                self._bus.publish(dataclasses.replace(envelope, to=tuple(rest)))
+                self._counters.count("FanOutHandedOff")
+                return
+            self._deliver_snapshot(
+                tenant,
+                source,
+                recipient.connection_id,
+                envelope.msg,
+                acks=recipient.acks,
+                parks=None,
+                cid=envelope.cid,
+                dropped=recipient.missed,
+            )
+        self.observe_latency(envelope.t)
+
+    def _recipients_of(self, tenant: str, source: str) -> list[Recipient]:
+        recipients = self._recipients.get((tenant, source))
+        if recipients is None:
+            recipients = self._registry.recipients(tenant, source)
+            self._recipients[(tenant, source)] = recipients
+        return recipients
+
+    def _deliver_snapshot(
+        self,
+        tenant: str,
+        source: str,
+        connection_id: str,
+        msg: wire.Snapshot,
+        *,
+        acks: bool,
+        parks: int | None,
+        cid: str,
+        dropped: bool = False,
+    ) -> None:
+        """Deliver one snapshot part within the consumer's window, or park it.
+
+        ``parks`` is None for a first attempt, else how often it was parked;
+        ``dropped`` says a throttled post dropped an earlier snapshot of the
+        browser for this consumer (its count goes into this delivery's ``missed``).
+        """
+        seq = msg.seq
+        if parks is not None and self._flow.is_stale(connection_id, source, seq):
+            self._conflate(connection_id, source, msg)
+            return
+        dseq: int | None = None
+        if acks:
+            try:
+                reservation = self._flow.reserve(connection_id, 1)
+            except ConnectionGoneError:
+                self.forget(connection_id)
+                return
+            if reservation.granted == 0:
+                self._park(tenant, connection_id, source, msg, parks or 0, cid)
+                return
+            dseq = reservation.first_dseq
+        missed = self._flow.mark_delivered(connection_id, source, seq) if parks or dropped else 0
+        delivery = wire.SnapshotDelivery(
+            source=source,
+            sid=msg.sid,
+            seq=seq,
+            data=msg.data,
+            url=msg.url,
+            title=msg.title,
+            enc=msg.enc,
+            part=msg.part,
+            parts=msg.parts,
+            missed=missed,
+            dseq=dseq,
+        )
+        outcome = self._post_snapshot(connection_id, wire.encode(delivery), cid)
+        if outcome == "throttled":
+            # Dropped, not retried: the slot goes back to the window, and the
+            # consumer's next snapshot of this browser says what it missed.
+            if dseq is not None:
+                self._flow.release(connection_id, dseq)
+            ttl = int(self._clock()) + self._limits.connection_ttl_seconds
+            self._flow.note_dropped(tenant, connection_id, source, missed + 1, ttl)
+            self._mark_recipient(tenant, source, connection_id, missed=True)
+            self._counters.count("ThrottledSnapshotDropped")
+            return
+        if outcome == "gone":
+            return
+        if dropped:
+            self._flow.clear_dropped(tenant, connection_id, source)
+            self._mark_recipient(tenant, source, connection_id, missed=False)
+        self._counters.count("Relayed")
+
+    def _mark_recipient(
+        self, tenant: str, source: str, connection_id: str, *, missed: bool
+    ) -> None:
+        """Keep this batch's routing lookup in step with a drop or its report."""
+        cached = self._recipients.get((tenant, source))
+        if cached is not None:
+            self._recipients[(tenant, source)] = [
+                dataclasses.replace(r, missed=missed) if r.connection_id == connection_id else r
+                for r in cached
+            ]
+
+    def _park(
+        self,
+        tenant: str,
+        connection_id: str,
+        source: str,
+        msg: wire.Snapshot,
+        parks: int,
+        cid: str,
+    ) -> None:
+        if parks >= self._limits.max_parks:
+            self._drop_slow_consumer(connection_id, cid)
+            return
+        ttl = int(self._clock()) + self._limits.connection_ttl_seconds
+        if not self._flow.park(connection_id, source, msg.seq, ttl):
+            self._conflate(connection_id, source, msg)
+            return
+        delay = min(900, self._limits.park_delay_seconds * 2**parks)
+        self._bus.schedule(
+            Park(cid, tenant, connection_id, source, msg, parks + 1),
+            delay_seconds=delay,
+        )
+
+    def _conflate(self, connection_id: str, source: str, msg: wire.Snapshot) -> None:
+        """Drop a snapshot part a newer snapshot replaces; count the snapshot once."""
+        if msg.part == 0:
+            ttl = int(self._clock()) + self._limits.connection_ttl_seconds
+            self._flow.count_missed(connection_id, source, ttl)
+            self._counters.count("Conflated")
+
+    def _drop_slow_consumer(self, connection_id: str, cid: str) -> None:
+        """A consumer that stays over its window is disconnected with a reason."""
+        self._counters.count("Dropped")
+        reason = wire.ErrorMessage(
+            code="busy",
+            message=(
+                f"disconnected: {self._limits.max_unacked} deliveries stayed unacknowledged "
+                "through every retry; ack what you process"
+            ),
+        )
+        self.post(connection_id, wire.encode(reason), cid)
+        self._poster.disconnect(connection_id)
+
+    def observe_latency(self, sent_at: int | None) -> None:
+        """``sent_at``: when the gateway took the message (ms), if it said."""
+        if sent_at is not None:
+            self._counters.observe_ms("DeliveryLatencyMs", self._clock() * 1000 - sent_at)
+
+    # -- posting ------------------------------------------------------------------
+
+    def post(self, connection_id: str, data: str, cid: str) -> bool:
+        """Post now; on 410 forget the target; on throttling or a failure retry via
+        the queue (with backoff and full jitter).
+
+        Returns False only when the target is gone.
+        """
+        try:
+            self._poster.post(connection_id, data)
+        except ConnectionGoneError:
+            self.forget(connection_id)
+            return False
+        except DeliveryRetryableError:
+            self.schedule_retry(connection_id, data, cid)
+        return True
+
+    def _post_snapshot(
+        self, connection_id: str, data: str, cid: str
+    ) -> Literal["posted", "gone", "throttled"]:
+        """Post a snapshot delivery: like :meth:`_post`, except that a throttled post
+        is not retried (the caller drops it)."""
+        try:
+            self._poster.post(connection_id, data)
+        except ConnectionGoneError:
+            self.forget(connection_id)
+            return "gone"
+        except DeliveryThrottledError:
+            return "throttled"
+        except DeliveryRetryableError:
+            self.schedule_retry(connection_id, data, cid)
+        return "posted"
+
+    def schedule_retry(
+        self, connection_id: str, data: str, cid: str, issuer: tuple[str, str] | None = None
+    ) -> None:
+        """Retry a post through the delivery queue; ``issuer`` (tenant, client id)
+        makes a command's answer follow its issuer to a newer connection."""
+        self._counters.count("DeliveryRetried", kind=_kind_of(data))
+        self._bus.schedule(
+            Post(cid, connection_id, data, attempt=1, issuer=issuer),
+            self._backoff(1),
+        )
+
+    def _backoff(self, attempt: int) -> int:
+        """Full jitter: anywhere from 0 to 2**attempt seconds (SQS's cap 900), so
+        retries of many posts throttled together do not arrive together again."""
+        return math.ceil(self._jitter() * min(900, 1 << attempt))
+
+    def answer_issuer(
+        self, tenant: str, issuer_client: str, issuer_connection: str, data: str, cid: str
+    ) -> bool:
+        """Post a command's answer to its issuer; if that connection is gone, to the
+        issuer's current connection (a consumer that reconnected meanwhile). A
+        throttled answer is retried through the delivery queue, and that retry
+        follows the issuer the same way.
+
+        Returns False only when the issuer has no connection left.
+        """
+        connection: str | None = issuer_connection
+        for _ in range(2):  # the recorded connection, then the current one
+            if connection is None:
+                return False
+            try:
+                self._poster.post(connection, data)
+            except ConnectionGoneError:
+                self.forget(connection)
+                current = self._registry.lookup_client(tenant, "consumer", issuer_client)
+                connection = None if current == connection else current
+                continue
+            except DeliveryRetryableError:
+                self.schedule_retry(connection, data, cid, issuer=(tenant, issuer_client))
+            return True
+        return False
+
+    def retry_post(self, envelope: Post) -> None:
+        """A failed post's next attempt (the delivery queue)."""
+        connection_id, attempt = envelope.to, envelope.attempt
+        try:
+            self._poster.post(connection_id, envelope.data)
+        except ConnectionGoneError:
+            self.forget(connection_id)
+            issuer = envelope.issuer
+            if issuer is None:
+                return
+            # A command's answer: follow the issuer to its current connection.
+            current = self._registry.lookup_client(issuer[0], "consumer", issuer[1])
+            if current is not None and current != connection_id:
+                self.retry_post(dataclasses.replace(envelope, to=current))
+        except DeliveryRetryableError as exc:
+            self._counters.count("DeliveryRetried", kind=_kind_of(envelope.data))
+            if attempt >= MAX_POST_ATTEMPTS:
+                raise DeliveryFailedError(
+                    f"post to {connection_id} failed {attempt} times: {exc}"
+                ) from exc
+            retry = dataclasses.replace(envelope, attempt=attempt + 1)
+            self._bus.schedule(retry, delay_seconds=self._backoff(attempt + 1))
+
+    def forget(self, connection_id: str) -> None:
+        """The target is gone (410): remove *its* records, never the sender's."""
+        self._counters.count("Gone")
+        record, owned = self._registry.unregister(connection_id)
+        if record is not None and owned and record.identity.role == "browser":
+            identity: Identity = record.identity
+            self._bus.publish(
+                envelopes.BrowserGone.of(identity, at=int(self._clock() * 1000), cid="gone")
+            )
+
+
+def _kind_of(data: str) -> str:
+    """The action of an encoded message (the ``kind`` dimension of retry metrics)."""
+    try:
+        action = json.loads(data).get("action")
+    except (ValueError, AttributeError):
+        return "unknown"
+    return action if isinstance(action, str) else "unknown"
