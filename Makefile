@@ -23,10 +23,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck chromium
+# tools: Node under .tools/ runs the extension's wire.js against the Python protocol
+# (tests/unit/extension) and the CDK synthesis (tests/infrastructure).
+test: lint typecheck chromium tools
 	$(BIN)/pytest -q
 
-unit: $(STAMP)
+unit: $(STAMP) tools
 	$(BIN)/pytest -q tests/unit
 
 # --- Deploy to AWS (CDK). Node 22 and a pinned aws-cdk CLI install under .tools/ (no
@@ -82,11 +84,6 @@ token: $(STAMP)
 	@test -n "$(ROLE)" -a -n "$(TENANT)" -a -n "$(CLIENT)" || \
 		{ echo "usage: make token ROLE=browser|consumer TENANT=t CLIENT=id" >&2; exit 2; }
 	@$(BIN)/python -m emulator token --role "$(ROLE)" --tenant "$(TENANT)" --client "$(CLIENT)"
-
-# Regenerate the client's copy of the wire protocol (clients/python/tabrelay/_wire.py).
-.PHONY: vendor
-vendor:
-	$(PYTHON) scripts/vendor_wire.py
 
 # Debian's Chromium for the real-browser tests (tests/browser). Idempotent:
 # returns at once when /usr/bin/chromium is already there. Needs root (CI is).

@@ -114,10 +114,11 @@ _SIGNING_KEY = "bench-signing-key-0123456789abcdef"
 
 def _first_call_events(round_no: int) -> dict[str, dict[str, Any]]:
     """One representative first event per handler (a browser's life, round ``round_no``)."""
+    from tabrelay import wire
+
     from functions.logic import envelopes
     from functions.logic.auth import mint_token
     from functions.logic.ports import Identity
-    from functions.models import wire
 
     browser = Identity(
         connection_id=f"browser{round_no}==",

@@ -13,9 +13,7 @@ import gzip
 import random
 import string
 
-from tabrelay import core
-
-from functions.models import wire
+from tabrelay import core, wire
 
 __all__ = ["FRAME_BUDGET", "gzip_ratio", "html_page", "snapshot_frames"]
 

@@ -35,6 +35,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_ws import WebSocketResponse
+from tabrelay.wire import FRAME_LIMIT, MESSAGE_LIMIT  # API Gateway's, as the protocol names them
 
 from emulator.events import (
     ConnectionInfo,
@@ -58,8 +59,6 @@ __all__ = [
 
 log = logging.getLogger("emulator.gateway")
 
-FRAME_LIMIT = 32 * 1024
-MESSAGE_LIMIT = 128 * 1024
 #: API Gateway's integration timeout caps every synchronous invocation.
 INTEGRATION_TIMEOUT_S = 29.0
 

@@ -1,5 +1,11 @@
 """Lambda code asset: the ``functions`` package beside its arm64 dependencies.
 
+The wire protocol lives in the client package (``tabrelay.wire``, the one
+definition): the asset carries a ``tabrelay`` package of only the modules the
+Lambdas import (:data:`CLIENT_MODULES`), never the client's websockets-based
+modules. ``tabrelay/__init__.py`` imports lazily, so ``import tabrelay.wire``
+loads nothing else.
+
 No Docker is needed: dependencies are installed by pip as prebuilt
 ``manylinux2014_aarch64`` wheels for the Lambda runtime's Python version
 (``--only-binary=:all:`` refuses anything that would compile for the host), through
@@ -23,17 +29,35 @@ import jsii
 from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
-__all__ = ["PROJECT_ROOT", "BundlingError", "LocalPipBundler", "lambda_code"]
+__all__ = [
+    "CLIENT_MODULES",
+    "CLIENT_PACKAGE",
+    "PROJECT_ROOT",
+    "BundlingError",
+    "LocalPipBundler",
+    "lambda_code",
+]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _REQUIREMENTS = "requirements.txt"
 _PACKAGE = "functions"
-# The asset's source: only the runtime package and its requirements count for its hash.
+#: Where the client package lives in the project, and what of it the Lambdas need.
+CLIENT_PACKAGE = Path("clients", "python", "tabrelay")
+CLIENT_MODULES = ("__init__.py", "wire.py", "py.typed")
+# The asset's source: only the runtime package, the client modules it imports and
+# the requirements count for its hash (each parent directory re-included for its child).
 _EXCLUDE = [
     "*",
+    # "*" matches no dot entries: without this, .git, .venv and .tools would be part
+    # of the asset (and of its hash, which then changed with every commit).
+    ".*",
     f"!{_PACKAGE}",
     f"!{_PACKAGE}/**",
     f"!{_REQUIREMENTS}",
+    "!clients",
+    "!clients/python",
+    "!clients/python/tabrelay",
+    *(f"!{(CLIENT_PACKAGE / name).as_posix()}" for name in CLIENT_MODULES),
     "**/__pycache__",
     "**/*.pyc",
 ]
@@ -55,7 +79,8 @@ def _copy_package(source: Path, destination: Path) -> None:
 
 @jsii.implements(ILocalBundling)
 class LocalPipBundler:
-    """Installs ``requirements.txt`` for arm64 with pip, then adds the ``functions`` package."""
+    """Installs ``requirements.txt`` for arm64 with pip, then adds the ``functions``
+    package and the client's ``tabrelay`` modules the functions import."""
 
     def __init__(self, *, project_root: Path, python_version: str, cache_root: Path) -> None:
         self._root = project_root
@@ -89,11 +114,15 @@ class LocalPipBundler:
 
     @jsii.member(jsii_name="tryBundle")
     def try_bundle(self, output_dir: str, *, image: DockerImage, **_options: object) -> bool:
-        """Fill ``output_dir`` with the dependencies and the ``functions`` package."""
+        """Fill ``output_dir`` with the dependencies, ``functions`` and ``tabrelay.wire``."""
         output = Path(output_dir)
         shutil.copytree(self._dependencies(), output, dirs_exist_ok=True)
         (output / ".complete").unlink(missing_ok=True)
         _copy_package(self._root / _PACKAGE, output / _PACKAGE)
+        client = output / CLIENT_PACKAGE.name
+        client.mkdir(exist_ok=True)
+        for name in CLIENT_MODULES:
+            shutil.copyfile(self._root / CLIENT_PACKAGE / name, client / name)
         return True
 
 

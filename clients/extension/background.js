@@ -13,7 +13,15 @@
 
 import { CommandError, MUTATING, createCommands, inject, showsLocalFile } from './lib/commands.js';
 import { captureDocument } from './lib/page.js';
-import { backoffDelay, errorMessage, jwtClaims, resultMessages, snapshotMessages, socketUrl } from './lib/wire.js';
+import {
+  DEFAULT_COMMAND_TIMEOUT,
+  backoffDelay,
+  errorMessage,
+  jwtClaims,
+  resultMessages,
+  snapshotMessages,
+  socketUrl,
+} from './lib/wire.js';
 
 const PING_EVERY_MS = 20_000;
 /** No frame at all from the gateway for this long: the socket is dead even
@@ -303,7 +311,7 @@ async function onCommand(message) {
   }
   remember(id);
   await chrome.storage.session.set({ seenIds: seenOrder });
-  const timeoutMs = Math.max(1, Number(message.timeout) || 30) * 1000;
+  const timeoutMs = Math.max(1, Number(message.timeout) || DEFAULT_COMMAND_TIMEOUT) * 1000;
   // Answer a little before the gateway's own deadline, so the issuer gets our
   // precise error instead of a generic timeout.
   const deadline = Date.now() + Math.max(500, timeoutMs - 500);

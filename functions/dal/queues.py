@@ -7,11 +7,9 @@ import re
 from typing import Any
 
 from functions.logic.envelopes import BusEnvelope, DeliveryEnvelope
+from functions.logic.ports import MAX_DELAY_SECONDS
 
 __all__ = ["SqsBus"]
-
-#: SQS's largest per-message delay.
-MAX_DELAY_SECONDS = 900
 
 
 class SqsBus:

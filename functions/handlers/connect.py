@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from tabrelay import wire
 
 from functions.handlers._events import identity_of, query_parameter, request_context
 from functions.handlers._powertools import logger, metrics
 from functions.handlers._wiring import Runtime
-from functions.models import wire
 from functions.models.settings import GatewaySettings
 
 __all__ = ["handler"]

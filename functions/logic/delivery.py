@@ -25,10 +25,13 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
+from tabrelay import wire
+
 from functions.logic import envelopes
 from functions.logic.envelopes import Park, Post, SnapshotEnvelope
 from functions.logic.limits import Limits
 from functions.logic.ports import (
+    MAX_DELAY_SECONDS,
     Bus,
     ConnectionGoneError,
     Counters,
@@ -40,7 +43,6 @@ from functions.logic.ports import (
     Recipient,
     Registry,
 )
-from functions.models import wire
 
 __all__ = ["MAX_POST_ATTEMPTS", "Delivery", "DeliveryFailedError"]
 
@@ -244,7 +246,7 @@ class Delivery:
         if not self._flow.park(connection_id, source, msg.seq, ttl):
             self._conflate(connection_id, source, msg)
             return
-        delay = min(900, self._limits.park_delay_seconds * 2**parks)
+        delay = min(MAX_DELAY_SECONDS, self._limits.park_delay_seconds * 2**parks)
         self._bus.schedule(
             Park(cid, tenant, connection_id, source, msg, parks + 1),
             delay_seconds=delay,
@@ -322,7 +324,7 @@ class Delivery:
     def _backoff(self, attempt: int) -> int:
         """Full jitter: anywhere from 0 to 2**attempt seconds (SQS's cap 900), so
         retries of many posts throttled together do not arrive together again."""
-        return math.ceil(self._jitter() * min(900, 1 << attempt))
+        return math.ceil(self._jitter() * min(MAX_DELAY_SECONDS, 1 << attempt))
 
     def answer_issuer(
         self, tenant: str, issuer_client: str, issuer_connection: str, data: str, cid: str

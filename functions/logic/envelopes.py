@@ -5,7 +5,7 @@ through :func:`encode`) and one decoding (:func:`decode_bus`,
 :func:`decode_delivery`), pinned by the fixtures in ``tests/fixtures/envelopes``.
 Each has a ``kind`` and a correlation id ``cid`` (the API Gateway message id
 that caused it), so one client message can be followed through every log line
-it produces. The wire messages they carry are :mod:`functions.models.wire`
+it produces. The wire messages they carry are :mod:`tabrelay.wire`
 dataclasses, encoded as on the wire.
 
 Bus (message handler -> router): ``snapshot``, ``command``, ``raw_command``,
@@ -21,8 +21,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
+from tabrelay import wire
+
 from functions.logic.ports import Identity
-from functions.models import wire
 
 __all__ = [
     "BrowserGone",

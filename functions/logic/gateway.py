@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from tabrelay import wire
+
 from functions.logic import envelopes
 from functions.logic.limits import Limits
 from functions.logic.ports import (
@@ -31,7 +33,6 @@ from functions.logic.ports import (
     Registry,
 )
 from functions.logic.ratelimit import RateLimiter
-from functions.models import wire
 
 if TYPE_CHECKING:  # only the message handler fans out: the others never import it
     from functions.logic.delivery import Delivery
@@ -42,7 +43,7 @@ __all__ = ["Gateway", "Limits"]
 # A ``list`` cursor is the base64url text of the last client id of a page. It
 # carries no tenant: the next page is read from the asking connection's own
 # tenant, so a forged cursor can only move within it.
-_CLIENT_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
+_CLIENT_ID = re.compile(rf"[A-Za-z0-9._:@-]{{1,{wire.MAX_ID_CHARS}}}")
 
 
 def _cursor_of(client_id: str) -> str:
@@ -256,10 +257,11 @@ class Gateway:
             )
             return None
         name = text.strip()
-        if not name or len(name) > 64:
+        if not name or len(name) > wire.MAX_NAME_CHARS:
             return self._error(
                 "bad_request",
-                "a raw frame from a consumer is a command name of 1 to 64 characters",
+                "a raw frame from a consumer is a command name of 1 to "
+                f"{wire.MAX_NAME_CHARS} characters",
                 None,
             )
         self._bus.publish(envelopes.RawCommand.of(identity, name, cid=message_id))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from functions.models import wire
+from tabrelay import wire
+
 from functions.models.settings import (
     DEFAULT_CONNECTION_TTL_SECONDS,
     DEFAULT_MAX_PARKS,

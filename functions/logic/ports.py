@@ -32,6 +32,9 @@ __all__ = [
     "Reservation",
 ]
 
+#: SQS's longest per-message delay: the most :meth:`Bus.schedule` can wait.
+MAX_DELAY_SECONDS = 900
+
 
 class ConnectionGoneError(Exception):
     """The Management API answered 410: the connection is closed or never existed."""
@@ -308,7 +311,8 @@ class Bus(Protocol):
         """Put an envelope on the bus."""
 
     def schedule(self, envelope: DeliveryEnvelope, delay_seconds: int = 0) -> None:
-        """Put an envelope on the delivery queue, visible after ``delay_seconds``."""
+        """Put an envelope on the delivery queue, visible after ``delay_seconds``
+        (at most :data:`MAX_DELAY_SECONDS`)."""
 
 
 class Once(Protocol):

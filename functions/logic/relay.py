@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from tabrelay import wire
+
 from functions.logic.delivery import Delivery, DeliveryFailedError
 from functions.logic.envelopes import (
     BrowserGone,
@@ -46,6 +48,7 @@ from functions.logic.envelopes import (
 )
 from functions.logic.limits import Limits
 from functions.logic.ports import (
+    MAX_DELAY_SECONDS,
     ConnectionGoneError,
     Counters,
     DeliveryRetryableError,
@@ -55,11 +58,10 @@ from functions.logic.ports import (
     Poster,
     Registry,
 )
-from functions.models import wire
 
 __all__ = ["DeliveryFailedError", "Relay"]
 
-RAW_COMMAND_TIMEOUT = 30.0
+RAW_COMMAND_TIMEOUT = wire.DEFAULT_COMMAND_TIMEOUT
 #: How long a command's item outlives its timeout: the same id sent again to that
 #: browser within this time is a reuse and gets ``conflict`` (docs/protocol.md).
 COMMAND_MEMORY_SECONDS = 3600
@@ -261,7 +263,7 @@ class Relay:
         # Every run arms the timeout: a duplicate check finds the command ended.
         self._bus.schedule(
             Timeout(cid, tenant, target, command_id),
-            delay_seconds=min(900, math.ceil(timeout)),
+            delay_seconds=min(MAX_DELAY_SECONDS, math.ceil(timeout)),
         )
         return done
 

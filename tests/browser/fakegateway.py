@@ -1,7 +1,7 @@
 """A tiny stand-in for the gateway, to prove the extension on its own.
 
 An aiohttp WebSocket server on 127.0.0.1, port 0. It checks every frame the
-extension sends against the wire definition (``functions.models.wire``) and
+extension sends against the wire definition (``tabrelay.wire``) and
 the 32 KB frame limit, reassembles snapshots, answers ``ping`` with ``pong``
 and sends commands, collecting their (possibly multi-part) results.
 """
@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
-
-from functions.models import wire
+from tabrelay import wire
 
 __all__ = ["FakeGateway", "Page", "Reply"]
 

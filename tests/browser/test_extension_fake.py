@@ -1,6 +1,6 @@
 """The extension in real headless Chromium against a fake gateway (protocol-level proofs).
 
-Every frame the extension sends is checked against ``functions.models.wire``
+Every frame the extension sends is checked against ``tabrelay.wire``
 and the 32 KB frame limit by the fake gateway; each test ends by asserting
 that no frame broke the contract.
 """

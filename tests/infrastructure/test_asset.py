@@ -9,6 +9,10 @@ them from ``.tools/lambda-deps``).
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +22,32 @@ import pytest
 MAX_ASSET_BYTES = 5 * 1024 * 1024
 #: Packages the runtime provides; the asset must not carry its own.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
+HANDLERS = ("authorizer", "connect", "disconnect", "message", "router", "delivery")
+#: What the handlers read from their environment; the values need not exist.
+HANDLER_ENV = {
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",
+    "TABLE_NAME": "tabrelay-connections",
+    "BUS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bus",
+    "DELIVERY_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/delivery",
+    "CALLBACK_URL": "https://abc.execute-api.us-east-1.amazonaws.com/dev",
+    "SIGNING_SECRET_ID": "tabrelay-signing-key",
+    "POWERTOOLS_SERVICE_NAME": "tabrelay",
+    "POWERTOOLS_METRICS_NAMESPACE": "TabRelay",
+    "POWERTOOLS_TRACE_DISABLED": "1",
+}
+# Imports every handler, then reports where each project module came from.
+_IMPORT_HANDLERS = """
+import importlib, json, sys
+for name in {handlers!r}:
+    importlib.import_module("functions.handlers." + name)
+print(json.dumps({{
+    m.__name__: getattr(m, "__file__", None)
+    for m in list(sys.modules.values())
+    if m is not None and m.__name__.split(".")[0] in ("functions", "tabrelay", "websockets")
+}}))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +81,69 @@ def test_the_asset_is_at_most_5_mb_unzipped(bundled_asset: Path) -> None:
     size = sum(path.stat().st_size for path in bundled_asset.rglob("*") if path.is_file())
     # Then it stays within the budget
     assert size <= MAX_ASSET_BYTES, f"asset is {size} bytes"
+
+
+def test_the_asset_carries_tabrelay_wire_and_nothing_else_of_the_client(
+    bundled_asset: Path,
+) -> None:
+    # Given the bundled asset
+    # When its tabrelay package is listed
+    client = sorted(path.name for path in (bundled_asset / "tabrelay").iterdir())
+    # Then it is the protocol module alone: no client, CLI or MCP server (they need websockets)
+    assert client == ["__init__.py", "py.typed", "wire.py"]
+    assert not (bundled_asset / "websockets").exists()
+
+
+def test_every_handler_imports_from_the_asset_alone(bundled_asset: Path) -> None:
+    # Given a fresh interpreter with the asset first on its path, as in Lambda
+    # (/var/task read-only: no bytecode written; boto3 is the runtime's, here the venv's)
+    env = dict(os.environ) | HANDLER_ENV
+    env["PYTHONPATH"] = str(bundled_asset)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    # When it imports every handler
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORT_HANDLERS.format(handlers=HANDLERS)],
+        cwd=bundled_asset,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    origins: dict[str, str | None] = json.loads(done.stdout)
+    # Then the project's code, tabrelay.wire included, comes from the asset
+    outside = {
+        name: path
+        for name, path in origins.items()
+        if path is not None and not Path(path).is_relative_to(bundled_asset)
+    }
+    assert outside == {}
+    # And of the client package only the protocol is loaded, and no websockets
+    assert sorted(n for n in origins if n.split(".")[0] != "functions") == [
+        "tabrelay",
+        "tabrelay.wire",
+    ]
+
+
+def test_the_asset_hash_covers_tabrelay_wire(tmp_path: Path) -> None:
+    # Given the plain-source asset, whose files are what the bundled asset's hash is of
+    from infra.synth import synthesize
+
+    template: dict[str, Any] = synthesize(tmp_path, {"bundle": "false"})
+    (key,) = {
+        resource["Properties"]["Code"]["S3Key"]
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::Lambda::Function"
+        and isinstance(resource["Properties"].get("Code", {}).get("S3Key"), str)
+    }
+    source = tmp_path / f"asset.{key.removesuffix('.zip')}"
+    # When its client files are listed
+    client = sorted(path.name for path in (source / "clients" / "python" / "tabrelay").iterdir())
+    # Then a change to the protocol changes the asset (and redeploys the functions)
+    assert client == ["__init__.py", "py.typed", "wire.py"]
+    assert sorted(path.name for path in source.iterdir()) == [
+        "clients",
+        "functions",
+        "requirements.txt",
+    ]

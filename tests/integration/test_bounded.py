@@ -12,11 +12,11 @@ from types import ModuleType
 
 import boto3
 import pytest
+from tabrelay import wire
 
 from functions.dal.clients import MANAGEMENT_CONFIG as _MANAGEMENT_CONFIG
 from functions.dal.registry import _client_key
 from functions.handlers._wiring import AWSClients, Runtime
-from functions.models import wire
 from tests.integration.constants import REGION, STAGE
 from tests.integration.env import ENVIRONMENT
 from tests.integration.harness import Harness, LambdaContext

@@ -9,7 +9,8 @@ import random
 from collections import Counter
 from typing import Any
 
-from functions.models import wire
+from tabrelay import wire
+
 from tests.integration.harness import Harness, LambdaContext
 
 PART_DATA = 30_000  # base64 characters per part: the JSON stays under one 32 KB frame

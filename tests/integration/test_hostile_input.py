@@ -18,9 +18,9 @@ from typing import Any
 import jwt
 import pytest
 from botocore.exceptions import ClientError
+from tabrelay import wire
 
 from functions.logic.auth import AUDIENCE
-from functions.models import wire
 from tests.integration.constants import SIGNING_KEY
 from tests.integration.harness import Connection, Harness, LambdaContext
 from tests.integration.test_errors import refused

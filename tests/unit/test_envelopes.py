@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tabrelay import wire
 
 from functions.logic import envelopes
-from functions.models import wire
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "envelopes"
 

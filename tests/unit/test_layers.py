@@ -41,14 +41,62 @@ def offenders(paths: list[Path], forbidden: tuple[str, ...]) -> list[str]:
     return bad
 
 
-def test_wire_models_import_only_the_standard_library() -> None:
+WIRE = ROOT / "clients" / "python" / "tabrelay" / "wire.py"
+
+
+def test_the_wire_module_and_the_models_import_only_the_standard_library() -> None:
+    # tabrelay.wire is the one protocol definition the Lambdas and the client share.
     bad = [
         f"{p.relative_to(ROOT)} imports {name}"
-        for p in files("functions", "models")
+        for p in [WIRE, *files("functions", "models")]
         for name in imports(p)
         if name.split(".")[0] not in STDLIB
     ]
     assert bad == []
+
+
+def client_modules(path: Path) -> set[str]:
+    """The ``tabrelay`` modules one file imports (``from tabrelay import x`` names ``tabrelay.x``)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == "tabrelay")
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            if node.module == "tabrelay":
+                found.update(f"tabrelay.{a.name}" for a in node.names)
+            elif node.module.startswith("tabrelay."):
+                found.add(node.module)
+    return found
+
+
+def test_functions_import_tabrelay_wire_and_nothing_else_of_the_client() -> None:
+    # The asset carries only tabrelay/__init__.py and wire.py (infra/bundling.py).
+    bad = [
+        f"{p.relative_to(ROOT)} imports {name}"
+        for p in files("functions")
+        for name in client_modules(p)
+        if name != "tabrelay.wire"
+    ]
+    assert bad == []
+
+
+def test_the_layer_rule_sees_every_way_of_importing_the_client(tmp_path: Path) -> None:
+    # Given a module importing the client in each way Python allows
+    module = tmp_path / "m.py"
+    module.write_text(
+        "import tabrelay\nimport tabrelay.client\nfrom tabrelay import wire, core\n"
+        "from tabrelay.errors import TabRelayError\nfrom tabrelay.wire import decode\n"
+    )
+    # When its client imports are listed
+    found = client_modules(module)
+    # Then each is named, and only tabrelay.wire passes the functions' rule
+    assert found == {
+        "tabrelay",
+        "tabrelay.client",
+        "tabrelay.wire",
+        "tabrelay.core",
+        "tabrelay.errors",
+    }
 
 
 def test_logic_knows_no_boto3_no_dal_no_handlers() -> None:

@@ -7,8 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-
-from functions.models import wire
+from tabrelay import wire
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "wire"
 
@@ -136,6 +135,13 @@ _SEQ_MAX = wire.MAX_INTEGER
             "number 1e400 is out of range",
         ),
         ('{"action": "result", "id": "k", "ok": true, "value": -1e999}', "out of range"),
+        # An integer literal too large for any float (was an uncaught OverflowError).
+        (
+            '{"action": "command", "id": "k", "target": "b", "name": "n", "timeout": 1'
+            + "0" * 400
+            + "}",
+            "command.timeout must be number",
+        ),
         (f'{{"action": "ack", "seq": {_SEQ_MAX + 1}}}', f"ack.seq must be <= {_SEQ_MAX}"),
         ('{"action": "ack", "seq": ' + "9" * 39 + "}", "ack.seq must be <="),
         (
@@ -211,6 +217,14 @@ def test_every_bound_is_documented() -> None:
         ("MAX_DEPTH", str(wire.MAX_DEPTH)),
         ("RAW_COMMAND_MAX_TARGETS", str(wire.RAW_COMMAND_MAX_TARGETS)),
         ("MAX_INTEGER", "2^53 - 1"),
+        ("MAX_ID_CHARS", str(wire.MAX_ID_CHARS)),
+        ("MAX_NAME_CHARS", str(wire.MAX_NAME_CHARS)),
+        ("MAX_URL_CHARS", str(wire.MAX_URL_CHARS)),
+        ("MAX_TITLE_CHARS", str(wire.MAX_TITLE_CHARS)),
+        ("MAX_ERROR_CHARS", str(wire.MAX_ERROR_CHARS)),
+        ("MAX_PARTS", f"{wire.MAX_PARTS:,}"),
+        ("MAX_COMMAND_TIMEOUT", str(wire.MAX_COMMAND_TIMEOUT)),
+        ("DEFAULT_COMMAND_TIMEOUT", f"{wire.DEFAULT_COMMAND_TIMEOUT:g}"),
     ):
         # The value and its name on one line of the doc (a limits table row).
         assert re.search(rf"(^|\D){re.escape(shown)}(\D|$)[^\n]*`{name}`", doc, re.M), name

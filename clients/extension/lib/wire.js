@@ -1,20 +1,28 @@
 // Wire protocol v1, the browser's side: framing, compression, parts, backoff.
 //
 // Pure functions only (no chrome.* and no sockets), so the service worker's
-// I/O code stays thin. The authoritative definition of every message is
-// functions/models/wire.py; this file must produce exactly those shapes.
+// I/O code stays thin. The authoritative definition of every message and limit
+// is the Python module tabrelay.wire (clients/python/tabrelay/wire.py); this file
+// must produce exactly those shapes. tests/unit/test_wire_js.py runs it under
+// Node against the wire fixtures and checks every exported constant below
+// against the Python one it mirrors.
 
 /** API Gateway closes a connection with 1009 when one frame exceeds 32 KB.
  * A browser WebSocket sends each message as one frame, so every message we
  * send stays within this many UTF-8 bytes (a margin under 32,768). */
 export const MESSAGE_BUDGET = 30000;
 
-/** The wire's upper bound on parts of one snapshot or result. */
+/** The wire's upper bound on parts of one snapshot or result (wire.MAX_PARTS). */
 export const MAX_PARTS = 10000;
 
-const URL_MAX = 8192;
-const TITLE_MAX = 1024;
-const ERROR_MAX = 4000;
+/** Longest snapshot url, title and result error text, in characters (UTF-16
+ * code units here, never more code points): wire.MAX_URL_CHARS, ... */
+export const MAX_URL_CHARS = 8192;
+export const MAX_TITLE_CHARS = 1024;
+export const MAX_ERROR_CHARS = 4096;
+
+/** A command's timeout when the delivery carries none, in seconds. */
+export const DEFAULT_COMMAND_TIMEOUT = 30;
 
 const encoder = new TextEncoder();
 
@@ -54,8 +62,8 @@ export async function snapshotMessages({ sid, seq, url, title, html }, budget = 
     action: 'snapshot',
     sid,
     seq,
-    url: clip(url || '', URL_MAX),
-    title: clip(title || '', TITLE_MAX),
+    url: clip(url || '', MAX_URL_CHARS),
+    title: clip(title || '', MAX_TITLE_CHARS),
     enc: 'gzip',
   };
   // Measure the envelope with the widest part numbers the wire allows, so the
@@ -122,7 +130,7 @@ export function resultMessages(id, value, budget = MESSAGE_BUDGET) {
 
 /** The one message answering command `id` with an error `code`. */
 export function errorMessage(id, code, error) {
-  return JSON.stringify({ action: 'result', id, ok: false, error: clip(String(error), ERROR_MAX), code });
+  return JSON.stringify({ action: 'result', id, ok: false, error: clip(String(error), MAX_ERROR_CHARS), code });
 }
 
 /** Delay before reconnection attempt `attempt` (0-based): exponential from

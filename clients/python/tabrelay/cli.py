@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from tabrelay import wire
 from tabrelay.client import Relay, connect
 from tabrelay.errors import (
     AuthError,
@@ -161,7 +162,13 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("target", metavar="TARGET", help="browser client id")
     send.add_argument("name", metavar="NAME", help="command name (navigate, click, ...)")
     send.add_argument("args", metavar="KEY=VALUE", nargs="*", help="command arguments")
-    send.add_argument("--timeout", type=float, default=30.0, help="seconds (1-900; default 30)")
+    send.add_argument(
+        "--timeout",
+        type=float,
+        default=wire.DEFAULT_COMMAND_TIMEOUT,
+        help=f"seconds ({wire.MIN_COMMAND_TIMEOUT}-{wire.MAX_COMMAND_TIMEOUT}; "
+        f"default {wire.DEFAULT_COMMAND_TIMEOUT:g})",
+    )
 
     browsers = sub.add_parser(
         "browsers",
@@ -217,8 +224,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.command_args = _parse_args(args.args)
         except ValueError as exc:
             parser.error(str(exc))
-        if not 1 <= args.timeout <= 900:
-            parser.error("--timeout must be between 1 and 900 seconds")
+        if not wire.MIN_COMMAND_TIMEOUT <= args.timeout <= wire.MAX_COMMAND_TIMEOUT:
+            parser.error(
+                f"--timeout must be between {wire.MIN_COMMAND_TIMEOUT} and "
+                f"{wire.MAX_COMMAND_TIMEOUT} seconds"
+            )
     if args.cmd == "simulate-browser" and args.rate <= 0:
         parser.error("--rate must be > 0")
     handler = logging.StreamHandler(sys.stderr)

@@ -32,7 +32,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from tabrelay import _wire as wire
+from tabrelay import wire
 from tabrelay.core import (
     DEFAULT_FRAME_BUDGET,
     DEFAULT_MAX_PENDING_RESULTS,
@@ -400,7 +400,7 @@ class Relay:
         ids = self._ids(browsers)
         self._subs = (self._subs or set()) | set(ids)
         reply: list[str] = []
-        for chunk in _chunks(ids, 100):
+        for chunk in _chunks(ids, wire.MAX_SUBSCRIPTIONS):
             reply = await self._request("subscribe", chunk)
         return reply
 
@@ -409,7 +409,7 @@ class Relay:
         ids = self._ids(browsers)
         self._subs = (self._subs or set()) - set(ids)
         reply: list[str] = []
-        for chunk in _chunks(ids, 100):
+        for chunk in _chunks(ids, wire.MAX_SUBSCRIPTIONS):
             reply = await self._request("unsubscribe", chunk)
         return reply
 
@@ -433,7 +433,7 @@ class Relay:
         name: str,
         /,
         *,
-        timeout: float = 30.0,
+        timeout: float = wire.DEFAULT_COMMAND_TIMEOUT,
         args: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Any:
@@ -449,8 +449,11 @@ class Relay:
         written is not written again (it may have run); it then ends with the
         gateway's answer if it arrives, else :class:`CommandTimeoutError`.
         """
-        if not 1 <= timeout <= 900:
-            raise ValueError("timeout must be between 1 and 900 seconds")
+        if not wire.MIN_COMMAND_TIMEOUT <= timeout <= wire.MAX_COMMAND_TIMEOUT:
+            raise ValueError(
+                f"timeout must be between {wire.MIN_COMMAND_TIMEOUT} and "
+                f"{wire.MAX_COMMAND_TIMEOUT} seconds"
+            )
         self._check_open()
         id = uuid.uuid4().hex
         message = wire.Command(
@@ -688,7 +691,7 @@ class Relay:
         if self._subs is not None:
             # A fresh connection receives from everyone; rebuild the set exactly.
             if self._subs:
-                for chunk in _chunks(sorted(self._subs), 100):
+                for chunk in _chunks(sorted(self._subs), wire.MAX_SUBSCRIPTIONS):
                     frames.append(wire.encode(wire.Subscribe(browsers=chunk, id="restore")))
             else:
                 frames.append(wire.encode(wire.Subscribe(browsers=["*"], id="restore")))

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Literal, NoReturn, TypeVar
 
-from tabrelay import _wire as wire
+from tabrelay import wire
 from tabrelay.errors import QueueFullError, TooLargeError
 from tabrelay.models import Snapshot
 
@@ -65,10 +65,9 @@ DEFAULT_FRAME_BUDGET = 30_000
 Overflow = Literal["block", "drop_oldest", "raise"]
 OVERFLOW_POLICIES: frozenset[str] = frozenset({"block", "drop_oldest", "raise"})
 
-_MAX_PARTS = 10_000  # the wire protocol's bound on ``parts``
 # Counters and sequence numbers beyond this are not exact in JavaScript peers:
 # a delivery carrying one is malformed rather than a number to compute with.
-_MAX_COUNTER = 2**53
+_MAX_COUNTER = wire.MAX_INTEGER + 1
 
 #: Bound on the HTML of one snapshot once decompressed (``max_snapshot_bytes``):
 #: a gzip bomb is inflated incrementally and abandoned at this size.
@@ -135,16 +134,20 @@ def _range_problem(m: wire.Message) -> str | None:
             return "seq and missed must be counters"
         if m.dseq is not None and not _counter(m.dseq):
             return "dseq must be a counter"
-        if not (_counter(m.parts, low=1, high=_MAX_PARTS + 1) and _counter(m.part, high=m.parts)):
+        if not (
+            _counter(m.parts, low=1, high=wire.MAX_PARTS + 1) and _counter(m.part, high=m.parts)
+        ):
             return f"part {m.part} of {m.parts} is out of range"
     elif isinstance(m, wire.ResultDelivery):
-        if not (_counter(m.parts, low=1, high=_MAX_PARTS + 1) and _counter(m.part, high=m.parts)):
+        if not (
+            _counter(m.parts, low=1, high=wire.MAX_PARTS + 1) and _counter(m.part, high=m.parts)
+        ):
             return f"part {m.part} of {m.parts} is out of range"
         if m.parts > 1 and not isinstance(m.value, str):
             return "value must be a string slice when parts > 1"
     elif isinstance(m, wire.CommandDelivery):
-        if not 0 < m.timeout <= 900:
-            return "timeout must be in (0, 900] seconds"
+        if not 0 < m.timeout <= wire.MAX_COMMAND_TIMEOUT:
+            return f"timeout must be in (0, {wire.MAX_COMMAND_TIMEOUT}] seconds"
     elif isinstance(m, wire.Presence):
         if not _counter(m.at):
             return "at must be a counter"
@@ -166,7 +169,7 @@ def _salvage(text: str | bytes, code: str, message: str) -> Malformed:
 
     def text_field(name: str) -> str | None:
         v = obj.get(name)
-        return v if isinstance(v, str) and 0 < len(v) <= 128 else None
+        return v if isinstance(v, str) and 0 < len(v) <= wire.MAX_ID_CHARS else None
 
     dseq = obj.get("dseq")
     return Malformed(
@@ -253,9 +256,9 @@ def snapshot_frames(
                 url=url,
                 title=title,
                 enc="gzip",
-                part=_MAX_PARTS - 1,
-                parts=_MAX_PARTS,
-                id=part_id(sid, _MAX_PARTS - 1),
+                part=wire.MAX_PARTS - 1,
+                parts=wire.MAX_PARTS,
+                id=part_id(sid, wire.MAX_PARTS - 1),
             )
         )
     )
@@ -266,9 +269,9 @@ def snapshot_frames(
                 seq=seq,
                 data="",
                 enc="gzip",
-                part=_MAX_PARTS - 1,
-                parts=_MAX_PARTS,
-                id=part_id(sid, _MAX_PARTS - 1),
+                part=wire.MAX_PARTS - 1,
+                parts=wire.MAX_PARTS,
+                id=part_id(sid, wire.MAX_PARTS - 1),
             )
         )
     )
@@ -281,8 +284,8 @@ def snapshot_frames(
     while offset < len(payload):
         slices.append(payload[offset : offset + rest_room])
         offset += rest_room
-    if len(slices) > _MAX_PARTS:
-        raise TooLargeError(f"snapshot needs {len(slices)} parts, more than {_MAX_PARTS}")
+    if len(slices) > wire.MAX_PARTS:
+        raise TooLargeError(f"snapshot needs {len(slices)} parts, more than {wire.MAX_PARTS}")
     frames = []
     for i, data in enumerate(slices):
         msg = wire.Snapshot(
@@ -395,7 +398,9 @@ class SnapshotAssembler:
             return None
         if not (_counter(d.seq) and _counter(d.missed)):
             self._reject(d, "bad_request", "seq and missed must be counters")
-        if not (_counter(d.parts, low=1, high=_MAX_PARTS + 1) and _counter(d.part, high=d.parts)):
+        if not (
+            _counter(d.parts, low=1, high=wire.MAX_PARTS + 1) and _counter(d.part, high=d.parts)
+        ):
             self._reject(d, "bad_request", f"part {d.part} of {d.parts} is out of range")
         key = (d.source, d.sid)
         p = self._pending.get(key)
@@ -510,8 +515,8 @@ def result_frames(
     ``Result`` describes. ``value`` must be JSON-serializable (else
     :class:`TypeError`); an ``error`` longer than 4,096 characters is cut.
     """
-    if error is not None and len(error) > 4096:
-        error = error[:4093] + "..."
+    if error is not None and len(error) > wire.MAX_ERROR_CHARS:
+        error = error[: wire.MAX_ERROR_CHARS - 3] + "..."
     single = wire.encode(wire.Result(id=id, ok=ok, value=value, error=error, code=code))
     if _size(single) <= budget:
         return [single]
@@ -524,8 +529,8 @@ def result_frames(
                 value="",
                 error=error,
                 code=code,
-                part=_MAX_PARTS - 1,
-                parts=_MAX_PARTS,
+                part=wire.MAX_PARTS - 1,
+                parts=wire.MAX_PARTS,
             )
         )
     )
@@ -545,7 +550,7 @@ def result_frames(
             n = max(1, n * room // grown - 1)
         slices.append(piece)
         offset += len(piece)
-    if len(slices) > _MAX_PARTS:
+    if len(slices) > wire.MAX_PARTS:
         raise TooLargeError(f"result {id} needs {len(slices)} parts", id=id)
     return [
         wire.encode(
@@ -608,7 +613,9 @@ class ResultAssembler:
         raise wire.ProtocolError(code, f"result {d.id} from {d.source}: {why}", id=d.id)
 
     def feed(self, d: wire.ResultDelivery) -> wire.ResultDelivery | None:
-        if not (_counter(d.parts, low=1, high=_MAX_PARTS + 1) and _counter(d.part, high=d.parts)):
+        if not (
+            _counter(d.parts, low=1, high=wire.MAX_PARTS + 1) and _counter(d.part, high=d.parts)
+        ):
             self._fail(d, "bad_request", f"part {d.part} of {d.parts} is out of range")
         p = self._pending.get(d.id)
         if p is not None:

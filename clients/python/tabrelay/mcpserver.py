@@ -39,6 +39,7 @@ except ImportError as exc:  # pragma: no cover - exercised by the install test
         "tabrelay mcp needs the MCP SDK, an optional extra: pip install 'tabrelay[mcp]'"
     ) from exc
 
+from tabrelay import wire
 from tabrelay.client import Relay
 from tabrelay.errors import TabRelayError
 from tabrelay.models import BrowserInfo, Snapshot
@@ -88,7 +89,13 @@ _ADVICE = {
 }
 
 Timeout = Annotated[
-    float, Field(ge=1, le=900, description="seconds to wait for the browser (1-900)")
+    float,
+    Field(
+        ge=wire.MIN_COMMAND_TIMEOUT,
+        le=wire.MAX_COMMAND_TIMEOUT,
+        description="seconds to wait for the browser "
+        f"({wire.MIN_COMMAND_TIMEOUT}-{wire.MAX_COMMAND_TIMEOUT})",
+    ),
 ]
 BrowserId = Annotated[
     str | None,
@@ -189,7 +196,7 @@ class Tools:
         )
         return target, value
 
-    async def list_browsers(self, timeout: float = 30.0) -> str:
+    async def list_browsers(self, timeout: float = wire.DEFAULT_COMMAND_TIMEOUT) -> str:
         try:
             async with asyncio.timeout(timeout):
                 online = await self._call(self.relay.browsers())
@@ -297,7 +304,7 @@ def build_server(relay: Relay, store: PageStore, default_browser: str | None = N
     def tool(fn: Callable[..., Awaitable[Any]]) -> None:
         server.add_tool(fn, name=fn.__name__.rstrip("_"), structured_output=False)
 
-    async def list_browsers(timeout: Timeout = 30.0) -> str:
+    async def list_browsers(timeout: Timeout = wire.DEFAULT_COMMAND_TIMEOUT) -> str:
         """The tenant's online browsers, with the url and title of each one's latest page when known."""
         return await tools.list_browsers(timeout)
 
@@ -307,7 +314,7 @@ def build_server(relay: Relay, store: PageStore, default_browser: str | None = N
         max_chars: Annotated[
             int, Field(ge=1, description="cap of the HTML returned with html=true")
         ] = HTML_MAX_CHARS,
-        timeout: Timeout = 30.0,
+        timeout: Timeout = wire.DEFAULT_COMMAND_TIMEOUT,
     ) -> str:
         """The browser's current page: url, title and a compact view listing headings, text, and
         every link, button and form field with a CSS selector the other tools accept."""
@@ -317,12 +324,16 @@ def build_server(relay: Relay, store: PageStore, default_browser: str | None = N
     async def navigate(
         url: Annotated[str, Field(description="http(s), file, data or about URL")],
         browser: BrowserId = None,
-        timeout: Timeout = 30.0,
+        timeout: Timeout = wire.DEFAULT_COMMAND_TIMEOUT,
     ) -> str:
         """Load a URL in the browser's active tab; returns the page after it."""
         return await tools.act(browser, "navigate", {"url": url}, timeout)
 
-    async def click(selector: Selector, browser: BrowserId = None, timeout: Timeout = 30.0) -> str:
+    async def click(
+        selector: Selector,
+        browser: BrowserId = None,
+        timeout: Timeout = wire.DEFAULT_COMMAND_TIMEOUT,
+    ) -> str:
         """Click the element; returns the page after it."""
         return await tools.act(browser, "click", {"selector": selector}, timeout)
 
@@ -330,7 +341,7 @@ def build_server(relay: Relay, store: PageStore, default_browser: str | None = N
         selector: Selector,
         text: Annotated[str, Field(description="text typed at the end of the field's value")],
         browser: BrowserId = None,
-        timeout: Timeout = 30.0,
+        timeout: Timeout = wire.DEFAULT_COMMAND_TIMEOUT,
     ) -> str:
         """Type text into a field, key by key; returns the page after it."""
         return await tools.act(browser, "type", {"selector": selector, "text": text}, timeout)
@@ -339,7 +350,7 @@ def build_server(relay: Relay, store: PageStore, default_browser: str | None = N
         selector: Selector,
         value: Annotated[str, Field(description="the field's new value (replaces the old)")],
         browser: BrowserId = None,
-        timeout: Timeout = 30.0,
+        timeout: Timeout = wire.DEFAULT_COMMAND_TIMEOUT,
     ) -> str:
         """Set a field's value at once; returns the page after it."""
         return await tools.act(browser, "fill", {"selector": selector, "value": value}, timeout)
@@ -350,7 +361,7 @@ def build_server(relay: Relay, store: PageStore, default_browser: str | None = N
             str | None, Field(description="focus this element first (default: the focused one)")
         ] = None,
         browser: BrowserId = None,
-        timeout: Timeout = 30.0,
+        timeout: Timeout = wire.DEFAULT_COMMAND_TIMEOUT,
     ) -> str:
         """Press a key in the focused element (or the one matching selector); returns the page after it."""
         args: dict[str, Any] = {"key": key}
@@ -366,7 +377,7 @@ def build_server(relay: Relay, store: PageStore, default_browser: str | None = N
         x: Annotated[float | None, Field(description="pixels right (with y: scroll by)")] = None,
         y: Annotated[float | None, Field(description="pixels down (negative: up)")] = None,
         browser: BrowserId = None,
-        timeout: Timeout = 30.0,
+        timeout: Timeout = wire.DEFAULT_COMMAND_TIMEOUT,
     ) -> str:
         """Scroll the page: an element into view, to the top/bottom, or by x/y pixels; returns
         the scroll position and the page after it."""
@@ -383,13 +394,17 @@ def build_server(relay: Relay, store: PageStore, default_browser: str | None = N
         selector: Selector,
         value: Annotated[str, Field(description="the option's value or its label")],
         browser: BrowserId = None,
-        timeout: Timeout = 30.0,
+        timeout: Timeout = wire.DEFAULT_COMMAND_TIMEOUT,
     ) -> str:
         """Choose an option of a <select>; returns the page after it."""
         args = {"selector": selector, "value": value}
         return await tools.act(browser, "select_option", args, timeout)
 
-    async def hover(selector: Selector, browser: BrowserId = None, timeout: Timeout = 30.0) -> str:
+    async def hover(
+        selector: Selector,
+        browser: BrowserId = None,
+        timeout: Timeout = wire.DEFAULT_COMMAND_TIMEOUT,
+    ) -> str:
         """Move the mouse over the element; returns the page after it."""
         return await tools.act(browser, "hover", {"selector": selector}, timeout)
 
@@ -401,7 +416,7 @@ def build_server(relay: Relay, store: PageStore, default_browser: str | None = N
             Field(description="the state to wait for"),
         ] = "visible",
         browser: BrowserId = None,
-        timeout: Timeout = 30.0,
+        timeout: Timeout = wire.DEFAULT_COMMAND_TIMEOUT,
     ) -> str:
         """Wait until an element (by selector or visible text) reaches a state, across page
         loads, until the timeout."""
@@ -415,16 +430,20 @@ def build_server(relay: Relay, store: PageStore, default_browser: str | None = N
         target, value = await tools.command(browser, "wait_for", args, timeout)
         return f"wait_for done on browser {target}: {json.dumps(value, ensure_ascii=False)}"
 
-    async def back(browser: BrowserId = None, timeout: Timeout = 30.0) -> str:
+    async def back(
+        browser: BrowserId = None, timeout: Timeout = wire.DEFAULT_COMMAND_TIMEOUT
+    ) -> str:
         """Go back one page in the tab's history; returns the page after it."""
         return await tools.act(browser, "back", {}, timeout)
 
-    async def forward(browser: BrowserId = None, timeout: Timeout = 30.0) -> str:
+    async def forward(
+        browser: BrowserId = None, timeout: Timeout = wire.DEFAULT_COMMAND_TIMEOUT
+    ) -> str:
         """Go forward one page in the tab's history; returns the page after it."""
         return await tools.act(browser, "forward", {}, timeout)
 
     async def screenshot(
-        browser: BrowserId = None, timeout: Timeout = 30.0
+        browser: BrowserId = None, timeout: Timeout = wire.DEFAULT_COMMAND_TIMEOUT
     ) -> list[ImageContent | TextContent]:
         """A screenshot of the visible part of the browser's active tab (PNG or JPEG)."""
         target, value = await tools.command(browser, "screenshot", {}, timeout)

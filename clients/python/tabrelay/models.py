@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tabrelay._wire import BrowserInfo, Presence
+from tabrelay import wire
+from tabrelay.wire import BrowserInfo, Presence
 
 __all__ = ["BrowserInfo", "CommandRequest", "Presence", "Snapshot"]
 
@@ -51,4 +52,4 @@ class CommandRequest:
     source: str
     name: str
     args: dict[str, Any] = field(default_factory=dict)
-    timeout: float = 30.0
+    timeout: float = wire.DEFAULT_COMMAND_TIMEOUT

@@ -42,7 +42,7 @@ def test_given_empty_venv_when_client_installed_then_tabrelay_help_works(tmp_pat
         [
             str(python),
             "-c",
-            "import importlib.resources as r, tabrelay, tabrelay._wire as w;"
+            "import importlib.resources as r, tabrelay, tabrelay.wire as w;"
             "assert r.files('tabrelay').joinpath('py.typed').is_file();"
             "print(w.PROTOCOL_VERSION, tabrelay.__version__)",
         ],

@@ -19,7 +19,7 @@ import pytest
 import tabrelay
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tabrelay import _wire as wire
+from tabrelay import wire
 from tabrelay.core import (
     Malformed,
     ResultAssembler,

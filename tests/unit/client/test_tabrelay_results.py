@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tabrelay import _wire as wire
+from tabrelay import wire
 from tabrelay.core import DEFAULT_FRAME_BUDGET, ResultAssembler, result_frames
 
 

@@ -8,7 +8,7 @@ import json
 import random
 
 import pytest
-from tabrelay import _wire as wire
+from tabrelay import wire
 from tabrelay.core import DEFAULT_FRAME_BUDGET, SnapshotAssembler, encode_frame, snapshot_frames
 from tabrelay.errors import TooLargeError
 

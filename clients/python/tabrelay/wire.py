@@ -1,15 +1,15 @@
-# GENERATED FILE: do not edit.
-# A copy of functions/models/wire.py, written by scripts/vendor_wire.py
-# (`make vendor`) so that the tabrelay client installs on its own.
-# tests/unit/client/test_vendored_wire.py fails when it differs from the source.
 """Wire protocol v1 of tabrelay: the one definition of every message.
 
 Every frame is a JSON text frame holding one object with an ``action``. This
-module is the single, machine-checked definition of those objects, used by the
-Lambda handlers and (vendored as ``tabrelay._wire``) by the Python client.
+module is the single, machine-checked definition of those objects and of every
+protocol limit, used by the Python client and by the Lambda handlers (the asset
+carries ``tabrelay/__init__.py`` and this file, nothing else of the client).
+``clients/extension/lib/wire.js`` mirrors it; a Node test checks it against the
+same fixtures and limits.
 
-It must import nothing but the standard library: the client installs alone,
-and the Lambdas must not pay for anything heavier at cold start.
+It must import nothing but the standard library (``tests/unit/test_layers.py``):
+the client installs alone, and the Lambdas must not pay for anything heavier at
+cold start. ``import tabrelay.wire`` loads no other module of the package.
 
 Contract:
 
@@ -38,14 +38,24 @@ __all__ = [
     "ACK_QUERY_PARAMETER",
     "BROWSER_ACTIONS",
     "CONSUMER_ACTIONS",
+    "DEFAULT_COMMAND_TIMEOUT",
     "ERROR_CODES",
     "FRAME_LIMIT",
     "INBOUND",
     "LIST_PAGE_MAX",
+    "MAX_COMMAND_TIMEOUT",
+    "MAX_CURSOR_CHARS",
     "MAX_DEPTH",
+    "MAX_ERROR_CHARS",
+    "MAX_ID_CHARS",
     "MAX_INTEGER",
+    "MAX_NAME_CHARS",
+    "MAX_PARTS",
     "MAX_SUBSCRIPTIONS",
+    "MAX_TITLE_CHARS",
+    "MAX_URL_CHARS",
     "MESSAGE_LIMIT",
+    "MIN_COMMAND_TIMEOUT",
     "OUTBOUND",
     "PROTOCOL_VERSION",
     "RAW_COMMAND_MAX_TARGETS",
@@ -111,21 +121,36 @@ ErrorCode = Literal[
 ERROR_CODES: frozenset[str] = frozenset(typing.get_args(ErrorCode))
 
 # Bounds on client-chosen strings keep every delivery far below MESSAGE_LIMIT.
-_ID_MAX = 128
-_NAME_MAX = 64
-_URL_MAX = 8192
-_TITLE_MAX = 1024
+#: Longest id (a message ``id``, ``sid``, ``target``, a browser id), in characters.
+MAX_ID_CHARS = 128
+#: Longest command ``name``, result ``code`` and raw command name, in characters.
+MAX_NAME_CHARS = 64
+#: Longest snapshot ``url``, in characters.
+MAX_URL_CHARS = 8192
+#: Longest snapshot ``title``, in characters.
+MAX_TITLE_CHARS = 1024
+#: Longest result ``error`` text, in characters.
+MAX_ERROR_CHARS = 4096
 #: A ``list`` cursor is opaque to clients; the gateway's are far shorter.
-_CURSOR_MAX = 256
+MAX_CURSOR_CHARS = 256
+#: Most parts one snapshot or one result may be cut into.
+MAX_PARTS = 10_000
+#: Bounds and default of a command's ``timeout``, in seconds. The gateway arms a
+#: command's timeout as one delayed queue message: at most SQS's 900 s delay.
+MIN_COMMAND_TIMEOUT = 1
+MAX_COMMAND_TIMEOUT = 900
+DEFAULT_COMMAND_TIMEOUT = 30.0
 
 # The page size of ``list`` is computed, not guessed: a full page of the longest
 # client ids (128 ASCII characters, the token's alphabet), each with a 16-digit
 # ``connected_at`` (epoch ms has 13 digits until the year 2286), plus the longest
 # ``id`` (every character escaped as \uXXXX) and cursor, fits one 32 KB frame:
 # one API Gateway billing unit, a quarter of the 128 KB message limit.
-_BROWSER_INFO_MAX = len('{"client_id":"","connected_at":},') + _ID_MAX + 16
+_BROWSER_INFO_MAX = len('{"client_id":"","connected_at":},') + MAX_ID_CHARS + 16
 _BROWSERS_OVERHEAD = (
-    len('{"action":"browsers","browsers":[],"id":"","next":""}') + 6 * _ID_MAX + _CURSOR_MAX
+    len('{"action":"browsers","browsers":[],"id":"","next":""}')
+    + 6 * MAX_ID_CHARS
+    + MAX_CURSOR_CHARS
 )
 #: The most browsers one ``browsers`` reply lists (the default and maximum ``list.limit``).
 LIST_PAGE_MAX = (FRAME_LIMIT - _BROWSERS_OVERHEAD) // _BROWSER_INFO_MAX
@@ -189,15 +214,15 @@ class Snapshot(Message):
     """
 
     action: ClassVar[str] = "snapshot"
-    sid: str = field(metadata=_meta(min_len=1, max_len=_ID_MAX))
+    sid: str = field(metadata=_meta(min_len=1, max_len=MAX_ID_CHARS))
     seq: int = field(metadata=_meta(minimum=0, maximum=MAX_INTEGER))
     data: str
-    url: str = field(default="", metadata=_meta(max_len=_URL_MAX))
-    title: str = field(default="", metadata=_meta(max_len=_TITLE_MAX))
+    url: str = field(default="", metadata=_meta(max_len=MAX_URL_CHARS))
+    title: str = field(default="", metadata=_meta(max_len=MAX_TITLE_CHARS))
     enc: Literal["none", "gzip"] = "none"
     part: int = field(default=0, metadata=_meta(minimum=0))
-    parts: int = field(default=1, metadata=_meta(minimum=1, maximum=10_000))
-    id: str | None = field(default=None, metadata=_meta(max_len=_ID_MAX))
+    parts: int = field(default=1, metadata=_meta(minimum=1, maximum=MAX_PARTS))
+    id: str | None = field(default=None, metadata=_meta(max_len=MAX_ID_CHARS))
 
     def __post_init__(self) -> None:
         if self.part >= self.parts:
@@ -214,9 +239,9 @@ class Subscribe(Message):
 
     action: ClassVar[str] = "subscribe"
     browsers: list[str] = field(
-        metadata=_meta(min_len=1, max_len=_ID_MAX, max_items=MAX_SUBSCRIPTIONS)
+        metadata=_meta(min_len=1, max_len=MAX_ID_CHARS, max_items=MAX_SUBSCRIPTIONS)
     )
-    id: str | None = field(default=None, metadata=_meta(max_len=_ID_MAX))
+    id: str | None = field(default=None, metadata=_meta(max_len=MAX_ID_CHARS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,9 +250,9 @@ class Unsubscribe(Message):
 
     action: ClassVar[str] = "unsubscribe"
     browsers: list[str] = field(
-        metadata=_meta(min_len=1, max_len=_ID_MAX, max_items=MAX_SUBSCRIPTIONS)
+        metadata=_meta(min_len=1, max_len=MAX_ID_CHARS, max_items=MAX_SUBSCRIPTIONS)
     )
-    id: str | None = field(default=None, metadata=_meta(max_len=_ID_MAX))
+    id: str | None = field(default=None, metadata=_meta(max_len=MAX_ID_CHARS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,11 +260,14 @@ class Command(Message):
     """A command for browser ``target``; answered by one result or error ``id``."""
 
     action: ClassVar[str] = "command"
-    id: str = field(metadata=_meta(min_len=1, max_len=_ID_MAX))
-    target: str = field(metadata=_meta(min_len=1, max_len=_ID_MAX))
-    name: str = field(metadata=_meta(min_len=1, max_len=_NAME_MAX))
+    id: str = field(metadata=_meta(min_len=1, max_len=MAX_ID_CHARS))
+    target: str = field(metadata=_meta(min_len=1, max_len=MAX_ID_CHARS))
+    name: str = field(metadata=_meta(min_len=1, max_len=MAX_NAME_CHARS))
     args: dict[str, Any] = field(default_factory=dict)
-    timeout: float = field(default=30.0, metadata=_meta(minimum=1, maximum=900))
+    timeout: float = field(
+        default=DEFAULT_COMMAND_TIMEOUT,
+        metadata=_meta(minimum=MIN_COMMAND_TIMEOUT, maximum=MAX_COMMAND_TIMEOUT),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,13 +281,13 @@ class Result(Message):
     """
 
     action: ClassVar[str] = "result"
-    id: str = field(metadata=_meta(min_len=1, max_len=_ID_MAX))
+    id: str = field(metadata=_meta(min_len=1, max_len=MAX_ID_CHARS))
     ok: bool
     value: Any = None
-    error: str | None = field(default=None, metadata=_meta(max_len=4096))
-    code: str | None = field(default=None, metadata=_meta(max_len=_NAME_MAX))
+    error: str | None = field(default=None, metadata=_meta(max_len=MAX_ERROR_CHARS))
+    code: str | None = field(default=None, metadata=_meta(max_len=MAX_NAME_CHARS))
     part: int = field(default=0, metadata=_meta(minimum=0))
-    parts: int = field(default=1, metadata=_meta(minimum=1, maximum=10_000))
+    parts: int = field(default=1, metadata=_meta(minimum=1, maximum=MAX_PARTS))
 
     def __post_init__(self) -> None:
         if self.part >= self.parts:
@@ -275,7 +303,7 @@ class Ping(Message):
     """Keep-alive; answered with ``pong`` (without a Lambda call when deployed)."""
 
     action: ClassVar[str] = "ping"
-    id: str | None = field(default=None, metadata=_meta(max_len=_ID_MAX))
+    id: str | None = field(default=None, metadata=_meta(max_len=MAX_ID_CHARS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,8 +323,8 @@ class List(Message):
     """
 
     action: ClassVar[str] = "list"
-    id: str | None = field(default=None, metadata=_meta(max_len=_ID_MAX))
-    cursor: str | None = field(default=None, metadata=_meta(min_len=1, max_len=_CURSOR_MAX))
+    id: str | None = field(default=None, metadata=_meta(max_len=MAX_ID_CHARS))
+    cursor: str | None = field(default=None, metadata=_meta(min_len=1, max_len=MAX_CURSOR_CHARS))
     limit: int | None = field(default=None, metadata=_meta(minimum=1, maximum=LIST_PAGE_MAX))
 
 
@@ -337,7 +365,7 @@ class CommandDelivery(Message):
     source: str
     name: str
     args: dict[str, Any] = field(default_factory=dict)
-    timeout: float = 30.0
+    timeout: float = DEFAULT_COMMAND_TIMEOUT
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,7 +532,7 @@ def _decode(text: str | bytes, table: dict[str, type[Message]], *, direction: st
     raw_id = obj.get("id")
     ref = (
         raw_id
-        if isinstance(raw_id, str) and len(raw_id) <= _ID_MAX and not _SURROGATE.search(raw_id)
+        if isinstance(raw_id, str) and len(raw_id) <= MAX_ID_CHARS and not _SURROGATE.search(raw_id)
         else None
     )
     _check_strings(obj, ref)
@@ -630,50 +658,76 @@ def _check(value: Any, tp: Any, where: str, ref: str | None) -> Any:
     """Return ``value`` if it has JSON type ``tp`` (ints accepted as floats)."""
     if tp is Any:
         return value
-    origin = typing.get_origin(tp)
-    ok: bool
-    if origin in (Union, types.UnionType):
-        for option in typing.get_args(tp):
-            try:
-                return _check(value, option, where, ref)
-            except ProtocolError:
-                continue
-        ok = False
-    elif origin is Literal:
-        ok = isinstance(value, str) and value in typing.get_args(tp)
-    elif origin is list:
-        (item_tp,) = typing.get_args(tp)
-        if isinstance(value, list):
-            return [_check(v, item_tp, f"{where}[{i}]", ref) for i, v in enumerate(value)]
-        ok = False
-    elif origin is dict:
-        ok = isinstance(value, dict)
-    elif tp is type(None):
-        ok = value is None
-    elif tp is bool:
-        ok = isinstance(value, bool)
-    elif tp is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif tp is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if ok:
-            value = float(value)
-            ok = math.isfinite(value)
-    elif tp is str:
-        ok = isinstance(value, str)
-    elif dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        if isinstance(value, dict):
-            sub_hints = typing.get_type_hints(tp)
-            names = [f.name for f in dataclasses.fields(tp)]
-            if set(value) == set(names):
-                return tp(**{n: _check(value[n], sub_hints[n], f"{where}.{n}", ref) for n in names})
-        ok = False
-    else:  # pragma: no cover - a type this module does not use
-        raise TypeError(f"unsupported type {tp!r}")
-    if not ok:
+    checked = _checked(value, tp, where, ref)
+    if checked is _WRONG:
         shown = json.dumps(value)[:40] if _jsonable(value) else type(value).__name__
         raise ProtocolError("bad_request", f"{where} must be {_type_name(tp)}, got {shown}", id=ref)
-    return value
+    return checked
+
+
+#: What :func:`_checked` returns for a value of the wrong type.
+_WRONG: Any = object()
+
+#: JSON scalar types a field may declare, and whether a parsed value is one.
+_SCALARS: dict[Any, typing.Callable[[Any], bool]] = {
+    type(None): lambda v: v is None,
+    bool: lambda v: isinstance(v, bool),
+    int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+    str: lambda v: isinstance(v, str),
+}
+
+
+def _checked(value: Any, tp: Any, where: str, ref: str | None) -> Any:
+    """``value`` as type ``tp`` (its items checked), or :data:`_WRONG`."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return _checked_union(value, tp, where, ref)
+    if origin is Literal:
+        return value if isinstance(value, str) and value in typing.get_args(tp) else _WRONG
+    if origin is list:
+        if not isinstance(value, list):
+            return _WRONG
+        (item_tp,) = typing.get_args(tp)
+        return [_check(v, item_tp, f"{where}[{i}]", ref) for i, v in enumerate(value)]
+    if origin is dict:
+        return value if isinstance(value, dict) else _WRONG
+    if tp is float:
+        return _checked_float(value)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return _checked_record(value, tp, where, ref)
+    test = _SCALARS.get(tp)
+    if test is None:  # pragma: no cover - a type this module does not use
+        raise TypeError(f"unsupported type {tp!r}")
+    return value if test(value) else _WRONG
+
+
+def _checked_union(value: Any, tp: Any, where: str, ref: str | None) -> Any:
+    for option in typing.get_args(tp):
+        try:
+            return _check(value, option, where, ref)
+        except ProtocolError:
+            continue
+    return _WRONG
+
+
+def _checked_float(value: Any) -> Any:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return _WRONG
+    try:
+        number = float(value)
+    except OverflowError:  # an integer literal too large for any float
+        return _WRONG
+    return number if math.isfinite(number) else _WRONG
+
+
+def _checked_record(value: Any, tp: type, where: str, ref: str | None) -> Any:
+    if not isinstance(value, dict):
+        return _WRONG
+    sub_hints = _hints(tp)
+    names = [f.name for f in dataclasses.fields(tp)]  # type: ignore[arg-type]
+    if set(value) != set(names):
+        return _WRONG
+    return tp(**{n: _check(value[n], sub_hints[n], f"{where}.{n}", ref) for n in names})
 
 
 def _jsonable(value: Any) -> bool:
