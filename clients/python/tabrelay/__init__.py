@@ -14,7 +14,7 @@ library; the wire protocol is a generated copy (``tabrelay._wire``).
 
 from __future__ import annotations
 
-from tabrelay.client import CommandHandler, Relay, RelayStats, connect
+from tabrelay.client import CommandHandler, Relay, RelayOptions, RelayStats, connect
 from tabrelay.core import DEFAULT_FRAME_BUDGET, backoff
 from tabrelay.errors import (
     AuthError,
@@ -59,6 +59,7 @@ __all__ = [
     "QueueFullError",
     "RateLimitedError",
     "Relay",
+    "RelayOptions",
     "RelayStats",
     "Snapshot",
     "TabRelayError",
