@@ -130,27 +130,38 @@ def _counter(value: int, *, low: int = 0, high: int = _MAX_COUNTER) -> bool:
     return low <= value < high
 
 
+def _parts_problem(part: int, parts: int) -> str | None:
+    if _counter(parts, low=1, high=_MAX_PARTS + 1) and _counter(part, high=parts):
+        return None
+    return f"part {part} of {parts} is out of range"
+
+
+def _snapshot_problem(m: wire.SnapshotDelivery) -> str | None:
+    if not (_counter(m.seq) and _counter(m.missed)):
+        return "seq and missed must be counters"
+    if m.dseq is not None and not _counter(m.dseq):
+        return "dseq must be a counter"
+    return _parts_problem(m.part, m.parts)
+
+
+def _result_problem(m: wire.ResultDelivery) -> str | None:
+    problem = _parts_problem(m.part, m.parts)
+    if problem is None and m.parts > 1 and not isinstance(m.value, str):
+        return "value must be a string slice when parts > 1"
+    return problem
+
+
 def _range_problem(m: wire.Message) -> str | None:
     """Why a well-typed delivery is still unusable (numbers out of range), if it is."""
     if isinstance(m, wire.SnapshotDelivery):
-        if not (_counter(m.seq) and _counter(m.missed)):
-            return "seq and missed must be counters"
-        if m.dseq is not None and not _counter(m.dseq):
-            return "dseq must be a counter"
-        if not (_counter(m.parts, low=1, high=_MAX_PARTS + 1) and _counter(m.part, high=m.parts)):
-            return f"part {m.part} of {m.parts} is out of range"
-    elif isinstance(m, wire.ResultDelivery):
-        if not (_counter(m.parts, low=1, high=_MAX_PARTS + 1) and _counter(m.part, high=m.parts)):
-            return f"part {m.part} of {m.parts} is out of range"
-        if m.parts > 1 and not isinstance(m.value, str):
-            return "value must be a string slice when parts > 1"
-    elif isinstance(m, wire.CommandDelivery):
-        if not 0 < m.timeout <= 900:
-            return "timeout must be in (0, 900] seconds"
-    elif isinstance(m, wire.Presence):
-        if not _counter(m.at):
-            return "at must be a counter"
-    elif isinstance(m, wire.Browsers) and not all(_counter(b.connected_at) for b in m.browsers):
+        return _snapshot_problem(m)
+    if isinstance(m, wire.ResultDelivery):
+        return _result_problem(m)
+    if isinstance(m, wire.CommandDelivery) and not 0 < m.timeout <= 900:
+        return "timeout must be in (0, 900] seconds"
+    if isinstance(m, wire.Presence) and not _counter(m.at):
+        return "at must be a counter"
+    if isinstance(m, wire.Browsers) and not all(_counter(b.connected_at) for b in m.browsers):
         return "connected_at must be a counter"
     return None
 
@@ -214,7 +225,7 @@ def part_id(sid: str, part: int) -> str:
     return f"{sid}.{part}"
 
 
-def snapshot_frames(
+def snapshot_frames(  # noqa: PLR0913  keyword-only fields of the wire Snapshot it builds, named by 30 callers (client, tests, bench)
     html: str,
     *,
     sid: str,
@@ -496,7 +507,7 @@ class SnapshotAssembler:
 # --------------------------------------------------------------------------
 
 
-def result_frames(
+def result_frames(  # noqa: PLR0913  keyword-only fields of the wire Result it builds, named by its callers (core, tests, bench)
     id: str,
     *,
     ok: bool,
