@@ -41,7 +41,9 @@ from tabrelay.core import (
     OVERFLOW_POLICIES,
     AckTracker,
     CommandLedger,
+    ControlFrames,
     InboundSnapshots,
+    Listing,
     Malformed,
     OutboundBuffer,
     Outgoing,
@@ -59,6 +61,7 @@ from tabrelay.core import (
     check_command_timeout,
     connect_url,
     encode_frame,
+    handshake_error,
     parse_delivery,
     part_id,
     request_frame,
@@ -244,9 +247,7 @@ class Relay:
         self._ack = AckTracker(every=opts.ack_every, delay=opts.ack_delay)
         self._ack_timer: asyncio.TimerHandle | None = None
         self._bucket = TokenBucket(opts.max_rate, opts.max_burst) if opts.max_rate else None
-        self._ack_pending: int | None = None
-        self._ping_pending = False
-        self._restore: list[str] = []
+        self._control = ControlFrames()
         self._ready_timer: asyncio.TimerHandle | None = None
 
         self._replies: Replies[asyncio.Future[Any]] = Replies()
@@ -404,17 +405,12 @@ class Relay:
 
     async def browsers(self) -> list[BrowserInfo]:
         """The tenant's online browsers (every page of the gateway's replies)."""
-        result: list[BrowserInfo] = []
-        cursor: str | None = None
-        seen: set[str] = set()
+        listing = Listing()
         while True:
             page: list[BrowserInfo]
-            page, cursor = await self._request("list", None, cursor=cursor)
-            result.extend(page)
-            # A cursor seen before would loop forever: the listing is complete.
-            if cursor is None or cursor in seen:
-                return result
-            seen.add(cursor)
+            page, next_cursor = await self._request("list", None, cursor=listing.cursor)
+            if not listing.add(page, next_cursor):
+                return listing.browsers
 
     async def command(
         self,
@@ -581,12 +577,7 @@ class Relay:
                 proxy=self.options.proxy,
             )
         except InvalidStatus as exc:
-            status = exc.response.status_code
-            if status in (401, 403):
-                raise AuthError(
-                    f"the gateway refused the token (HTTP {status})", status=status
-                ) from None
-            raise ConnectError(f"handshake refused with HTTP {status}") from None
+            raise handshake_error(exc.response.status_code) from None
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
             raise ConnectError(f"cannot connect to {self.url}: {exc}") from None
 
@@ -634,11 +625,9 @@ class Relay:
         self._ws = ws
         self._last_rx = self._now()
         self._ack.reset()
-        self._ack_pending = None
-        self._ping_pending = False
         # Rebuild the subscriptions; requests written on the lost connection
         # never got their reply: ask again.
-        self._restore = self._subs.restore() + self._replies.unanswered(self._session)
+        self._control.start(self._subs.restore() + self._replies.unanswered(self._session))
         self._reader_paused = False
         if not self._subs.restoring:
             self._set_ready()
@@ -709,17 +698,15 @@ class Relay:
         self.stats.frames_sent += 1
 
     def _take_control(self) -> str | None:
-        if self._restore:
-            return self._restore.pop(0)
-        if self._ack_pending is not None:
-            seq, self._ack_pending = self._ack_pending, None
+        taken = self._control.next()
+        if taken is None:
+            return None
+        kind, frame = taken
+        if kind == "ack":
             self.stats.acks_sent += 1
-            return wire.encode(wire.Ack(seq=seq))
-        if self._ping_pending:
-            self._ping_pending = False
+        elif kind == "ping":
             self.stats.pings_sent += 1
-            return wire.encode(wire.Ping())
-        return None
+        return frame
 
     async def _keepalive(self, ws: ClientConnection) -> None:
         """A JSON ping every ``ping_interval``; abort the connection when the oldest
@@ -744,7 +731,7 @@ class Relay:
                 return
             if unanswered is None:
                 unanswered = now
-            self._ping_pending = True
+            self._control.ping()
             self._wake.set()
 
     def _finish(self) -> None:
@@ -792,8 +779,8 @@ class Relay:
             # Processed (as far as it goes): it must not hold the acks back.
             self._ack.received(m.dseq, self._now())
             self._ack_update()
-        if m.action == "snapshot" and m.source is not None:
-            self._assembler.abandon(m.source, m.sid)
+        if m.snapshot is not None:
+            self._assembler.abandon(*m.snapshot)
             return
         answer = self._replies.match(m)
         if answer is not None and answer.waiter is not None:
@@ -806,11 +793,10 @@ class Relay:
                     error_type(f"malformed {m.action}: {m.message}", id=answer.id)
                 )
             return
-        if m.action == "command" and m.id is not None:
-            # Answer it, so that its consumer learns now rather than at its timeout.
-            frames = self._ledger.refuse(m.id, m.message)
-            if frames is not None:
-                self._spawn(self._enqueue(Outgoing("result", frames, key=m.id)))
+        refusal = self._ledger.refuse(m)
+        if refusal is not None:
+            id, frames = refusal
+            self._spawn(self._enqueue(Outgoing("result", frames, key=id)))
 
     async def _handle(self, message: wire.Message) -> None:
         if isinstance(message, wire.SnapshotDelivery):
@@ -1010,7 +996,7 @@ class Relay:
         seq = self._ack.due(now)
         if seq is not None:
             self._ack.sent(seq)
-            self._ack_pending = seq
+            self._control.ack(seq)
             self._wake.set()
             return
         deadline = self._ack.deadline()

@@ -32,7 +32,14 @@ from typing import Any, Generic, Literal, NoReturn, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tabrelay import _wire as wire
-from tabrelay.errors import CommandFailedError, QueueFullError, TooLargeError
+from tabrelay.errors import (
+    AuthError,
+    CommandFailedError,
+    ConnectError,
+    QueueFullError,
+    TabRelayError,
+    TooLargeError,
+)
 from tabrelay.models import Snapshot
 
 __all__ = [
@@ -124,6 +131,13 @@ class Malformed:
     source: str | None = None
     sid: str | None = None
     dseq: int | None = None
+
+    @property
+    def snapshot(self) -> tuple[str, str | None] | None:
+        """The browser and snapshot id of a malformed snapshot delivery, to count as missed."""
+        if self.action == "snapshot" and self.source is not None:
+            return self.source, self.sid
+        return None
 
 
 def _counter(value: int, *, low: int = 0, high: int = _MAX_COUNTER) -> bool:
@@ -1210,16 +1224,22 @@ class CommandLedger:
         self._seen[id] = frames
         return frames
 
-    def refuse(self, id: str, why: str) -> list[str] | None:
-        """The ``bad_request`` answer of a malformed command ``id``; ``None`` if seen before."""
-        if id in self._seen:
+    def refuse(self, m: Malformed) -> tuple[str, list[str]] | None:
+        """The id and ``bad_request`` answer of a malformed command, answered now rather
+        than at its consumer's timeout; ``None`` if ``m`` is no command or its id was seen."""
+        id = m.id
+        if m.action != "command" or id is None or id in self._seen:
             return None
         frames = result_frames(
-            id, ok=False, error=f"malformed command: {why}", code="bad_request", budget=self.budget
+            id,
+            ok=False,
+            error=f"malformed command: {m.message}",
+            code="bad_request",
+            budget=self.budget,
         )
         self._seen[id] = frames
         self._forget()
-        return frames
+        return id, frames
 
     def _forget(self) -> None:
         while len(self._seen) > self.remember:
@@ -1420,3 +1440,69 @@ def request_frame(
     else:
         message = wire.Unsubscribe(browsers=browsers or [], id=id)
     return encode_frame(message, budget=budget)
+
+
+def handshake_error(status: int) -> TabRelayError:
+    """The error of a refused WebSocket handshake: a refused token (401/403) is never retried."""
+    if status in (401, 403):
+        return AuthError(f"the gateway refused the token (HTTP {status})", status=status)
+    return ConnectError(f"handshake refused with HTTP {status}")
+
+
+class Listing:
+    """Joins the pages of the gateway's answers to ``list``.
+
+    Contract: send ``list`` with :attr:`cursor`, give each answer to :meth:`add`,
+    and ask again while it returns ``True``; :attr:`browsers` is the result.
+    """
+
+    def __init__(self) -> None:
+        self.browsers: list[wire.BrowserInfo] = []
+        self.cursor: str | None = None
+        self._seen: set[str] = set()
+
+    def add(self, page: list[wire.BrowserInfo], next: str | None) -> bool:
+        self.browsers.extend(page)
+        # A cursor seen before would loop forever: the listing is complete.
+        if next is None or next in self._seen:
+            return False
+        self._seen.add(next)
+        self.cursor = next
+        return True
+
+
+class ControlFrames:
+    """The frames that go before any queued item, in order: the frames that
+    restore a new connection, then the latest cumulative ``ack``, then a ``ping``.
+
+    Contract: :meth:`start` on each new connection (what was pending for the
+    old one is dropped), :meth:`ack` / :meth:`ping` when one is due, and the
+    writer takes :meth:`next` until it returns ``None``.
+    """
+
+    def __init__(self) -> None:
+        self._restore: deque[str] = deque()
+        self._ack: int | None = None
+        self._ping = False
+
+    def start(self, restore: list[str]) -> None:
+        self._restore = deque(restore)
+        self._ack = None
+        self._ping = False
+
+    def ack(self, seq: int) -> None:
+        self._ack = seq
+
+    def ping(self) -> None:
+        self._ping = True
+
+    def next(self) -> tuple[Literal["restore", "ack", "ping"], str] | None:
+        if self._restore:
+            return "restore", self._restore.popleft()
+        if self._ack is not None:
+            seq, self._ack = self._ack, None
+            return "ack", wire.encode(wire.Ack(seq=seq))
+        if self._ping:
+            self._ping = False
+            return "ping", wire.encode(wire.Ping())
+        return None

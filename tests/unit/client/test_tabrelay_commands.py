@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tabrelay.core import CommandLedger, Duplicate
+from tabrelay.core import CommandLedger, Duplicate, Malformed
 from tabrelay.errors import TabRelayError
 
 
@@ -53,21 +53,33 @@ def test_given_a_large_value_when_finished_then_parts_within_the_budget() -> Non
     assert all(len(f.encode()) <= 2_000 for f in frames)
 
 
+def _malformed(id: str | None, action: str | None = "command") -> Malformed:
+    return Malformed("bad_request", "timeout must be in (0, 900] seconds", action=action, id=id)
+
+
 def test_given_malformed_command_when_refused_then_bad_request_once() -> None:
     ledger = CommandLedger()
-    frames = ledger.refuse("k1", "timeout must be in (0, 900] seconds")
-    assert frames is not None
+    refusal = ledger.refuse(_malformed("k1"))
+    assert refusal is not None
+    id, frames = refusal
     result = json.loads(frames[0])
-    assert (result["ok"], result["code"]) == (False, "bad_request")
-    assert "malformed command" in result["error"]
-    assert ledger.refuse("k1", "again") is None
+    assert (id, result["id"], result["ok"], result["code"]) == ("k1", "k1", False, "bad_request")
+    assert result["error"] == "malformed command: timeout must be in (0, 900] seconds"
+    assert ledger.refuse(_malformed("k1")) is None
     assert ledger.receive("k1") == Duplicate(frames)
 
 
 def test_given_a_seen_id_when_refused_then_no_answer() -> None:
     ledger = CommandLedger()
     ledger.receive("k1")
-    assert ledger.refuse("k1", "late malformed copy") is None
+    assert ledger.refuse(_malformed("k1")) is None
+
+
+def test_given_malformed_non_command_or_without_id_when_refused_then_no_answer() -> None:
+    ledger = CommandLedger()
+    assert ledger.refuse(_malformed("k1", action="result")) is None
+    assert ledger.refuse(_malformed(None)) is None
+    assert len(ledger) == 0
 
 
 def test_given_more_than_remember_finished_when_received_then_oldest_forgotten() -> None:
