@@ -14,7 +14,19 @@ unit-tested without a network:
 * backoff: :func:`backoff` yields reconnection delays;
 * pacing: :class:`TokenBucket` keeps the sending rate under the gateway's limit;
 * queues: :class:`OutboundBuffer` and :class:`InboundSnapshots` are the two
-  bounded queues with their overflow policies.
+  bounded queues with their overflow policies;
+* connecting: :func:`connect_url` puts the token and ack flag in the URL,
+  :func:`handshake_error` says which refusals are final;
+* subscriptions: :class:`Subscriptions` keeps the set and rebuilds it on a new
+  connection;
+* replies: :class:`Replies` tells which pending command or request a frame
+  answers, and which requests to ask again after a reconnect; :class:`Listing`
+  joins the pages of ``list``;
+* commands (browser side): :class:`CommandLedger` runs each command id once
+  and remembers its answer;
+* parts: :class:`PartResender` sends a part refused as ``rate_limited`` again;
+* control frames: :class:`ControlFrames` orders restore, ack and ping frames
+  before queued items.
 """
 
 from __future__ import annotations
@@ -48,19 +60,37 @@ __all__ = [
     "DEFAULT_MAX_PENDING_SNAPSHOT_BYTES",
     "DEFAULT_MAX_RESULT_BYTES",
     "DEFAULT_MAX_SNAPSHOT_BYTES",
+    "RESTORE_ID",
+    "SUBSCRIBE_BATCH",
     "AckTracker",
+    "Answer",
+    "CommandLedger",
+    "ControlFrames",
+    "Duplicate",
     "InboundSnapshots",
+    "Listing",
     "Malformed",
     "OutboundBuffer",
     "Outgoing",
     "Overflow",
+    "PartResender",
+    "Replies",
+    "RequestKind",
     "ResultAssembler",
     "SnapshotAssembler",
+    "Subscriptions",
     "TokenBucket",
     "backoff",
+    "batches",
+    "browser_ids",
+    "check_command_timeout",
+    "connect_url",
     "encode_frame",
+    "handshake_error",
     "parse_delivery",
     "part_id",
+    "request_frame",
+    "result_error",
     "result_frames",
     "snapshot_frames",
 ]
