@@ -21,7 +21,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tabrelay.client import CommandHandler, Relay, RelayStats, connect
+    from tabrelay.client import CommandHandler, Relay, RelayOptions, RelayStats, connect
     from tabrelay.core import DEFAULT_FRAME_BUDGET, backoff
     from tabrelay.errors import (
         AuthError,
@@ -66,6 +66,7 @@ __all__ = [
     "QueueFullError",
     "RateLimitedError",
     "Relay",
+    "RelayOptions",
     "RelayStats",
     "Snapshot",
     "TabRelayError",
@@ -101,7 +102,9 @@ _ERRORS = (
     "UnknownActionError",
 )
 _LAZY: dict[str, str] = {
-    **dict.fromkeys(("CommandHandler", "Relay", "RelayStats", "connect"), "tabrelay.client"),
+    **dict.fromkeys(
+        ("CommandHandler", "Relay", "RelayOptions", "RelayStats", "connect"), "tabrelay.client"
+    ),
     **dict.fromkeys(("DEFAULT_FRAME_BUDGET", "backoff"), "tabrelay.core"),
     **dict.fromkeys(_ERRORS, "tabrelay.errors"),
     **dict.fromkeys(("BrowserInfo", "CommandRequest", "Presence", "Snapshot"), "tabrelay.models"),

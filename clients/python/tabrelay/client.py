@@ -17,16 +17,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import itertools
 import logging
 import time
 import uuid
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
@@ -41,24 +40,36 @@ from tabrelay.core import (
     DEFAULT_MAX_SNAPSHOT_BYTES,
     OVERFLOW_POLICIES,
     AckTracker,
+    CommandLedger,
+    ControlFrames,
     InboundSnapshots,
+    Listing,
     Malformed,
     OutboundBuffer,
     Outgoing,
     Overflow,
+    PartResender,
+    Replies,
+    RequestKind,
     ResultAssembler,
     SnapshotAssembler,
+    Subscriptions,
     TokenBucket,
     backoff,
+    batches,
+    browser_ids,
+    check_command_timeout,
+    connect_url,
     encode_frame,
+    handshake_error,
     parse_delivery,
     part_id,
-    result_frames,
+    request_frame,
+    result_error,
     snapshot_frames,
 )
 from tabrelay.errors import (
     AuthError,
-    CommandFailedError,
     CommandTimeoutError,
     ConnectError,
     ConnectionClosedError,
@@ -69,7 +80,7 @@ from tabrelay.errors import (
 )
 from tabrelay.models import BrowserInfo, CommandRequest, Presence, Snapshot
 
-__all__ = ["CommandHandler", "Relay", "RelayStats", "connect"]
+__all__ = ["CommandHandler", "Relay", "RelayOptions", "RelayStats", "connect"]
 
 logger = logging.getLogger("tabrelay")
 
@@ -78,7 +89,6 @@ logger = logging.getLogger("tabrelay")
 CommandHandler = Callable[[CommandRequest], Any]
 TokenSource = str | Callable[[], str] | None
 
-_RUNNING = None  # marks a command id whose handler has not finished yet
 _Token = tuple[int, int] | None
 
 
@@ -102,23 +112,47 @@ class RelayStats:
     malformed: int = 0  # deliveries the client could not use (each answered or counted)
 
 
-@dataclass
-class _Request:
-    kind: Literal["list", "subscribe", "unsubscribe"]
-    frame: str
-    future: asyncio.Future[Any]
-    sent_in: int = 0  # session number it was last written in (0: not yet)
+@dataclass(frozen=True, slots=True)
+class RelayOptions:
+    """How a :class:`Relay` behaves; every field is described there.
+
+    Pass one as ``options=`` (shared by several relays), or the fields as
+    keyword arguments of :func:`connect` / :class:`Relay`, which override it.
+    """
+
+    role: Literal["browser", "consumer"] | None = None
+    acks: bool = True
+    queue_size: int = 100
+    overflow: Overflow = "block"
+    ping_interval: float | None = 20.0
+    ping_timeout: float = 20.0
+    reconnect: bool = True
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    open_timeout: float = 10.0
+    request_timeout: float = 10.0
+    close_timeout: float = 5.0
+    ack_every: int = 10
+    ack_delay: float = 0.25
+    frame_budget: int = DEFAULT_FRAME_BUDGET
+    max_rate: float | None = 20.0
+    max_burst: int = 20
+    command_grace: float = 5.0
+    max_snapshot_bytes: int = DEFAULT_MAX_SNAPSHOT_BYTES
+    max_pending_snapshot_bytes: int = DEFAULT_MAX_PENDING_SNAPSHOT_BYTES
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
+    max_pending_results: int = DEFAULT_MAX_PENDING_RESULTS
+    presence_size: int = 1000
+    remember_commands: int = 10_000
+    proxy: str | Literal[True] | None = True
+
+    def __post_init__(self) -> None:
+        if self.overflow not in OVERFLOW_POLICIES:
+            raise ValueError(f"overflow must be one of {sorted(OVERFLOW_POLICIES)}")
 
 
 def connect(
-    url: str,
-    *,
-    token: TokenSource = None,
-    role: Literal["browser", "consumer"] | None = None,
-    acks: bool = True,
-    queue_size: int = 100,
-    overflow: Overflow = "block",
-    **options: Any,
+    url: str, *, token: TokenSource = None, options: RelayOptions | None = None, **overrides: Any
 ) -> Relay:
     """Open a relay to the gateway at ``url`` (``ws://`` or ``wss://``).
 
@@ -127,17 +161,10 @@ def connect(
     Entering opens the first connection and raises :class:`AuthError` when the
     gateway refuses the token (HTTP 401/403; never retried) or
     :class:`ConnectError` when it cannot be reached. After that, dropped
-    connections are reopened with backoff; see :class:`Relay` for the options.
+    connections are reopened with backoff; see :class:`Relay` for the options
+    (:class:`RelayOptions` fields, as ``options=`` or keyword arguments).
     """
-    return Relay(
-        url,
-        token=token,
-        role=role,
-        acks=acks,
-        queue_size=queue_size,
-        overflow=overflow,
-        **options,
-    )
+    return Relay(url, token=token, options=options, **overrides)
 
 
 class Relay:
@@ -186,6 +213,10 @@ class Relay:
       (:class:`MalformedResultError`) or counts that one snapshot in the next
       ``missed`` of its browser; the relay goes on.
 
+    The options are the fields of :class:`RelayOptions`: pass them as keyword
+    arguments, or as ``options=RelayOptions(...)`` (keyword arguments override
+    it); :attr:`options` holds the result. An unknown name raises :class:`TypeError`.
+
     One task at a time should iterate :meth:`snapshots` (and :meth:`presence`).
     """
 
@@ -194,79 +225,38 @@ class Relay:
         url: str,
         *,
         token: TokenSource = None,
-        role: Literal["browser", "consumer"] | None = None,
-        acks: bool = True,
-        queue_size: int = 100,
-        overflow: Overflow = "block",
-        ping_interval: float | None = 20.0,
-        ping_timeout: float = 20.0,
-        reconnect: bool = True,
-        backoff_initial: float = 0.5,
-        backoff_max: float = 30.0,
-        open_timeout: float = 10.0,
-        request_timeout: float = 10.0,
-        close_timeout: float = 5.0,
-        ack_every: int = 10,
-        ack_delay: float = 0.25,
-        frame_budget: int = DEFAULT_FRAME_BUDGET,
-        max_rate: float | None = 20.0,
-        max_burst: int = 20,
-        command_grace: float = 5.0,
-        max_snapshot_bytes: int = DEFAULT_MAX_SNAPSHOT_BYTES,
-        max_pending_snapshot_bytes: int = DEFAULT_MAX_PENDING_SNAPSHOT_BYTES,
-        max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
-        max_pending_results: int = DEFAULT_MAX_PENDING_RESULTS,
-        presence_size: int = 1000,
-        remember_commands: int = 10_000,
-        proxy: str | Literal[True] | None = True,
+        options: RelayOptions | None = None,
+        **overrides: Any,
     ) -> None:
         scheme = urlsplit(url).scheme
         if scheme not in ("ws", "wss"):
             raise ValueError(f"url must start with ws:// or wss://, got {url!r}")
-        if overflow not in OVERFLOW_POLICIES:
-            raise ValueError(f"overflow must be one of {sorted(OVERFLOW_POLICIES)}")
+        self.options = opts = replace(options or RelayOptions(), **overrides)
         self.url = url
-        self.role = role
-        self.acks = acks
         self._token = token
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.reconnect = reconnect
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
-        self.open_timeout = open_timeout
-        self.request_timeout = request_timeout
-        self.close_timeout = close_timeout
-        self.frame_budget = frame_budget
-        self.command_grace = command_grace
-        self.proxy = proxy
         self.stats = RelayStats()
 
-        self._outbox = OutboundBuffer(queue_size, overflow)
-        self._inbox: InboundSnapshots[_Token] = InboundSnapshots(queue_size, overflow)
+        self._outbox = OutboundBuffer(opts.queue_size, opts.overflow)
+        self._inbox: InboundSnapshots[_Token] = InboundSnapshots(opts.queue_size, opts.overflow)
         self._assembler = SnapshotAssembler(
-            max_bytes=max_pending_snapshot_bytes, max_html_bytes=max_snapshot_bytes
+            max_bytes=opts.max_pending_snapshot_bytes, max_html_bytes=opts.max_snapshot_bytes
         )
-        self._results = ResultAssembler(max_pending=max_pending_results, max_bytes=max_result_bytes)
-        self._ack = AckTracker(every=ack_every, delay=ack_delay)
+        self._results = ResultAssembler(
+            max_pending=opts.max_pending_results, max_bytes=opts.max_result_bytes
+        )
+        self._ack = AckTracker(every=opts.ack_every, delay=opts.ack_delay)
         self._ack_timer: asyncio.TimerHandle | None = None
-        self._bucket = TokenBucket(max_rate, max_burst) if max_rate else None
-        self._ack_pending: int | None = None
-        self._ping_pending = False
-        self._restore: list[str] = []
-        self._restore_left = 0
+        self._bucket = TokenBucket(opts.max_rate, opts.max_burst) if opts.max_rate else None
+        self._control = ControlFrames()
         self._ready_timer: asyncio.TimerHandle | None = None
 
-        self._commands: dict[str, asyncio.Future[Any]] = {}
-        self._requests: OrderedDict[str, _Request] = OrderedDict()
-        self._request_ids = itertools.count(1)
-        self._subs: set[str] | None = None
-        self._presence: deque[Presence] = deque(maxlen=presence_size)
+        self._replies: Replies[asyncio.Future[Any]] = Replies()
+        self._subs = Subscriptions()
+        self._presence: deque[Presence] = deque(maxlen=opts.presence_size)
 
         self._handler: CommandHandler | None = None
-        self._seen: OrderedDict[str, list[str] | None] = OrderedDict()
-        self._sent_parts: OrderedDict[str, tuple[str, int]] = OrderedDict()
-        self._remember = remember_commands
+        self._ledger = CommandLedger(opts.remember_commands, budget=opts.frame_budget)
+        self._parts = PartResender()
         self._tasks: set[asyncio.Task[Any]] = set()
         # Snapshot sequence numbers grow across reconnects and process restarts.
         self._seq = time.time_ns() // 1_000_000
@@ -331,7 +321,7 @@ class Relay:
             return
         if not self._closing.is_set() and self._ws is not None:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.close_timeout):
+                async with asyncio.timeout(self.options.close_timeout):
                     await self.drain()
         self._closing.set()
         ws = self._ws
@@ -339,10 +329,10 @@ class Relay:
             # Bounded: a peer that never answers the close handshake must not
             # keep the program from exiting (Ctrl-C included).
             with contextlib.suppress(Exception):
-                async with asyncio.timeout(self.close_timeout):
+                async with asyncio.timeout(self.options.close_timeout):
                     await ws.close()
         try:
-            async with asyncio.timeout(self.close_timeout):
+            async with asyncio.timeout(self.options.close_timeout):
                 # never raises: it keeps a fatal error for the callers
                 await asyncio.shield(self._lifecycle)
         except TimeoutError:
@@ -397,35 +387,30 @@ class Relay:
         subscribe/unsubscribe a consumer receives from every browser. The set is
         restored on every reconnect.
         """
-        ids = self._ids(browsers)
-        self._subs = (self._subs or set()) | set(ids)
+        ids = browser_ids(browsers)
+        self._subs.subscribe(ids)
         reply: list[str] = []
-        for chunk in _chunks(ids, wire.MAX_SUBSCRIPTIONS):
+        for chunk in batches(ids):
             reply = await self._request("subscribe", chunk)
         return reply
 
     async def unsubscribe(self, browsers: Iterable[str]) -> list[str]:
         """Stop receiving snapshots from these browsers; returns the set in force."""
-        ids = self._ids(browsers)
-        self._subs = (self._subs or set()) - set(ids)
+        ids = browser_ids(browsers)
+        self._subs.unsubscribe(ids)
         reply: list[str] = []
-        for chunk in _chunks(ids, wire.MAX_SUBSCRIPTIONS):
+        for chunk in batches(ids):
             reply = await self._request("unsubscribe", chunk)
         return reply
 
     async def browsers(self) -> list[BrowserInfo]:
         """The tenant's online browsers (every page of the gateway's replies)."""
-        result: list[BrowserInfo] = []
-        cursor: str | None = None
-        seen: set[str] = set()
+        listing = Listing()
         while True:
             page: list[BrowserInfo]
-            page, cursor = await self._request("list", None, cursor=cursor)
-            result.extend(page)
-            # A cursor seen before would loop forever: the listing is complete.
-            if cursor is None or cursor in seen:
-                return result
-            seen.add(cursor)
+            page, next_cursor = await self._request("list", None, cursor=listing.cursor)
+            if not listing.add(page, next_cursor):
+                return listing.browsers
 
     async def command(
         self,
@@ -449,11 +434,7 @@ class Relay:
         written is not written again (it may have run); it then ends with the
         gateway's answer if it arrives, else :class:`CommandTimeoutError`.
         """
-        if not wire.MIN_COMMAND_TIMEOUT <= timeout <= wire.MAX_COMMAND_TIMEOUT:
-            raise ValueError(
-                f"timeout must be between {wire.MIN_COMMAND_TIMEOUT} and "
-                f"{wire.MAX_COMMAND_TIMEOUT} seconds"
-            )
+        check_command_timeout(timeout)
         self._check_open()
         id = uuid.uuid4().hex
         message = wire.Command(
@@ -461,9 +442,9 @@ class Relay:
         )
         item = Outgoing("command", [self._encode(message)], key=id)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._commands[id] = future
+        self._replies.command(id, future)
         try:
-            async with asyncio.timeout(timeout + self.command_grace):
+            async with asyncio.timeout(timeout + self.options.command_grace):
                 await self._enqueue(item)
                 return await future
         except TimeoutError:
@@ -471,7 +452,7 @@ class Relay:
                 f"no answer to {name!r} from {target} within {timeout:g} s", id=id
             ) from None
         finally:
-            self._commands.pop(id, None)
+            self._replies.discard(id)
             self._results.discard(id)
             if self._outbox.remove(item):
                 self._room.set()
@@ -550,7 +531,7 @@ class Relay:
                 seq=seq,
                 url=url,
                 title=title,
-                budget=self.frame_budget,
+                budget=self.options.frame_budget,
                 compress=compress,
             )
 
@@ -581,34 +562,22 @@ class Relay:
     # ------------------------------------------------------------------
 
     def _connect_url(self) -> str:
-        parts = urlsplit(self.url)
-        query = [(k, v) for k, v in parse_qsl(parts.query) if k != wire.ACK_QUERY_PARAMETER]
         token = self._token() if callable(self._token) else self._token
-        if token is not None:
-            query = [(k, v) for k, v in query if k != "token"]
-            query.append(("token", token))
-        if self.acks:
-            query.append((wire.ACK_QUERY_PARAMETER, "1"))
-        return urlunsplit(parts._replace(query=urlencode(query)))
+        return connect_url(self.url, token, acks=self.options.acks)
 
     async def _open(self) -> ClientConnection:
         try:
             return await ws_connect(
                 self._connect_url(),
-                open_timeout=self.open_timeout,
+                open_timeout=self.options.open_timeout,
                 ping_interval=None,  # API Gateway: JSON ping, answered without a Lambda call
                 compression=None,  # API Gateway does not negotiate permessage-deflate
                 max_size=4 * wire.MESSAGE_LIMIT,
-                close_timeout=self.close_timeout,
-                proxy=self.proxy,
+                close_timeout=self.options.close_timeout,
+                proxy=self.options.proxy,
             )
         except InvalidStatus as exc:
-            status = exc.response.status_code
-            if status in (401, 403):
-                raise AuthError(
-                    f"the gateway refused the token (HTTP {status})", status=status
-                ) from None
-            raise ConnectError(f"handshake refused with HTTP {status}") from None
+            raise handshake_error(exc.response.status_code) from None
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
             raise ConnectError(f"cannot connect to {self.url}: {exc}") from None
 
@@ -618,7 +587,7 @@ class Relay:
                 await self._run_session(ws)
                 if self._closing.is_set():
                     return
-                if not self.reconnect:
+                if not self.options.reconnect:
                     raise ConnectionClosedError("connection lost (reconnect=False)")
                 ws = await self._reopen()
         except asyncio.CancelledError:
@@ -630,7 +599,7 @@ class Relay:
             self._finish()
 
     async def _reopen(self) -> ClientConnection:
-        delays = backoff(initial=self.backoff_initial, maximum=self.backoff_max)
+        delays = backoff(initial=self.options.backoff_initial, maximum=self.options.backoff_max)
         while True:
             delay = next(delays)
             with contextlib.suppress(TimeoutError):
@@ -656,16 +625,16 @@ class Relay:
         self._ws = ws
         self._last_rx = self._now()
         self._ack.reset()
-        self._ack_pending = None
-        self._ping_pending = False
-        self._restore = self._restore_frames()
+        # Rebuild the subscriptions; requests written on the lost connection
+        # never got their reply: ask again.
+        self._control.start(self._subs.restore() + self._replies.unanswered(self._session))
         self._reader_paused = False
-        if not self._restore_left:
+        if not self._subs.restoring:
             self._set_ready()
         else:
             # A gateway that never confirms must not leave wait_connected() hanging.
             self._ready_timer = asyncio.get_running_loop().call_later(
-                self.request_timeout, self._set_ready
+                self.options.request_timeout, self._set_ready
             )
         self._wake.set()
         writer = asyncio.create_task(self._writer(ws), name="tabrelay-writer")
@@ -685,24 +654,6 @@ class Relay:
                 self._ack_timer.cancel()
                 self._ack_timer = None
             await ws.close()
-
-    def _restore_frames(self) -> list[str]:
-        frames: list[str] = []
-        if self._subs is not None:
-            # A fresh connection receives from everyone; rebuild the set exactly.
-            if self._subs:
-                for chunk in _chunks(sorted(self._subs), wire.MAX_SUBSCRIPTIONS):
-                    frames.append(wire.encode(wire.Subscribe(browsers=chunk, id="restore")))
-            else:
-                frames.append(wire.encode(wire.Subscribe(browsers=["*"], id="restore")))
-                frames.append(wire.encode(wire.Unsubscribe(browsers=["*"], id="restore")))
-        self._restore_left = len(frames)
-        # Requests written on the lost connection never got their reply: ask again.
-        for request in self._requests.values():
-            if request.sent_in and request.sent_in < self._session:
-                frames.append(request.frame)
-                request.sent_in = self._session
-        return frames
 
     async def _reader(self, ws: ClientConnection) -> None:
         try:
@@ -731,11 +682,9 @@ class Relay:
                 for i, frame in enumerate(item.frames):
                     await self._send(ws, frame)
                     if item.ids:
-                        self._remember_part(item.ids[i], frame)
+                        self._parts.written(item.ids[i], frame)
                 if item.kind == "request":
-                    request = self._requests.get(item.key)
-                    if request is not None:
-                        request.sent_in = self._session
+                    self._replies.written(item.key, self._session)
                 self._outbox.remove(item)
                 self._room.set()
 
@@ -748,40 +697,31 @@ class Relay:
         await ws.send(frame)
         self.stats.frames_sent += 1
 
-    def _remember_part(self, id: str, frame: str) -> None:
-        # The last frames written, so a part the gateway refused can go again.
-        tries = self._sent_parts.pop(id, (frame, 0))[1]
-        self._sent_parts[id] = (frame, tries)
-        while len(self._sent_parts) > 256:
-            self._sent_parts.popitem(last=False)
-
     def _take_control(self) -> str | None:
-        if self._restore:
-            return self._restore.pop(0)
-        if self._ack_pending is not None:
-            seq, self._ack_pending = self._ack_pending, None
+        taken = self._control.next()
+        if taken is None:
+            return None
+        kind, frame = taken
+        if kind == "ack":
             self.stats.acks_sent += 1
-            return wire.encode(wire.Ack(seq=seq))
-        if self._ping_pending:
-            self._ping_pending = False
+        elif kind == "ping":
             self.stats.pings_sent += 1
-            return wire.encode(wire.Ping())
-        return None
+        return frame
 
     async def _keepalive(self, ws: ClientConnection) -> None:
         """A JSON ping every ``ping_interval``; abort the connection when the oldest
         unanswered one is older than ``ping_timeout`` (any frame counts as an answer)."""
-        if self.ping_interval is None:
+        if self.options.ping_interval is None:
             return
         unanswered: float | None = None
         while True:
-            await asyncio.sleep(self.ping_interval)
+            await asyncio.sleep(self.options.ping_interval)
             now = self._now()
             if unanswered is not None and self._last_rx >= unanswered:
                 unanswered = None
             if (
                 unanswered is not None
-                and now - unanswered >= self.ping_timeout
+                and now - unanswered >= self.options.ping_timeout
                 and not self._reader_paused
             ):
                 logger.warning(
@@ -791,7 +731,7 @@ class Relay:
                 return
             if unanswered is None:
                 unanswered = now
-            self._ping_pending = True
+            self._control.ping()
             self._wake.set()
 
     def _finish(self) -> None:
@@ -799,12 +739,9 @@ class Relay:
             return
         self._finished.set()
         error = self._closed_error()
-        for future in self._commands.values():
+        for future in self._replies.waiters():
             if not future.done():
                 future.set_exception(error)
-        for request in self._requests.values():
-            if not request.future.done():
-                request.future.set_exception(error)
         self._room.set()
 
     def _closed_error(self) -> BaseException:
@@ -842,61 +779,57 @@ class Relay:
             # Processed (as far as it goes): it must not hold the acks back.
             self._ack.received(m.dseq, self._now())
             self._ack_update()
-        if m.action == "snapshot" and m.source is not None:
-            self._assembler.abandon(m.source, m.sid)
+        if m.snapshot is not None:
+            self._assembler.abandon(*m.snapshot)
             return
-        if m.id is None:
-            return
-        future = self._commands.get(m.id)
-        if future is not None:
-            self._results.discard(m.id)
-            if not future.done():
-                future.set_exception(
-                    MalformedResultError(f"malformed {m.action}: {m.message}", id=m.id)
-                )
-            return
-        request = self._requests.get(m.id)
-        if request is not None:
-            if not request.future.done():
-                request.future.set_exception(
-                    MalformedDeliveryError(f"malformed {m.action}: {m.message}", id=m.id)
-                )
-            return
-        if m.action == "command" and m.id not in self._seen:
-            # Answer it, so that its consumer learns now rather than at its timeout.
-            frames = result_frames(
-                m.id,
-                ok=False,
-                error=f"malformed command: {m.message}",
-                code="bad_request",
-                budget=self.frame_budget,
+        answer = self._replies.match(m)
+        if answer is not None and answer.waiter is not None:
+            error_type = (
+                MalformedResultError if answer.kind == "command" else MalformedDeliveryError
             )
-            self._seen[m.id] = frames
-            self._forget_commands()
-            self._spawn(self._enqueue(Outgoing("result", frames, key=m.id)))
+            self._results.discard(answer.id)
+            if not answer.waiter.done():
+                answer.waiter.set_exception(
+                    error_type(f"malformed {m.action}: {m.message}", id=answer.id)
+                )
+            return
+        refusal = self._ledger.refuse(m)
+        if refusal is not None:
+            id, frames = refusal
+            self._spawn(self._enqueue(Outgoing("result", frames, key=id)))
 
     async def _handle(self, message: wire.Message) -> None:
         if isinstance(message, wire.SnapshotDelivery):
             await self._on_snapshot(message)
-        elif isinstance(message, wire.ResultDelivery):
-            self._on_result(message)
-        elif isinstance(message, wire.ErrorMessage):
-            self._on_error(message)
         elif isinstance(message, wire.CommandDelivery):
             self._on_command(message)
-        elif isinstance(message, wire.Browsers):
-            self._reply("list", message.id, (list(message.browsers), message.next))
-        elif isinstance(message, wire.Subscribed):
-            if message.id == "restore":
-                self._restore_left -= 1
-                if self._restore_left <= 0:
-                    self._set_ready()
-            else:
-                self._reply(("subscribe", "unsubscribe"), message.id, list(message.browsers))
+        elif isinstance(message, wire.ErrorMessage):
+            self._on_error(message)
         elif isinstance(message, wire.Presence):
             self._presence.append(message)
             self._presence_changed.set()
+        else:
+            self._on_reply(message)
         # Pong: receiving it is all that matters (``_last_rx``).
+
+    def _on_reply(self, message: wire.Message) -> None:
+        answer = self._replies.match(message)
+        if answer is None:
+            return
+        if answer.kind == "restore":
+            if self._subs.confirmed():
+                self._set_ready()
+            return
+        future = answer.waiter
+        assert future is not None  # a command or request always has its waiter
+        if isinstance(message, wire.ResultDelivery):
+            self._on_result(message, future)
+        elif future.done():
+            return
+        elif isinstance(message, wire.Browsers):
+            future.set_result((list(message.browsers), message.next))
+        elif isinstance(message, wire.Subscribed):
+            future.set_result(list(message.browsers))
 
     async def _on_snapshot(self, d: wire.SnapshotDelivery) -> None:
         try:
@@ -927,9 +860,8 @@ class Relay:
             self._inbox_changed.set()
         self._ack_update()
 
-    def _on_result(self, d: wire.ResultDelivery) -> None:
-        future = self._commands.get(d.id)
-        if future is None or future.done():
+    def _on_result(self, d: wire.ResultDelivery, future: asyncio.Future[Any]) -> None:
+        if future.done():
             return  # nobody waits for it: nothing to join or hold
         try:
             whole = self._results.feed(d)
@@ -938,7 +870,7 @@ class Relay:
             whole = None
             future.set_exception(MalformedResultError(exc.message, id=d.id, source=d.source))
         for id in self._results.abandoned:
-            abandoned = self._commands.get(id)
+            abandoned = self._replies.commands.get(id)
             if abandoned is not None and not abandoned.done():
                 abandoned.set_exception(
                     MalformedResultError(
@@ -950,86 +882,52 @@ class Relay:
         self._results.abandoned.clear()
         if whole is None or future.done():
             return
-        if whole.ok:
+        error = result_error(whole)
+        if error is None:
             future.set_result(whole.value)
         else:
-            future.set_exception(
-                CommandFailedError(
-                    whole.error or "the command failed",
-                    code=whole.code or "command_failed",
-                    id=d.id,
-                    source=d.source,
-                )
-            )
+            future.set_exception(error)
 
     def _on_error(self, e: wire.ErrorMessage) -> None:
         error = error_for_code(e.code, e.message, id=e.id)
-        if e.code == "rate_limited":
-            if self._bucket is not None:
-                self._bucket.slow_down()
-            part = e.id
-            sent = self._sent_parts.get(part) if part is not None else None
-            if part is not None and sent is not None and sent[1] < 3:
-                # A refused snapshot part: send it again (more slowly) rather than lose the page.
-                self._sent_parts[part] = (sent[0], sent[1] + 1)
-                self.stats.parts_resent += 1
-                self._spawn(self._enqueue(Outgoing("snapshot", [sent[0]], ids=[part])))
-                return
-        if e.id is not None:
-            future = self._commands.get(e.id)
-            if future is not None:
-                if not future.done():
-                    future.set_exception(error)
-                return
-            request = self._requests.get(e.id)
-            if request is not None:
-                if not request.future.done():
-                    request.future.set_exception(error)
-                return
-            if e.id == "restore":
-                logger.warning("tabrelay: restoring subscriptions failed: %s", error)
-                self._set_ready()
-                return
-        logger.warning("tabrelay: gateway error: %s", error)
-
-    def _reply(self, kinds: str | tuple[str, ...], id: str | None, value: Any) -> None:
-        request = self._requests.get(id) if id is not None else None
-        if request is None and id is None:
-            # A gateway that does not echo ids: answer the oldest request of that kind.
-            wanted = (kinds,) if isinstance(kinds, str) else kinds
-            request = next((r for r in self._requests.values() if r.kind in wanted), None)
-        if request is not None and not request.future.done():
-            request.future.set_result(value)
+        if self._bucket is not None:
+            self._bucket.refused(e.code)
+        resend = self._parts.refused(e)
+        if resend is not None:
+            # A refused snapshot part: send it again (more slowly) rather than lose the page.
+            part, frame = resend
+            self.stats.parts_resent += 1
+            self._spawn(self._enqueue(Outgoing("snapshot", [frame], ids=[part])))
+            return
+        answer = self._replies.match(e)
+        if answer is None:
+            logger.warning("tabrelay: gateway error: %s", error)
+        elif answer.kind == "restore":
+            logger.warning("tabrelay: restoring subscriptions failed: %s", error)
+            self._subs.failed()
+            self._set_ready()
+        elif answer.waiter is not None and not answer.waiter.done():
+            answer.waiter.set_exception(error)
 
     async def _request(
-        self,
-        kind: Literal["list", "subscribe", "unsubscribe"],
-        browsers: list[str] | None,
-        *,
-        cursor: str | None = None,
+        self, kind: RequestKind, browsers: list[str] | None, *, cursor: str | None = None
     ) -> Any:
         self._check_open()
-        id = f"r{next(self._request_ids)}"
-        message: wire.Message
-        if kind == "list":
-            message = wire.List(id=id, cursor=cursor)
-        elif kind == "subscribe":
-            message = wire.Subscribe(browsers=browsers or [], id=id)
-        else:
-            message = wire.Unsubscribe(browsers=browsers or [], id=id)
+        id = self._replies.next_request_id()
+        frame = request_frame(kind, id, browsers, cursor=cursor, budget=self.options.frame_budget)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._requests[id] = _Request(kind, self._encode(message), future)
-        item = Outgoing("request", [self._requests[id].frame], key=id)
+        self._replies.request(id, kind, frame, future)
+        item = Outgoing("request", [frame], key=id)
         try:
-            async with asyncio.timeout(self.request_timeout):
+            async with asyncio.timeout(self.options.request_timeout):
                 await self._enqueue(item)
                 return await future
         except TimeoutError:
             raise CommandTimeoutError(
-                f"no reply to {kind} within {self.request_timeout:g} s", id=id
+                f"no reply to {kind} within {self.options.request_timeout:g} s", id=id
             ) from None
         finally:
-            del self._requests[id]
+            self._replies.discard(id)
             if self._outbox.remove(item):
                 self._room.set()
 
@@ -1038,22 +936,13 @@ class Relay:
     # ------------------------------------------------------------------
 
     def _on_command(self, d: wire.CommandDelivery) -> None:
-        if d.id in self._seen:
-            self.stats.duplicate_commands += 1
-            frames = self._seen[d.id]
-            if frames is not None:  # finished: the consumer may have missed the result
-                self._spawn(self._enqueue(Outgoing("result", frames, key=d.id)))
+        duplicate = self._ledger.receive(d.id)
+        if duplicate is None:
+            self._spawn(self._run_command(d))
             return
-        self._seen[d.id] = _RUNNING
-        self._forget_commands()
-        self._spawn(self._run_command(d))
-
-    def _forget_commands(self) -> None:
-        while len(self._seen) > self._remember:
-            oldest = next(iter(self._seen))
-            if self._seen[oldest] is _RUNNING:
-                break
-            del self._seen[oldest]
+        self.stats.duplicate_commands += 1
+        if duplicate.frames is not None:  # finished: the consumer may have missed the result
+            self._spawn(self._enqueue(Outgoing("result", duplicate.frames, key=d.id)))
 
     async def _run_command(self, d: wire.CommandDelivery) -> None:
         request = CommandRequest(
@@ -1066,19 +955,11 @@ class Relay:
             value = self._handler(request)
             if inspect.isawaitable(value):
                 value = await value
-            frames = result_frames(d.id, ok=True, value=value, budget=self.frame_budget)
+            frames = self._ledger.finish(d.id, value=value)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            code = getattr(exc, "code", None)
-            frames = result_frames(
-                d.id,
-                ok=False,
-                error=str(exc) or type(exc).__name__,
-                code=code if isinstance(code, str) else type(exc).__name__,
-                budget=self.frame_budget,
-            )
-        self._seen[d.id] = frames
+            frames = self._ledger.finish(d.id, error=exc)
         await self._enqueue(Outgoing("result", frames, key=d.id))
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
@@ -1115,7 +996,7 @@ class Relay:
         seq = self._ack.due(now)
         if seq is not None:
             self._ack.sent(seq)
-            self._ack_pending = seq
+            self._control.ack(seq)
             self._wake.set()
             return
         deadline = self._ack.deadline()
@@ -1133,16 +1014,7 @@ class Relay:
         self._ack_update()
 
     def _encode(self, message: wire.Message) -> str:
-        return encode_frame(message, budget=self.frame_budget)
-
-    @staticmethod
-    def _ids(browsers: Iterable[str]) -> list[str]:
-        if isinstance(browsers, str):
-            browsers = [browsers]
-        ids = list(dict.fromkeys(browsers))
-        if not ids or not all(isinstance(b, str) and b for b in ids):
-            raise ValueError("browsers must be a non-empty list of client ids (or '*')")
-        return ids
+        return encode_frame(message, budget=self.options.frame_budget)
 
     @staticmethod
     def _now() -> float:
@@ -1159,7 +1031,3 @@ class Relay:
         finally:
             for w in waiters:
                 w.cancel()
-
-
-def _chunks(items: list[str], size: int) -> list[list[str]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -14,23 +14,44 @@ unit-tested without a network:
 * backoff: :func:`backoff` yields reconnection delays;
 * pacing: :class:`TokenBucket` keeps the sending rate under the gateway's limit;
 * queues: :class:`OutboundBuffer` and :class:`InboundSnapshots` are the two
-  bounded queues with their overflow policies.
+  bounded queues with their overflow policies;
+* connecting: :func:`connect_url` puts the token and ack flag in the URL,
+  :func:`handshake_error` says which refusals are final;
+* subscriptions: :class:`Subscriptions` keeps the set and rebuilds it on a new
+  connection;
+* replies: :class:`Replies` tells which pending command or request a frame
+  answers, and which requests to ask again after a reconnect; :class:`Listing`
+  joins the pages of ``list``;
+* commands (browser side): :class:`CommandLedger` runs each command id once
+  and remembers its answer;
+* parts: :class:`PartResender` sends a part refused as ``rate_limited`` again;
+* control frames: :class:`ControlFrames` orders restore, ack and ping frames
+  before queued items.
 """
 
 from __future__ import annotations
 
 import base64
 import gzip
+import itertools
 import json
 import random
 import zlib
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Literal, NoReturn, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tabrelay import wire
-from tabrelay.errors import QueueFullError, TooLargeError
+from tabrelay.errors import (
+    AuthError,
+    CommandFailedError,
+    ConnectError,
+    QueueFullError,
+    TabRelayError,
+    TooLargeError,
+)
 from tabrelay.models import Snapshot
 
 __all__ = [
@@ -39,19 +60,37 @@ __all__ = [
     "DEFAULT_MAX_PENDING_SNAPSHOT_BYTES",
     "DEFAULT_MAX_RESULT_BYTES",
     "DEFAULT_MAX_SNAPSHOT_BYTES",
+    "RESTORE_ID",
+    "SUBSCRIBE_BATCH",
     "AckTracker",
+    "Answer",
+    "CommandLedger",
+    "ControlFrames",
+    "Duplicate",
     "InboundSnapshots",
+    "Listing",
     "Malformed",
     "OutboundBuffer",
     "Outgoing",
     "Overflow",
+    "PartResender",
+    "Replies",
+    "RequestKind",
     "ResultAssembler",
     "SnapshotAssembler",
+    "Subscriptions",
     "TokenBucket",
     "backoff",
+    "batches",
+    "browser_ids",
+    "check_command_timeout",
+    "connect_url",
     "encode_frame",
+    "handshake_error",
     "parse_delivery",
     "part_id",
+    "request_frame",
+    "result_error",
     "result_frames",
     "snapshot_frames",
 ]
@@ -122,36 +161,50 @@ class Malformed:
     sid: str | None = None
     dseq: int | None = None
 
+    @property
+    def snapshot(self) -> tuple[str, str | None] | None:
+        """The browser and snapshot id of a malformed snapshot delivery, to count as missed."""
+        if self.action == "snapshot" and self.source is not None:
+            return self.source, self.sid
+        return None
+
 
 def _counter(value: int, *, low: int = 0, high: int = _MAX_COUNTER) -> bool:
     return low <= value < high
 
 
+def _parts_problem(part: int, parts: int) -> str | None:
+    if _counter(parts, low=1, high=wire.MAX_PARTS + 1) and _counter(part, high=parts):
+        return None
+    return f"part {part} of {parts} is out of range"
+
+
+def _snapshot_problem(m: wire.SnapshotDelivery) -> str | None:
+    if not (_counter(m.seq) and _counter(m.missed)):
+        return "seq and missed must be counters"
+    if m.dseq is not None and not _counter(m.dseq):
+        return "dseq must be a counter"
+    return _parts_problem(m.part, m.parts)
+
+
+def _result_problem(m: wire.ResultDelivery) -> str | None:
+    problem = _parts_problem(m.part, m.parts)
+    if problem is None and m.parts > 1 and not isinstance(m.value, str):
+        return "value must be a string slice when parts > 1"
+    return problem
+
+
 def _range_problem(m: wire.Message) -> str | None:
     """Why a well-typed delivery is still unusable (numbers out of range), if it is."""
     if isinstance(m, wire.SnapshotDelivery):
-        if not (_counter(m.seq) and _counter(m.missed)):
-            return "seq and missed must be counters"
-        if m.dseq is not None and not _counter(m.dseq):
-            return "dseq must be a counter"
-        if not (
-            _counter(m.parts, low=1, high=wire.MAX_PARTS + 1) and _counter(m.part, high=m.parts)
-        ):
-            return f"part {m.part} of {m.parts} is out of range"
-    elif isinstance(m, wire.ResultDelivery):
-        if not (
-            _counter(m.parts, low=1, high=wire.MAX_PARTS + 1) and _counter(m.part, high=m.parts)
-        ):
-            return f"part {m.part} of {m.parts} is out of range"
-        if m.parts > 1 and not isinstance(m.value, str):
-            return "value must be a string slice when parts > 1"
-    elif isinstance(m, wire.CommandDelivery):
-        if not 0 < m.timeout <= wire.MAX_COMMAND_TIMEOUT:
-            return f"timeout must be in (0, {wire.MAX_COMMAND_TIMEOUT}] seconds"
-    elif isinstance(m, wire.Presence):
-        if not _counter(m.at):
-            return "at must be a counter"
-    elif isinstance(m, wire.Browsers) and not all(_counter(b.connected_at) for b in m.browsers):
+        return _snapshot_problem(m)
+    if isinstance(m, wire.ResultDelivery):
+        return _result_problem(m)
+    if isinstance(m, wire.CommandDelivery) and not 0 < m.timeout <= wire.MAX_COMMAND_TIMEOUT:
+        return f"timeout must be in (0, {wire.MAX_COMMAND_TIMEOUT}] seconds"
+    if isinstance(m, wire.Presence) and not _counter(m.at):
+        return "at must be a counter"
+    if isinstance(m, wire.Browsers) and not all(_counter(b.connected_at) for b in m.browsers):
         return "connected_at must be a counter"
     return None
 
@@ -215,7 +268,7 @@ def part_id(sid: str, part: int) -> str:
     return f"{sid}.{part}"
 
 
-def snapshot_frames(
+def snapshot_frames(  # noqa: PLR0913  keyword-only fields of the wire Snapshot it builds, named by 30 callers (client, tests, bench)
     html: str,
     *,
     sid: str,
@@ -499,7 +552,7 @@ class SnapshotAssembler:
 # --------------------------------------------------------------------------
 
 
-def result_frames(
+def result_frames(  # noqa: PLR0913  keyword-only fields of the wire Result it builds, named by its callers (core, tests, bench)
     id: str,
     *,
     ok: bool,
@@ -703,10 +756,6 @@ class AckTracker:
         self._since: float | None = None
 
     @property
-    def last_sent(self) -> int | None:
-        return self._last_sent
-
-    @property
     def ackable(self) -> int | None:
         """The highest ``seq`` that may be acknowledged now, if any."""
         if self._highest is None:
@@ -812,8 +861,9 @@ class TokenBucket:
     ``rate`` per second lets through at most ``burst + rate`` frames in any
     one-second window; the defaults (20 + 20) stay under 50 with a margin for
     acks and pings. Contract: before sending, wait :meth:`delay` seconds, then
-    call :meth:`take` (both with the current time); call :meth:`slow_down`
-    when the gateway still answered ``rate_limited``.
+    call :meth:`take` (both with the current time); give the code of every
+    error the gateway answers to :meth:`refused`, which calls :meth:`slow_down`
+    when it is ``rate_limited``.
     """
 
     def __init__(self, rate: float = 20.0, burst: int = 20) -> None:
@@ -837,6 +887,11 @@ class TokenBucket:
     def take(self, now: float) -> None:
         self._refill(now)
         self._tokens -= 1
+
+    def refused(self, code: str) -> None:
+        """The gateway answered an error with ``code``: slow down if it was ``rate_limited``."""
+        if code == "rate_limited":
+            self.slow_down()
 
     def slow_down(self) -> None:
         """Halve the rate and the burst (not below 1): the gateway's limit is lower."""
@@ -1029,3 +1084,461 @@ class InboundSnapshots(Generic[T]):
     def _with_carry(self, snap: Snapshot) -> Snapshot:
         carried = self._carry.pop(snap.source, 0)
         return replace(snap, missed=snap.missed + carried) if carried else snap
+
+
+# --------------------------------------------------------------------------
+# Connecting.
+# --------------------------------------------------------------------------
+
+
+def connect_url(url: str, token: str | None, *, acks: bool) -> str:
+    """The URL to open: ``url`` with ``token`` (replacing one it carries) and the ack flag.
+
+    Browsers cannot set headers on a WebSocket, so the token travels in the
+    query string; ``acks`` negotiates cumulative acknowledgements.
+    """
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != wire.ACK_QUERY_PARAMETER]
+    if token is not None:
+        query = [(k, v) for k, v in query if k != "token"]
+        query.append(("token", token))
+    if acks:
+        query.append((wire.ACK_QUERY_PARAMETER, "1"))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+# --------------------------------------------------------------------------
+# Subscriptions and their restore after a reconnect.
+# --------------------------------------------------------------------------
+
+#: The request id of the frames that restore subscriptions on a new connection.
+RESTORE_ID = "restore"
+#: Browsers per ``subscribe``/``unsubscribe`` frame (the wire protocol's bound).
+SUBSCRIBE_BATCH = wire.MAX_SUBSCRIPTIONS
+
+
+def browser_ids(browsers: Iterable[str]) -> list[str]:
+    """``browsers`` as a list of distinct client ids; a lone string is one id.
+
+    Raises :class:`ValueError` for an empty list or an id that is not a non-empty string.
+    """
+    if isinstance(browsers, str):
+        browsers = [browsers]
+    ids = list(dict.fromkeys(browsers))
+    if not ids or not all(isinstance(b, str) and b for b in ids):
+        raise ValueError("browsers must be a non-empty list of client ids (or '*')")
+    return ids
+
+
+def batches(ids: list[str], size: int = SUBSCRIBE_BATCH) -> list[list[str]]:
+    """``ids`` cut into lists of at most ``size`` (one ``subscribe`` frame each)."""
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+class Subscriptions:
+    """The consumer's subscription set, and how to rebuild it on a new connection.
+
+    Contract: call :meth:`subscribe` / :meth:`unsubscribe` with what the
+    application asks for (before the requests go out). When a connection opens,
+    send the frames of :meth:`restore`; each ``subscribed`` (or ``error``)
+    answering :data:`RESTORE_ID` goes to :meth:`confirmed` (or :meth:`failed`),
+    and the connection is ready when :attr:`restoring` is false.
+
+    Before the first subscribe/unsubscribe a consumer receives from every
+    browser, which is also what a fresh connection does: nothing to restore.
+    An emptied set is restored as subscribe-all then unsubscribe-all.
+    """
+
+    def __init__(self) -> None:
+        self._ids: set[str] | None = None
+        self._left = 0
+
+    @property
+    def current(self) -> frozenset[str] | None:
+        """The set the application asked for; ``None`` before its first change."""
+        return None if self._ids is None else frozenset(self._ids)
+
+    @property
+    def restoring(self) -> bool:
+        """Whether restore frames are still unconfirmed."""
+        return self._left > 0
+
+    def subscribe(self, ids: Iterable[str]) -> None:
+        self._ids = (self._ids or set()) | set(ids)
+
+    def unsubscribe(self, ids: Iterable[str]) -> None:
+        self._ids = (self._ids or set()) - set(ids)
+
+    def restore(self) -> list[str]:
+        """The frames that rebuild the set on a new connection (may be none)."""
+        frames: list[str] = []
+        if self._ids is not None:
+            if self._ids:
+                for chunk in batches(sorted(self._ids)):
+                    frames.append(wire.encode(wire.Subscribe(browsers=chunk, id=RESTORE_ID)))
+            else:
+                frames.append(wire.encode(wire.Subscribe(browsers=["*"], id=RESTORE_ID)))
+                frames.append(wire.encode(wire.Unsubscribe(browsers=["*"], id=RESTORE_ID)))
+        self._left = len(frames)
+        return frames
+
+    def confirmed(self) -> bool:
+        """One restore frame was confirmed; returns whether the restore is complete."""
+        self._left = max(0, self._left - 1)
+        return not self._left
+
+    def failed(self) -> None:
+        """The gateway refused a restore frame: stop waiting for the rest."""
+        self._left = 0
+
+
+# --------------------------------------------------------------------------
+# Commands a browser runs: at most once per id.
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """A command id seen before: ``frames`` is its remembered answer (``None``: still running)."""
+
+    frames: list[str] | None
+
+
+class CommandLedger:
+    """Which command ids a browser has run, and their answers, to run each at most once.
+
+    SQS delivers at least once and a consumer's gateway may redeliver after a
+    reconnect, so a command id is run once per relay. Contract: give every
+    command delivery to :meth:`receive`; ``None`` means run it, and its outcome
+    goes to :meth:`finish`, which returns the result frames to send. A
+    :class:`Duplicate` is not run again: send its ``frames`` if it has some
+    (the consumer may have missed them). A malformed command goes to
+    :meth:`refuse`, which answers it (once) with ``bad_request``.
+
+    The last ``remember`` finished ids are kept (running ones are never forgotten).
+    """
+
+    def __init__(self, remember: int = 10_000, *, budget: int = DEFAULT_FRAME_BUDGET) -> None:
+        self.remember = remember
+        self.budget = budget
+        self._seen: OrderedDict[str, list[str] | None] = OrderedDict()
+
+    def __contains__(self, id: str) -> bool:
+        return id in self._seen
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def receive(self, id: str) -> Duplicate | None:
+        if id in self._seen:
+            return Duplicate(self._seen[id])
+        self._seen[id] = None
+        self._forget()
+        return None
+
+    def finish(
+        self, id: str, *, value: Any = None, error: BaseException | None = None
+    ) -> list[str]:
+        """The result frames of command ``id``: ``value``, or ``error`` as ``ok: false``.
+
+        The error's ``code`` attribute (else its class name) becomes the result's code.
+        """
+        if error is None:
+            frames = result_frames(id, ok=True, value=value, budget=self.budget)
+        else:
+            code = getattr(error, "code", None)
+            frames = result_frames(
+                id,
+                ok=False,
+                error=str(error) or type(error).__name__,
+                code=code if isinstance(code, str) else type(error).__name__,
+                budget=self.budget,
+            )
+        self._seen[id] = frames
+        return frames
+
+    def refuse(self, m: Malformed) -> tuple[str, list[str]] | None:
+        """The id and ``bad_request`` answer of a malformed command, answered now rather
+        than at its consumer's timeout; ``None`` if ``m`` is no command or its id was seen."""
+        id = m.id
+        if m.action != "command" or id is None or id in self._seen:
+            return None
+        frames = result_frames(
+            id,
+            ok=False,
+            error=f"malformed command: {m.message}",
+            code="bad_request",
+            budget=self.budget,
+        )
+        self._seen[id] = frames
+        self._forget()
+        return id, frames
+
+    def _forget(self) -> None:
+        while len(self._seen) > self.remember:
+            oldest = next(iter(self._seen))
+            if self._seen[oldest] is None:
+                break
+            del self._seen[oldest]
+
+
+# --------------------------------------------------------------------------
+# Snapshot parts the gateway refused.
+# --------------------------------------------------------------------------
+
+
+class PartResender:
+    """Remembers the last snapshot parts written, so a part refused as ``rate_limited`` goes again.
+
+    Contract: call :meth:`written` for each part written (its message id, see
+    :func:`part_id`), and give every ``error`` to :meth:`refused`: for a
+    ``rate_limited`` one naming a part, it returns that part's id and frame to
+    send again; ``None`` for any other error, an unknown id, or a part already
+    resent ``max_tries`` times. At most ``keep`` parts are remembered.
+    """
+
+    def __init__(self, *, keep: int = 256, max_tries: int = 3) -> None:
+        self.keep = keep
+        self.max_tries = max_tries
+        self._parts: OrderedDict[str, tuple[str, int]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._parts)
+
+    def written(self, id: str, frame: str) -> None:
+        tries = self._parts.pop(id, (frame, 0))[1]
+        self._parts[id] = (frame, tries)
+        while len(self._parts) > self.keep:
+            self._parts.popitem(last=False)
+
+    def refused(self, error: wire.ErrorMessage) -> tuple[str, str] | None:
+        id = error.id
+        if error.code != "rate_limited" or id is None:
+            return None
+        sent = self._parts.get(id)
+        if sent is None or sent[1] >= self.max_tries:
+            return None
+        self._parts[id] = (sent[0], sent[1] + 1)
+        return id, sent[0]
+
+
+# --------------------------------------------------------------------------
+# Which pending request or command a frame answers.
+# --------------------------------------------------------------------------
+
+RequestKind = Literal["list", "subscribe", "unsubscribe"]
+
+
+@dataclass(eq=False)
+class _Request(Generic[T]):
+    kind: RequestKind
+    frame: str
+    waiter: T
+    sent_in: int = 0  # the connection it was last written on (0: not yet)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer(Generic[T]):
+    """What a frame answers: a ``command`` or a ``request`` (with its waiter), or the ``restore``."""
+
+    kind: Literal["command", "request", "restore"]
+    id: str
+    waiter: T | None = None
+
+
+class Replies(Generic[T]):
+    """The commands and requests waiting for an answer, and which one a frame answers.
+
+    ``T`` is whatever the caller waits on (a future). Contract: :meth:`command`
+    / :meth:`request` when one is issued, :meth:`written` when a request's frame
+    was written on connection ``n``, :meth:`discard` when its caller stops
+    waiting; :meth:`match` tells what a delivery answers. Requests written on a
+    lost connection never got their reply: :meth:`unanswered` gives their
+    frames to send again on the new one.
+    """
+
+    def __init__(self) -> None:
+        self.commands: dict[str, T] = {}
+        self._requests: OrderedDict[str, _Request[T]] = OrderedDict()
+        self._ids = itertools.count(1)
+
+    def command(self, id: str, waiter: T) -> None:
+        self.commands[id] = waiter
+
+    def next_request_id(self) -> str:
+        return f"r{next(self._ids)}"
+
+    def request(self, id: str, kind: RequestKind, frame: str, waiter: T) -> None:
+        self._requests[id] = _Request(kind, frame, waiter)
+
+    def waiters(self) -> list[T]:
+        """Every waiter, commands first (to fail them all when the relay ends)."""
+        return [*self.commands.values(), *(r.waiter for r in self._requests.values())]
+
+    def discard(self, id: str) -> None:
+        self.commands.pop(id, None)
+        self._requests.pop(id, None)
+
+    def written(self, id: str, connection: int) -> None:
+        request = self._requests.get(id)
+        if request is not None:
+            request.sent_in = connection
+
+    def unanswered(self, connection: int) -> list[str]:
+        """Frames of requests written before connection ``connection``; now written on it."""
+        frames = []
+        for request in self._requests.values():
+            if request.sent_in and request.sent_in < connection:
+                frames.append(request.frame)
+                request.sent_in = connection
+        return frames
+
+    def match(self, message: wire.Message | Malformed) -> Answer[T] | None:
+        """What ``message`` answers, if anything it is waited for.
+
+        A result answers its command; an error answers the command or request
+        it names, or the restore. ``browsers`` answers a ``list`` and
+        ``subscribed`` a ``subscribe``/``unsubscribe`` (or the restore); from a
+        gateway that does not echo ids, the oldest request of that kind. A
+        malformed delivery answers the command or request it names.
+        """
+        if isinstance(message, wire.Browsers):
+            return self._reply(message.id, ("list",))
+        if isinstance(message, wire.Subscribed):
+            if message.id == RESTORE_ID:
+                return Answer("restore", RESTORE_ID)
+            return self._reply(message.id, ("subscribe", "unsubscribe"))
+        if isinstance(message, wire.ResultDelivery):
+            waiter = self.commands.get(message.id)
+            return None if waiter is None else Answer("command", message.id, waiter)
+        if isinstance(message, (wire.ErrorMessage, Malformed)) and message.id is not None:
+            answer = self._by_id(message.id)
+            if (
+                answer is None
+                and message.id == RESTORE_ID
+                and isinstance(message, wire.ErrorMessage)
+            ):
+                return Answer("restore", RESTORE_ID)
+            return answer
+        return None
+
+    def _by_id(self, id: str) -> Answer[T] | None:
+        waiter = self.commands.get(id)
+        if waiter is not None:
+            return Answer("command", id, waiter)
+        request = self._requests.get(id)
+        if request is not None:
+            return Answer("request", id, request.waiter)
+        return None
+
+    def _reply(self, id: str | None, kinds: tuple[RequestKind, ...]) -> Answer[T] | None:
+        if id is None:
+            # A gateway that does not echo ids: the oldest request of that kind.
+            id = next((k for k, r in self._requests.items() if r.kind in kinds), None)
+        request = self._requests.get(id) if id is not None else None
+        if id is None or request is None:
+            return None
+        return Answer("request", id, request.waiter)
+
+
+def result_error(d: wire.ResultDelivery) -> CommandFailedError | None:
+    """The error a whole result stands for (``ok: false``), ``None`` if it succeeded."""
+    if d.ok:
+        return None
+    return CommandFailedError(
+        d.error or "the command failed", code=d.code or "command_failed", id=d.id, source=d.source
+    )
+
+
+def check_command_timeout(timeout: float) -> None:
+    """Raises :class:`ValueError` unless a command's ``timeout`` is 1 to 900 s (the gateway's bound)."""
+    if not wire.MIN_COMMAND_TIMEOUT <= timeout <= wire.MAX_COMMAND_TIMEOUT:
+        raise ValueError(
+            f"timeout must be between {wire.MIN_COMMAND_TIMEOUT} and "
+            f"{wire.MAX_COMMAND_TIMEOUT} seconds"
+        )
+
+
+def request_frame(
+    kind: RequestKind,
+    id: str,
+    browsers: list[str] | None = None,
+    *,
+    cursor: str | None = None,
+    budget: int = DEFAULT_FRAME_BUDGET,
+) -> str:
+    """The frame of a ``list``, ``subscribe`` or ``unsubscribe`` request ``id``."""
+    message: wire.Message
+    if kind == "list":
+        message = wire.List(id=id, cursor=cursor)
+    elif kind == "subscribe":
+        message = wire.Subscribe(browsers=browsers or [], id=id)
+    else:
+        message = wire.Unsubscribe(browsers=browsers or [], id=id)
+    return encode_frame(message, budget=budget)
+
+
+def handshake_error(status: int) -> TabRelayError:
+    """The error of a refused WebSocket handshake: a refused token (401/403) is never retried."""
+    if status in (401, 403):
+        return AuthError(f"the gateway refused the token (HTTP {status})", status=status)
+    return ConnectError(f"handshake refused with HTTP {status}")
+
+
+class Listing:
+    """Joins the pages of the gateway's answers to ``list``.
+
+    Contract: send ``list`` with :attr:`cursor`, give each answer to :meth:`add`,
+    and ask again while it returns ``True``; :attr:`browsers` is the result.
+    """
+
+    def __init__(self) -> None:
+        self.browsers: list[wire.BrowserInfo] = []
+        self.cursor: str | None = None
+        self._seen: set[str] = set()
+
+    def add(self, page: list[wire.BrowserInfo], next: str | None) -> bool:
+        self.browsers.extend(page)
+        # A cursor seen before would loop forever: the listing is complete.
+        if next is None or next in self._seen:
+            return False
+        self._seen.add(next)
+        self.cursor = next
+        return True
+
+
+class ControlFrames:
+    """The frames that go before any queued item, in order: the frames that
+    restore a new connection, then the latest cumulative ``ack``, then a ``ping``.
+
+    Contract: :meth:`start` on each new connection (what was pending for the
+    old one is dropped), :meth:`ack` / :meth:`ping` when one is due, and the
+    writer takes :meth:`next` until it returns ``None``.
+    """
+
+    def __init__(self) -> None:
+        self._restore: deque[str] = deque()
+        self._ack: int | None = None
+        self._ping = False
+
+    def start(self, restore: list[str]) -> None:
+        self._restore = deque(restore)
+        self._ack = None
+        self._ping = False
+
+    def ack(self, seq: int) -> None:
+        self._ack = seq
+
+    def ping(self) -> None:
+        self._ping = True
+
+    def next(self) -> tuple[Literal["restore", "ack", "ping"], str] | None:
+        if self._restore:
+            return "restore", self._restore.popleft()
+        if self._ack is not None:
+            seq, self._ack = self._ack, None
+            return "ack", wire.encode(wire.Ack(seq=seq))
+        if self._ping:
+            self._ping = False
+            return "ping", wire.encode(wire.Ping())
+        return None

@@ -300,9 +300,23 @@ def build_server(relay: Relay, store: PageStore, default_browser: str | None = N
         "Start with list_browsers and get_page; act with click, type, fill, ... using the "
         "selectors get_page shows. Acting tools return the page after the action.",
     )
+    # The tool functions are defined apart (their signatures are the tools' schemas).
+    by_name = {fn.__name__.rstrip("_"): fn for fn in (*_page_tools(tools), *_action_tools(tools))}
+    for name in TOOLS:
+        server.add_tool(by_name[name], name=name, structured_output=False)
+    return server
 
-    def tool(fn: Callable[..., Awaitable[Any]]) -> None:
-        server.add_tool(fn, name=fn.__name__.rstrip("_"), structured_output=False)
+
+def _given(**fields: Any) -> dict[str, Any]:
+    """The command arguments among ``fields`` that were given (neither ``None`` nor empty)."""
+    return {k: v for k, v in fields.items() if v is not None and v != ""}
+
+
+ToolFunction = Callable[..., Awaitable[Any]]
+
+
+def _page_tools(tools: Tools) -> list[ToolFunction]:
+    """The tools that read: the browser list, the page, a wait, a screenshot."""
 
     async def list_browsers(timeout: Timeout = wire.DEFAULT_COMMAND_TIMEOUT) -> str:
         """The tenant's online browsers, with the url and title of each one's latest page when known."""
@@ -320,6 +334,43 @@ def build_server(relay: Relay, store: PageStore, default_browser: str | None = N
         every link, button and form field with a CSS selector the other tools accept."""
         target = await tools.target(browser)
         return await tools.page(target, timeout=timeout, html=html, max_chars=max_chars)
+
+    async def wait_for(
+        selector: Annotated[str | None, Field(description="CSS selector to wait for")] = None,
+        text: Annotated[str | None, Field(description="visible text to wait for")] = None,
+        state: Annotated[
+            Literal["visible", "attached", "hidden", "detached"],
+            Field(description="the state to wait for"),
+        ] = "visible",
+        browser: BrowserId = None,
+        timeout: Timeout = wire.DEFAULT_COMMAND_TIMEOUT,
+    ) -> str:
+        """Wait until an element (by selector or visible text) reaches a state, across page
+        loads, until the timeout."""
+        if not selector and not text:
+            raise ToolError("bad_request: wait_for needs selector or text.")
+        args = _given(state=state, selector=selector, text=text)
+        target, value = await tools.command(browser, "wait_for", args, timeout)
+        return f"wait_for done on browser {target}: {json.dumps(value, ensure_ascii=False)}"
+
+    async def screenshot(
+        browser: BrowserId = None, timeout: Timeout = wire.DEFAULT_COMMAND_TIMEOUT
+    ) -> list[ImageContent | TextContent]:
+        """A screenshot of the visible part of the browser's active tab (PNG or JPEG)."""
+        target, value = await tools.command(browser, "screenshot", {}, timeout)
+        if not isinstance(value, dict) or not isinstance(value.get("data"), str):
+            raise ToolError(f"internal: browser {target} sent no image data.")
+        mime = str(value.get("mime") or "image/png")
+        note = f"screenshot of browser {target}" + (
+            f" at {value['url']}" if value.get("url") else ""
+        )
+        return [ImageContent(data=value["data"], mime_type=mime), TextContent(text=note)]
+
+    return [list_browsers, get_page, wait_for, screenshot]
+
+
+def _action_tools(tools: Tools) -> list[ToolFunction]:
+    """The tools that change the page; each returns the page after it."""
 
     async def navigate(
         url: Annotated[str, Field(description="http(s), file, data or about URL")],
@@ -364,12 +415,9 @@ def build_server(relay: Relay, store: PageStore, default_browser: str | None = N
         timeout: Timeout = wire.DEFAULT_COMMAND_TIMEOUT,
     ) -> str:
         """Press a key in the focused element (or the one matching selector); returns the page after it."""
-        args: dict[str, Any] = {"key": key}
-        if selector:
-            args["selector"] = selector
-        return await tools.act(browser, "press_key", args, timeout)
+        return await tools.act(browser, "press_key", _given(key=key, selector=selector), timeout)
 
-    async def scroll(
+    async def scroll(  # noqa: PLR0913  the tool's parameters: MCP reads its schema from this signature
         selector: Annotated[str | None, Field(description="scroll this element into view")] = None,
         to: Annotated[
             Literal["top", "bottom"] | None, Field(description="scroll to the top or bottom")
@@ -381,13 +429,8 @@ def build_server(relay: Relay, store: PageStore, default_browser: str | None = N
     ) -> str:
         """Scroll the page: an element into view, to the top/bottom, or by x/y pixels; returns
         the scroll position and the page after it."""
-        args: dict[str, Any] = {}
-        if selector:
-            args["selector"] = selector
-        elif to:
-            args["to"] = to
-        else:
-            args.update({"x": x or 0, "y": y or 0})
+        # One way to scroll: to the element, else to top/bottom, else by x/y.
+        args = _given(selector=selector) or _given(to=to) or {"x": x or 0, "y": y or 0}
         return await tools.act(browser, "scroll", args, timeout)
 
     async def select_option(
@@ -408,28 +451,6 @@ def build_server(relay: Relay, store: PageStore, default_browser: str | None = N
         """Move the mouse over the element; returns the page after it."""
         return await tools.act(browser, "hover", {"selector": selector}, timeout)
 
-    async def wait_for(
-        selector: Annotated[str | None, Field(description="CSS selector to wait for")] = None,
-        text: Annotated[str | None, Field(description="visible text to wait for")] = None,
-        state: Annotated[
-            Literal["visible", "attached", "hidden", "detached"],
-            Field(description="the state to wait for"),
-        ] = "visible",
-        browser: BrowserId = None,
-        timeout: Timeout = wire.DEFAULT_COMMAND_TIMEOUT,
-    ) -> str:
-        """Wait until an element (by selector or visible text) reaches a state, across page
-        loads, until the timeout."""
-        if not selector and not text:
-            raise ToolError("bad_request: wait_for needs selector or text.")
-        args: dict[str, Any] = {"state": state}
-        if selector:
-            args["selector"] = selector
-        if text:
-            args["text"] = text
-        target, value = await tools.command(browser, "wait_for", args, timeout)
-        return f"wait_for done on browser {target}: {json.dumps(value, ensure_ascii=False)}"
-
     async def back(
         browser: BrowserId = None, timeout: Timeout = wire.DEFAULT_COMMAND_TIMEOUT
     ) -> str:
@@ -442,37 +463,7 @@ def build_server(relay: Relay, store: PageStore, default_browser: str | None = N
         """Go forward one page in the tab's history; returns the page after it."""
         return await tools.act(browser, "forward", {}, timeout)
 
-    async def screenshot(
-        browser: BrowserId = None, timeout: Timeout = wire.DEFAULT_COMMAND_TIMEOUT
-    ) -> list[ImageContent | TextContent]:
-        """A screenshot of the visible part of the browser's active tab (PNG or JPEG)."""
-        target, value = await tools.command(browser, "screenshot", {}, timeout)
-        if not isinstance(value, dict) or not isinstance(value.get("data"), str):
-            raise ToolError(f"internal: browser {target} sent no image data.")
-        mime = str(value.get("mime") or "image/png")
-        note = f"screenshot of browser {target}" + (
-            f" at {value['url']}" if value.get("url") else ""
-        )
-        return [ImageContent(data=value["data"], mime_type=mime), TextContent(text=note)]
-
-    for fn in (
-        list_browsers,
-        get_page,
-        navigate,
-        click,
-        type_,
-        fill,
-        press_key,
-        scroll,
-        select_option,
-        hover,
-        wait_for,
-        back,
-        forward,
-        screenshot,
-    ):
-        tool(fn)
-    return server
+    return [navigate, click, type_, fill, press_key, scroll, select_option, hover, back, forward]
 
 
 async def serve(relay: Relay, default_browser: str | None = None) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
@@ -283,43 +284,69 @@ class _Writer:
         selector = self.selectors.for_node(node)
         a = node.attrs
         parts = [node.tag, selector]
-        label = ""
-        if node.tag == "a":
-            label = _condense(_text_of(node), _MAX_LABEL) or a.get("aria-label", "")
-            label = label or _condense(_alt_of(node), _MAX_LABEL)
-            href = a.get("href", "")
-            if href and len(href) <= _MAX_HREF:
-                parts.append("-> " + href)
-        elif node.tag == "button":
-            label = _condense(_text_of(node), _MAX_LABEL) or a.get("aria-label", "")
-            label = label or _condense(_alt_of(node), _MAX_LABEL)
-        elif node.tag == "input":
-            kind = a.get("type", "text").lower() or "text"
-            parts.append(f"type={kind}")
-            if kind in ("checkbox", "radio"):
-                parts.append("checked" if "checked" in a else "unchecked")
-                if a.get("value"):
-                    parts.append(f"value={_quote(_condense(a['value'], _MAX_VALUE))}")
-            elif kind != "password" and "value" in a:
-                parts.append(f"value={_quote(_condense(a['value'], _MAX_VALUE))}")
-            label = a.get("aria-label") or a.get("placeholder") or a.get("name", "")
-        elif node.tag == "textarea":
-            parts.append(f"value={_quote(_condense(_text_of(node), _MAX_VALUE))}")
-            label = a.get("aria-label") or a.get("placeholder") or a.get("name", "")
-        elif node.tag == "select":
-            options = _options(node)
-            chosen = [o for o in options if "selected" in o.attrs] or options[:1]
-            if chosen:
-                parts.append(f"value={_quote(_option_value(chosen[0]))}")
-            shown = [_option_value(o) for o in options[:20]]
-            if len(options) > 20:
-                shown.append(f"... {len(options) - 20} more")
-            label = a.get("aria-label") or a.get("name", "")
-            label = (label + " " if label else "") + "options: " + ", ".join(shown)
+        describe = _DESCRIBE.get(node.tag)
+        label = describe(node, parts) if describe is not None else ""
         if "disabled" in a:
             parts.append("disabled")
         line = "[" + " ".join(parts) + "]"
         return line + (" " + _condense(label, _MAX_LABEL * 2) if label else "")
+
+
+# How each kind of control is described: each adds its details to ``parts``
+# and returns its label.
+
+
+def _describe_link(node: _Node, parts: list[str]) -> str:
+    href = node.attrs.get("href", "")
+    if href and len(href) <= _MAX_HREF:
+        parts.append("-> " + href)
+    return _describe_button(node, parts)
+
+
+def _describe_button(node: _Node, parts: list[str]) -> str:
+    label = _condense(_text_of(node), _MAX_LABEL) or node.attrs.get("aria-label", "")
+    return label or _condense(_alt_of(node), _MAX_LABEL)
+
+
+def _describe_input(node: _Node, parts: list[str]) -> str:
+    a = node.attrs
+    kind = a.get("type", "text").lower() or "text"
+    parts.append(f"type={kind}")
+    if kind in ("checkbox", "radio"):
+        parts.append("checked" if "checked" in a else "unchecked")
+        if a.get("value"):
+            parts.append(f"value={_quote(_condense(a['value'], _MAX_VALUE))}")
+    elif kind != "password" and "value" in a:
+        parts.append(f"value={_quote(_condense(a['value'], _MAX_VALUE))}")
+    return a.get("aria-label") or a.get("placeholder") or a.get("name", "")
+
+
+def _describe_textarea(node: _Node, parts: list[str]) -> str:
+    a = node.attrs
+    parts.append(f"value={_quote(_condense(_text_of(node), _MAX_VALUE))}")
+    return a.get("aria-label") or a.get("placeholder") or a.get("name", "")
+
+
+def _describe_select(node: _Node, parts: list[str]) -> str:
+    a = node.attrs
+    options = _options(node)
+    chosen = [o for o in options if "selected" in o.attrs] or options[:1]
+    if chosen:
+        parts.append(f"value={_quote(_option_value(chosen[0]))}")
+    shown = [_option_value(o) for o in options[:20]]
+    if len(options) > 20:
+        shown.append(f"... {len(options) - 20} more")
+    label = a.get("aria-label") or a.get("name", "")
+    return (label + " " if label else "") + "options: " + ", ".join(shown)
+
+
+_DESCRIBE: dict[str, Callable[[_Node, list[str]], str]] = {
+    "a": _describe_link,
+    "button": _describe_button,
+    "input": _describe_input,
+    "textarea": _describe_textarea,
+    "select": _describe_select,
+}
 
 
 def _text_of(node: _Node) -> str:

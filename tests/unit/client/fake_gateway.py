@@ -146,18 +146,7 @@ class FakeGateway:
             if self.answer_pings:
                 await self.send(conn, {"action": "pong"})
         elif action == "list" and not self.silent_lists:
-            browsers = [
-                {"client_id": c.client_id, "connected_at": 1000 * c.number}
-                for c in self.conns
-                if c.role == "browser" and c.ws.close_code is None
-            ]
-            page: dict[str, Any] = {}
-            if self.list_page:
-                start = int(msg.get("cursor", "0"))
-                end = start + self.list_page
-                page = {"next": str(end)} if end < len(browsers) else {}
-                browsers = browsers[start:end]
-            await self.send(conn, {"action": "browsers", "browsers": browsers, **reply_id, **page})
+            await self._list(conn, msg, reply_id)
         elif action in ("subscribe", "unsubscribe"):
             subs = conn.subs if conn.subs is not None else set()
             subs = (
@@ -173,27 +162,44 @@ class FakeGateway:
                 if c.role == "consumer" and c.ws.close_code is None and wanted:
                     await self.deliver_snapshot(c, conn.client_id, msg)
         elif action == "command":
-            target = self.live(msg["target"])
-            if msg["target"] in self.busy_targets:
-                await self.send(
-                    conn, {"action": "error", "code": "busy", "message": "busy", "id": msg["id"]}
-                )
-            elif target is None:
-                await self.send(
-                    conn,
-                    {
-                        "action": "error",
-                        "code": "target_offline",
-                        "message": f"{msg['target']} is offline",
-                        "id": msg["id"],
-                    },
-                )
-            elif not self.silent_commands:
-                self.issuers[msg["id"]] = conn
-                out = {k: v for k, v in msg.items() if k != "target"}
-                out["source"] = conn.client_id
-                await self.send(target, out)
+            await self._command(conn, msg)
         elif action == "result":
             issuer = self.issuers.get(msg["id"])
             if issuer is not None:
                 await self.send(issuer, {**msg, "source": conn.client_id})
+
+    async def _list(self, conn: FakeConn, msg: dict[str, Any], reply_id: dict[str, Any]) -> None:
+        browsers = [
+            {"client_id": c.client_id, "connected_at": 1000 * c.number}
+            for c in self.conns
+            if c.role == "browser" and c.ws.close_code is None
+        ]
+        page: dict[str, Any] = {}
+        if self.list_page:
+            start = int(msg.get("cursor", "0"))
+            end = start + self.list_page
+            page = {"next": str(end)} if end < len(browsers) else {}
+            browsers = browsers[start:end]
+        await self.send(conn, {"action": "browsers", "browsers": browsers, **reply_id, **page})
+
+    async def _command(self, conn: FakeConn, msg: dict[str, Any]) -> None:
+        target = self.live(msg["target"])
+        if msg["target"] in self.busy_targets:
+            await self.send(
+                conn, {"action": "error", "code": "busy", "message": "busy", "id": msg["id"]}
+            )
+        elif target is None:
+            await self.send(
+                conn,
+                {
+                    "action": "error",
+                    "code": "target_offline",
+                    "message": f"{msg['target']} is offline",
+                    "id": msg["id"],
+                },
+            )
+        elif not self.silent_commands:
+            self.issuers[msg["id"]] = conn
+            out = {k: v for k, v in msg.items() if k != "target"}
+            out["source"] = conn.client_id
+            await self.send(target, out)
