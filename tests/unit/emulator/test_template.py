@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
+from typing import Any
 
 import pytest
-from emu_fixture.testkit import TEMPLATE
 
 from emulator.template import Resolver, TemplateError, parse_template
+
+# The emulator's fixture template (tests/local runs a gateway from it).
+FIXTURE = Path(__file__).resolve().parents[2] / "local" / "fixtures" / "template.json"
+TEMPLATE: dict[str, Any] = json.loads(FIXTURE.read_text())
 
 
 def test_routes_integrations_and_authorizer_are_found_by_type_and_reference() -> None:
