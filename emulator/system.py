@@ -33,7 +33,7 @@ from emulator.backend import (
     shared_moto,
 )
 from emulator.config import REPO_ROOT
-from emulator.gateway import Gateway
+from emulator.gateway import Deployment, Gateway, Limits
 from emulator.lambdas import LocalFunction
 from emulator.pollers import QueuePoller, RecordFailure, TtlSweeper
 from emulator.template import Model, Resolver, TemplateError, parse_template
@@ -99,11 +99,8 @@ class LocalGateway:
         self.gateway = Gateway(
             api=self.model.api,
             functions=self.functions,
-            api_id=self.api_id,
-            region=REGION,
-            account=ACCOUNT_ID,
-            idle_timeout=idle_timeout,
-            max_duration=max_duration,
+            deployment=Deployment(api_id=self.api_id, region=REGION, account=ACCOUNT_ID),
+            limits=Limits(idle_timeout=idle_timeout, max_duration=max_duration),
         )
 
     # ----------------------------------------------------------------- values
