@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from emulator.gateway.registry import Connection, ConnectionRegistry
-from emulator.sigv4 import Credentials, SignatureError, verify
+from emulator.sigv4 import Credentials, SignatureError, SignedRequest, verify
 
 __all__ = ["ConnectionsApi"]
 
@@ -57,15 +57,13 @@ class ConnectionsApi:
             try:
                 if self.credentials is None:
                     raise SignatureError("ForbiddenException", "Forbidden")
-                verify(
+                received = SignedRequest(
                     method=request.method,
                     raw_path=request.raw_path,
                     headers=list(request.headers.items()),
                     body=body,
-                    credentials=self.credentials,
-                    region=self._region,
-                    service="execute-api",
                 )
+                verify(received, self.credentials, region=self._region, service="execute-api")
             except SignatureError as refused:
                 return web.json_response(
                     {"message": refused.message},
