@@ -33,7 +33,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from emulator.sigv4 import Credentials, SignatureError, verify
+from emulator.sigv4 import Credentials, SignatureError, SignedRequest, verify
 from emulator.template import Model, Queue, Secret, Table
 
 __all__ = [
@@ -105,11 +105,13 @@ class SignedOnly:
                 query = environ.get("QUERY_STRING")
                 raw_path = environ.get("PATH_INFO", "/") + (f"?{query}" if query else "")
             verify(
-                method=str(environ.get("REQUEST_METHOD", "GET")),
-                raw_path=str(raw_path),
-                headers=headers,
-                body=body,
-                credentials=self._credentials,
+                SignedRequest(
+                    method=str(environ.get("REQUEST_METHOD", "GET")),
+                    raw_path=str(raw_path),
+                    headers=headers,
+                    body=body,
+                ),
+                self._credentials,
                 region=REGION,
             )
         except SignatureError as refused:

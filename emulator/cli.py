@@ -201,11 +201,10 @@ async def _serve(
 ) -> int:
     from emulator.backend import REGION
     from emulator.dlq import append_failure, failures_path, state_path
-    from emulator.system import LocalGateway
+    from emulator.system import LocalGateway, Settings
 
     failures = failures_path(args.config, args.port)
-    system = LocalGateway(
-        template,
+    settings = Settings(
         signing_key=config.signing_key,
         host=args.host,
         port=args.port,
@@ -214,6 +213,10 @@ async def _serve(
         max_duration=args.max_duration,
         code_root=args.code_root,
         public_host=display,
+    )
+    system = LocalGateway(
+        template,
+        settings,
         moto=moto,
         on_failure=lambda failure: append_failure(failures, failure),
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 __all__ = [
     "ConnectionInfo",
+    "Stamp",
     "authorizer_event",
     "connect_event",
     "disconnect_event",
@@ -60,34 +61,36 @@ class ConnectionInfo:
     authorizer: Mapping[str, Any] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """One request as API Gateway receives it: when (epoch ms), and the id it gives it."""
+
+    now_ms: int
+    request_id: str
+
+
 def _single(multi: Mapping[str, list[str]]) -> dict[str, str]:
     # API Gateway's single-value maps keep the last value of a repeated key.
     return {k: v[-1] for k, v in multi.items() if v}
 
 
 def _context(
-    info: ConnectionInfo,
-    *,
-    route_key: str,
-    event_type: str,
-    now_ms: int,
-    request_id: str,
-    with_user_agent: bool,
+    info: ConnectionInfo, *, route_key: str, event_type: str, stamp: Stamp
 ) -> dict[str, Any]:
     identity: dict[str, Any] = {"sourceIp": info.source_ip}
-    if with_user_agent:
+    if event_type != "MESSAGE":  # only $connect and $disconnect name the user agent
         identity["userAgent"] = info.user_agent
     ctx: dict[str, Any] = {
         "routeKey": route_key,
         "eventType": event_type,
-        "extendedRequestId": request_id,
-        "requestTime": request_time(now_ms),
+        "extendedRequestId": stamp.request_id,
+        "requestTime": request_time(stamp.now_ms),
         "messageDirection": "IN",
         "stage": info.stage,
         "connectedAt": info.connected_at,
-        "requestTimeEpoch": now_ms,
+        "requestTimeEpoch": stamp.now_ms,
         "identity": identity,
-        "requestId": request_id,
+        "requestId": stamp.request_id,
         "domainName": info.domain_name,
         "connectionId": info.connection_id,
         "apiId": info.api_id,
@@ -106,9 +109,7 @@ def _with_request(event: dict[str, Any], info: ConnectionInfo) -> dict[str, Any]
     return event
 
 
-def authorizer_event(
-    info: ConnectionInfo, *, method_arn: str, now_ms: int, request_id: str
-) -> dict[str, Any]:
+def authorizer_event(info: ConnectionInfo, *, method_arn: str, stamp: Stamp) -> dict[str, Any]:
     """The event a REQUEST authorizer receives for ``$connect``."""
     event: dict[str, Any] = {
         "type": "REQUEST",
@@ -120,9 +121,7 @@ def authorizer_event(
         ConnectionInfo(**{**_fields(info), "authorizer": None}),
         route_key="$connect",
         event_type="CONNECT",
-        now_ms=now_ms,
-        request_id=request_id,
-        with_user_agent=True,
+        stamp=stamp,
     )
     return event
 
@@ -131,17 +130,12 @@ def _fields(info: ConnectionInfo) -> dict[str, Any]:
     return {name: getattr(info, name) for name in ConnectionInfo.__slots__}
 
 
-def connect_event(info: ConnectionInfo, *, now_ms: int, request_id: str) -> dict[str, Any]:
+def connect_event(info: ConnectionInfo, *, stamp: Stamp) -> dict[str, Any]:
     """The ``$connect`` Lambda proxy event (headers and query string included)."""
     event: dict[str, Any] = {}
     _with_request(event, info)
     event["requestContext"] = _context(
-        info,
-        route_key="$connect",
-        event_type="CONNECT",
-        now_ms=now_ms,
-        request_id=request_id,
-        with_user_agent=True,
+        info, route_key="$connect", event_type="CONNECT", stamp=stamp
     )
     event["isBase64Encoded"] = False
     return event
@@ -152,19 +146,11 @@ def message_event(
     *,
     route_key: str,
     body: str | bytes,
-    now_ms: int,
-    request_id: str,
     message_id: str,
+    stamp: Stamp,
 ) -> dict[str, Any]:
     """A ``MESSAGE`` event; binary bodies are base64 with ``isBase64Encoded``."""
-    ctx = _context(
-        info,
-        route_key=route_key,
-        event_type="MESSAGE",
-        now_ms=now_ms,
-        request_id=request_id,
-        with_user_agent=False,
-    )
+    ctx = _context(info, route_key=route_key, event_type="MESSAGE", stamp=stamp)
     ctx = {"routeKey": route_key, "messageId": message_id, **ctx}
     if isinstance(body, bytes):
         return {
@@ -180,8 +166,7 @@ def disconnect_event(
     *,
     status_code: int,
     reason: str,
-    now_ms: int,
-    request_id: str,
+    stamp: Stamp,
 ) -> dict[str, Any]:
     """The ``$disconnect`` event, with ``disconnectStatusCode`` and ``disconnectReason``."""
     headers = {
@@ -190,14 +175,7 @@ def disconnect_event(
         "X-Forwarded-For": [""],
         "x-restapi": [""],
     }
-    ctx = _context(
-        info,
-        route_key="$disconnect",
-        event_type="DISCONNECT",
-        now_ms=now_ms,
-        request_id=request_id,
-        with_user_agent=True,
-    )
+    ctx = _context(info, route_key="$disconnect", event_type="DISCONNECT", stamp=stamp)
     ctx["disconnectStatusCode"] = status_code
     ctx["disconnectReason"] = reason
     return {

@@ -29,8 +29,9 @@ from typing import Any
 
 from emulator.events import sqs_event, sqs_record
 from emulator.lambdas import FunctionError, LocalFunction
+from emulator.template import EventSourceMapping
 
-__all__ = ["PollerStats", "QueuePoller", "RecordFailure", "TtlSweeper"]
+__all__ = ["PollerStats", "QueuePoller", "RecordFailure", "SqsQueue", "TtlSweeper"]
 
 log = logging.getLogger("emulator.pollers")
 
@@ -62,34 +63,38 @@ class PollerStats:
     batch_sizes: list[int] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class SqsQueue:
+    """A queue to poll: the SQS client to call, its URL, and what records name."""
+
+    sqs: Any
+    url: str
+    arn: str
+    region: str
+
+
 class QueuePoller:
     """Feeds one SQS queue to one function, with the mapping's batch settings."""
 
     def __init__(
         self,
         *,
-        sqs: Any,
-        queue_url: str,
-        queue_arn: str,
-        region: str,
+        queue: SqsQueue,
         function: LocalFunction,
-        batch_size: int,
-        batching_window_s: float,
-        maximum_concurrency: int | None,
-        report_batch_item_failures: bool,
+        mapping: EventSourceMapping,
         executor: Executor | None = None,
         on_failure: Callable[[RecordFailure], None] | None = None,
     ) -> None:
-        self._sqs = sqs
+        self._sqs = queue.sqs
         self._executor = executor
-        self.queue_url = queue_url
-        self.queue_arn = queue_arn
-        self._region = region
+        self.queue_url = queue.url
+        self.queue_arn = queue.arn
+        self._region = queue.region
         self.function = function
-        self.batch_size = max(1, batch_size)
-        self.batching_window_s = batching_window_s
-        self.concurrency = maximum_concurrency or DEFAULT_CONCURRENCY
-        self.report_batch_item_failures = report_batch_item_failures
+        self.batch_size = max(1, mapping.batch_size)
+        self.batching_window_s = mapping.batching_window_s
+        self.concurrency = mapping.maximum_concurrency or DEFAULT_CONCURRENCY
+        self.report_batch_item_failures = mapping.report_batch_item_failures
         self.stats = PollerStats()
         self.errors: OrderedDict[str, RecordFailure] = OrderedDict()
         self._on_failure = on_failure

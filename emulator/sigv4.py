@@ -20,7 +20,7 @@ import hmac
 import re
 import secrets
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -29,7 +29,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials as BotoCredentials
 
-__all__ = ["Credentials", "SignatureError", "verify"]
+__all__ = ["Credentials", "SignatureError", "SignedRequest", "verify"]
 
 #: AWS refuses requests whose X-Amz-Date is further than this from its clock.
 MAX_SKEW = timedelta(minutes=15)
@@ -90,28 +90,29 @@ class _ReceivedSigV4(SigV4Auth):  # type: ignore[misc]  # botocore has no types
         return chosen
 
 
-def verify(
-    *,
-    method: str,
-    raw_path: str,
-    headers: Mapping[str, str] | list[tuple[str, str]],
-    body: bytes,
-    credentials: Credentials,
-    region: str | None = None,
-    service: str | None = None,
-    now: datetime | None = None,
-) -> str:
-    """Check a request's SigV4 ``Authorization`` header; the signed service, or raise.
+@dataclass(frozen=True, slots=True)
+class SignedRequest:
+    """A request as received: ``raw_path`` is the path and query exactly as sent."""
 
-    ``raw_path`` is the path and query string exactly as sent (still
-    percent-encoded). ``region``/``service``, when given, must be those of the
-    credential scope. Raises :class:`SignatureError` for a missing, foreign,
-    stale or wrong signature.
-    """
-    pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
-    received = HTTPHeaders()
-    for name, value in pairs:
-        received[name.lower()] = value
+    method: str
+    raw_path: str
+    headers: Mapping[str, str] | Sequence[tuple[str, str]]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Authorization:
+    """The parts of an ``AWS4-HMAC-SHA256`` Authorization header."""
+
+    access_key: str
+    day: str
+    region: str
+    service: str
+    signed: list[str]
+    signature: str
+
+
+def _authorization(received: HTTPHeaders) -> _Authorization:
     authorization = received.get("authorization")
     if not authorization:
         raise SignatureError("MissingAuthenticationTokenException", "Missing Authentication Token")
@@ -121,48 +122,89 @@ def verify(
     scope = match["credential"].split("/")
     if len(scope) != 5 or scope[4] != "aws4_request":
         raise SignatureError("IncompleteSignatureException", "Credential scope is malformed")
-    access_key, day, scope_region, scope_service, _ = scope
-    if not hmac.compare_digest(access_key, credentials.access_key):
+    access_key, day, region, service, _ = scope
+    return _Authorization(
+        access_key, day, region, service, match["signed"].split(";"), match["signature"]
+    )
+
+
+def _check_scope(
+    auth: _Authorization, credentials: Credentials, region: str | None, service: str | None
+) -> None:
+    if not hmac.compare_digest(auth.access_key, credentials.access_key):
         raise SignatureError(
             "UnrecognizedClientException", "The security token included in the request is invalid."
         )
-    if region is not None and scope_region != region:
+    if region is not None and auth.region != region:
         raise SignatureError(
             "InvalidSignatureException", f"Credential should be scoped to {region}"
         )
-    if service is not None and scope_service != service:
+    if service is not None and auth.service != service:
         raise SignatureError(
             "InvalidSignatureException", f"Credential should be scoped to {service}"
         )
-    signed = match["signed"].split(";")
-    if "host" not in signed or "x-amz-date" not in signed:
+    if "host" not in auth.signed or "x-amz-date" not in auth.signed:
         raise SignatureError("IncompleteSignatureException", "host and x-amz-date must be signed")
+
+
+def _check_date(received: HTTPHeaders, auth: _Authorization, now: datetime | None) -> str:
+    """The request's X-Amz-Date, if it is well-formed, the scope's day and not stale."""
     stamp = received.get("x-amz-date", "")
     try:
         when = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     except ValueError:
         raise SignatureError("IncompleteSignatureException", "X-Amz-Date is missing") from None
-    if stamp[:8] != day:
+    if stamp[:8] != auth.day:
         raise SignatureError("InvalidSignatureException", "Credential date is not X-Amz-Date's")
     if abs((now or datetime.now(UTC)) - when) > MAX_SKEW:
         raise SignatureError("InvalidSignatureException", "Signature expired")
-    if any(name not in received for name in signed):
+    return str(stamp)
+
+
+def verify(
+    request: SignedRequest,
+    credentials: Credentials,
+    *,
+    region: str | None = None,
+    service: str | None = None,
+    now: datetime | None = None,
+) -> str:
+    """Check a request's SigV4 ``Authorization`` header; the signed service, or raise.
+
+    ``region``/``service``, when given, must be those of the credential scope.
+    Raises :class:`SignatureError` for a missing, foreign, stale or wrong
+    signature.
+    """
+    pairs = (
+        list(request.headers.items())
+        if isinstance(request.headers, Mapping)
+        else list(request.headers)
+    )
+    received = HTTPHeaders()
+    for name, value in pairs:
+        received[name.lower()] = value
+    auth = _authorization(received)
+    _check_scope(auth, credentials, region, service)
+    stamp = _check_date(received, auth, now)
+    if any(name not in received for name in auth.signed):
         raise SignatureError("IncompleteSignatureException", "a signed header is missing")
 
-    request = AWSRequest(method=method, url=f"http://{received['host']}{raw_path}", data=body)
-    request.headers = received
-    request.context["timestamp"] = stamp
+    recomputed = AWSRequest(
+        method=request.method, url=f"http://{received['host']}{request.raw_path}", data=request.body
+    )
+    recomputed.headers = received
+    recomputed.context["timestamp"] = stamp
     signer = _ReceivedSigV4(
         BotoCredentials(credentials.access_key, credentials.secret_key),
-        scope_service,
-        scope_region,
-        signed,
+        auth.service,
+        auth.region,
+        auth.signed,
     )
-    canonical = signer.canonical_request(request)
-    expected = signer.signature(signer.string_to_sign(request, canonical), request)
-    if not hmac.compare_digest(expected, match["signature"]):
+    canonical = signer.canonical_request(recomputed)
+    expected = signer.signature(signer.string_to_sign(recomputed, canonical), recomputed)
+    if not hmac.compare_digest(expected, auth.signature):
         raise SignatureError(
             "InvalidSignatureException",
             "The request signature we calculated does not match the signature you provided.",
         )
-    return scope_service
+    return auth.service

@@ -17,6 +17,7 @@ import secrets
 import string
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +34,12 @@ from emulator.backend import (
     shared_moto,
 )
 from emulator.config import REPO_ROOT
-from emulator.gateway import Gateway
+from emulator.gateway import Deployment, Gateway, Limits
 from emulator.lambdas import LocalFunction
-from emulator.pollers import QueuePoller, RecordFailure, TtlSweeper
+from emulator.pollers import QueuePoller, RecordFailure, SqsQueue, TtlSweeper
 from emulator.template import Model, Resolver, TemplateError, parse_template
 
-__all__ = ["LocalGateway"]
+__all__ = ["LocalGateway", "Settings"]
 
 log = logging.getLogger("emulator")
 
@@ -47,6 +48,39 @@ _DEFAULT_CONCURRENCY = 20
 
 def _api_id() -> str:
     return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(10))
+
+
+def _pseudo_parameters(stack_name: str) -> dict[str, str]:
+    """What ``Ref`` returns for CloudFormation's pseudo parameters, locally."""
+    return {
+        "AWS::Region": REGION,
+        "AWS::AccountId": ACCOUNT_ID,
+        "AWS::Partition": "aws",
+        "AWS::URLSuffix": "amazonaws.com",
+        "AWS::StackName": stack_name,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How one local deployment runs: where it serves, and what its functions get.
+
+    ``port`` 0 picks a free port; ``public_host`` is the host clients and the
+    handlers' callback URL use (default 127.0.0.1); ``env_overrides`` go into
+    every function's environment; ``idle_timeout`` and ``max_duration`` are
+    AWS's 10 minutes and 2 hours unless a test shortens them.
+    """
+
+    signing_key: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    public_host: str | None = None
+    env_overrides: Mapping[str, str] = field(default_factory=dict)
+    idle_timeout: float = 600.0
+    max_duration: float = 7200.0
+    code_root: Path = REPO_ROOT
+    ttl_sweep_interval: float = 30.0
+    stack_name: str = "tabrelay-local"
 
 
 class LocalGateway:
@@ -61,34 +95,26 @@ class LocalGateway:
     def __init__(
         self,
         template: Mapping[str, Any],
+        settings: Settings,
         *,
-        signing_key: str,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        env_overrides: Mapping[str, str] | None = None,
-        idle_timeout: float = 600.0,
-        max_duration: float = 7200.0,
-        code_root: Path = REPO_ROOT,
         moto: MotoServer | None = None,
-        ttl_sweep_interval: float = 30.0,
-        stack_name: str = "tabrelay-local",
-        public_host: str | None = None,
         on_failure: Callable[[RecordFailure], None] | None = None,
     ) -> None:
         self.template = template
+        self.settings = settings
         self._on_failure = on_failure
         self.model: Model = parse_template(template)
-        self.signing_key = signing_key
-        self.host = host
-        self.requested_port = port
+        self.signing_key = settings.signing_key
+        self.host = settings.host
+        self.requested_port = settings.port
         self.port = 0
-        self.env_overrides = dict(env_overrides or {})
-        self.code_root = code_root
-        self.stack_name = stack_name
-        self.public_host = public_host
+        self.env_overrides = dict(settings.env_overrides)
+        self.code_root = settings.code_root
+        self.stack_name = settings.stack_name
+        self.public_host = settings.public_host
         self.api_id = _api_id()
         self._moto = moto
-        self._ttl_interval = ttl_sweep_interval
+        self._ttl_interval = settings.ttl_sweep_interval
         self.functions: dict[str, LocalFunction] = {}
         self.pollers: dict[str, QueuePoller] = {}
         self.provisioned: Provisioned | None = None
@@ -99,11 +125,8 @@ class LocalGateway:
         self.gateway = Gateway(
             api=self.model.api,
             functions=self.functions,
-            api_id=self.api_id,
-            region=REGION,
-            account=ACCOUNT_ID,
-            idle_timeout=idle_timeout,
-            max_duration=max_duration,
+            deployment=Deployment(api_id=self.api_id, region=REGION, account=ACCOUNT_ID),
+            limits=Limits(idle_timeout=settings.idle_timeout, max_duration=settings.max_duration),
         )
 
     # ----------------------------------------------------------------- values
@@ -117,69 +140,61 @@ class LocalGateway:
     def stage(self) -> str:
         return self.model.api.stage.name
 
-    @property
-    def http_base(self) -> str:
-        return f"http://{self.public_host or '127.0.0.1'}:{self.port}"
-
     def _resolver(self) -> Resolver:
-        p = self.provisioned
-        assert p is not None
-        types = self.model.resource_types
-        refs: dict[str, str] = {
-            "AWS::Region": REGION,
-            "AWS::AccountId": ACCOUNT_ID,
-            "AWS::Partition": "aws",
-            "AWS::URLSuffix": "amazonaws.com",
-            "AWS::StackName": self.stack_name,
+        refs = {
+            **_pseudo_parameters(self.stack_name),
             "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/{self.stack_name}/local",
             "AWS::NoValue": "",
         }
-        for lid, kind in types.items():
-            if kind == "AWS::ApiGatewayV2::Api":
-                refs[lid] = self.api_id
-            elif kind == "AWS::ApiGatewayV2::Stage":
-                refs[lid] = self.stage
-            elif lid in p.queue_urls:
-                refs[lid] = p.queue_urls[lid]
-            elif lid in p.table_names:
-                refs[lid] = p.table_names[lid]
-            elif lid in p.secret_arns:
-                refs[lid] = p.secret_arns[lid]
-            elif lid in self.model.functions:
-                refs[lid] = self._function_name(lid)
-            else:
-                refs[lid] = lid
-
-        def get_att(lid: str, attr: str) -> str:
-            kind = types.get(lid)
-            if kind is None:
-                raise TemplateError(f"Fn::GetAtt on unknown resource {lid}")
-            if kind == "AWS::ApiGatewayV2::Api":
-                if attr == "ApiEndpoint":
-                    return f"wss://{self.api_id}.execute-api.{REGION}.amazonaws.com"
-                return self.api_id
-            if lid in p.queue_urls:
-                return {
-                    "Arn": p.queue_arns[lid],
-                    "QueueName": p.queue_names[lid],
-                    "QueueUrl": p.queue_urls[lid],
-                }.get(attr, p.queue_arns[lid])
-            if lid in p.table_names:
-                arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{p.table_names[lid]}"
-                return arn + "/stream/local" if attr == "StreamArn" else arn
-            if lid in p.secret_arns:
-                return p.secret_arns[lid]
-            if lid in self.model.functions:
-                name = self._function_name(lid)
-                return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"
-            return f"arn:aws:local:{REGION}:{ACCOUNT_ID}:{lid}/{attr}"
-
+        refs.update({lid: self._ref(lid, kind) for lid, kind in self.model.resource_types.items()})
         return Resolver(
             refs,
-            get_att,
+            self._get_att,
             parameters=self.template.get("Parameters") or {},
             conditions=self.template.get("Conditions") or {},
         )
+
+    def _ref(self, lid: str, kind: str) -> str:
+        """What ``Ref`` on resource ``lid`` returns locally."""
+        p = self.provisioned
+        assert p is not None
+        if kind == "AWS::ApiGatewayV2::Api":
+            return self.api_id
+        if kind == "AWS::ApiGatewayV2::Stage":
+            return self.stage
+        for physical in (p.queue_urls, p.table_names, p.secret_arns):
+            if lid in physical:
+                return physical[lid]
+        if lid in self.model.functions:
+            return self._function_name(lid)
+        return lid
+
+    def _get_att(self, lid: str, attr: str) -> str:
+        """What ``Fn::GetAtt`` on resource ``lid`` returns locally."""
+        p = self.provisioned
+        assert p is not None
+        kind = self.model.resource_types.get(lid)
+        if kind is None:
+            raise TemplateError(f"Fn::GetAtt on unknown resource {lid}")
+        if kind == "AWS::ApiGatewayV2::Api":
+            if attr == "ApiEndpoint":
+                return f"wss://{self.api_id}.execute-api.{REGION}.amazonaws.com"
+            return self.api_id
+        if lid in p.queue_urls:
+            return {
+                "Arn": p.queue_arns[lid],
+                "QueueName": p.queue_names[lid],
+                "QueueUrl": p.queue_urls[lid],
+            }.get(attr, p.queue_arns[lid])
+        if lid in p.table_names:
+            arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{p.table_names[lid]}"
+            return arn + "/stream/local" if attr == "StreamArn" else arn
+        if lid in p.secret_arns:
+            return p.secret_arns[lid]
+        if lid in self.model.functions:
+            name = self._function_name(lid)
+            return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"
+        return f"arn:aws:local:{REGION}:{ACCOUNT_ID}:{lid}/{attr}"
 
     def _function_name(self, lid: str) -> str:
         assert self.provisioned is not None
@@ -253,16 +268,16 @@ class LocalGateway:
             function = self.functions[mapping.function_id]
             if mapping.maximum_concurrency:
                 function.concurrency = max(function.concurrency, mapping.maximum_concurrency)
-            poller = QueuePoller(
+            queue = SqsQueue(
                 sqs=sqs,
-                queue_url=self.provisioned.queue_urls[mapping.queue_id],
-                queue_arn=self.provisioned.queue_arns[mapping.queue_id],
+                url=self.provisioned.queue_urls[mapping.queue_id],
+                arn=self.provisioned.queue_arns[mapping.queue_id],
                 region=REGION,
+            )
+            poller = QueuePoller(
+                queue=queue,
                 function=function,
-                batch_size=mapping.batch_size,
-                batching_window_s=mapping.batching_window_s,
-                maximum_concurrency=mapping.maximum_concurrency,
-                report_batch_item_failures=mapping.report_batch_item_failures,
+                mapping=mapping,
                 executor=self._io_executor,
                 on_failure=self._on_failure,
             )
@@ -282,13 +297,7 @@ class LocalGateway:
 
     def _resolver_for_names(self) -> Resolver:
         # Names may only use pseudo parameters and parameters (resources do not exist yet).
-        refs = {
-            "AWS::Region": REGION,
-            "AWS::AccountId": ACCOUNT_ID,
-            "AWS::Partition": "aws",
-            "AWS::URLSuffix": "amazonaws.com",
-            "AWS::StackName": self.stack_name,
-        }
+        refs = _pseudo_parameters(self.stack_name)
 
         def no_att(lid: str, attr: str) -> str:
             raise TemplateError(f"a resource name cannot use Fn::GetAtt {lid}.{attr} locally")

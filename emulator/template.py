@@ -16,11 +16,12 @@ are resolved later by :class:`Resolver`, given the physical values.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Generic, TypeVar
 
 __all__ = [
     "Api",
@@ -233,20 +234,332 @@ def _int(value: Any, default: int | None) -> int | None:
     return int(value)
 
 
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+Props = Mapping[str, Any]
+T = TypeVar("T")
+
+_API = "AWS::ApiGatewayV2::Api"
+_INTEGRATION = "AWS::ApiGatewayV2::Integration"
+_AUTHORIZER = "AWS::ApiGatewayV2::Authorizer"
+_ROUTE = "AWS::ApiGatewayV2::Route"
+_QUEUE = "AWS::SQS::Queue"
 _LAMBDA_TYPES = ("AWS::Lambda::Function",)
 
 
-def _function_of(value: Any, types: Mapping[str, str], resources: Mapping[str, Any]) -> str | None:
-    """The Lambda function that ``value`` (a URI, a name, an alias) points at."""
-    direct = _one_ref(value, types, _LAMBDA_TYPES)
-    if direct is not None:
-        return direct
-    via = _one_ref(value, types, ("AWS::Lambda::Alias", "AWS::Lambda::Version"))
-    if via is not None:
-        return _one_ref(
-            resources[via].get("Properties", {}).get("FunctionName"), types, _LAMBDA_TYPES
+def _of_type(resources: Mapping[str, Any], wanted: tuple[str, ...]) -> Iterator[tuple[str, Props]]:
+    for lid, res in resources.items():
+        if res.get("Type") in wanted:
+            yield lid, res.get("Properties", {}) or {}
+
+
+def _handler_of(props: Props) -> str | None:
+    # Container-image or inline functions without a handler are not ours.
+    handler = props.get("Handler")
+    return handler if isinstance(handler, str) else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind(Generic[T]):
+    """One row of the dispatch table: the resource types one reader handles.
+
+    ``read`` builds the record of one resource, or None to leave it out;
+    ``of_api`` keeps only resources whose ``ApiId`` is the WebSocket API.
+    """
+
+    types: tuple[str, ...]
+    read: Callable[[_Scope, str, Props], T | None]
+    of_api: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """A template's resources, their types, and its one WebSocket API."""
+
+    resources: Mapping[str, Any]
+    types: Mapping[str, str]
+    api_id: str
+    api_props: Props
+
+    @classmethod
+    def of(cls, template: Mapping[str, Any]) -> _Scope:
+        resources: Mapping[str, Any] = template.get("Resources", {})
+        types = {lid: res.get("Type", "") for lid, res in resources.items()}
+        apis = [
+            (lid, props)
+            for lid, props in _of_type(resources, (_API,))
+            if str(props.get("ProtocolType", "")).upper() == "WEBSOCKET"
+        ]
+        if len(apis) != 1:
+            raise TemplateError(f"expected exactly one WebSocket API, found {len(apis)}")
+        return cls(resources, types, *apis[0])
+
+    def ref(self, value: Any, *wanted: str) -> str | None:
+        return _one_ref(value, self.types, wanted)
+
+    def function_of(self, value: Any) -> str | None:
+        """The Lambda function that ``value`` (a URI, a name, an alias) points at."""
+        direct = self.ref(value, *_LAMBDA_TYPES)
+        if direct is not None:
+            return direct
+        via = self.ref(value, "AWS::Lambda::Alias", "AWS::Lambda::Version")
+        if via is not None:
+            return self.ref(
+                self.resources[via].get("Properties", {}).get("FunctionName"), *_LAMBDA_TYPES
+            )
+        return None
+
+    def runs_locally(self, function_id: str) -> bool:
+        """Whether the function ``function_id`` has a handler the emulator can import."""
+        props = self.resources[function_id].get("Properties", {}) or {}
+        return _handler_of(props) is not None
+
+    def read(self, kind: _Kind[T]) -> dict[str, T]:
+        """Every record of ``kind``, by logical id, in template order."""
+        found: dict[str, T] = {}
+        for lid, props in _of_type(self.resources, kind.types):
+            if kind.of_api and self.ref(props.get("ApiId"), _API) != self.api_id:
+                continue
+            record = kind.read(self, lid, props)
+            if record is not None:
+                found[lid] = record
+        return found
+
+
+# ---------------------------------------------------------------- one reader per resource kind
+
+
+def _integration_response(
+    scope: _Scope, _lid: str, props: Props
+) -> tuple[str, IntegrationResponse]:
+    integration = scope.ref(props.get("IntegrationId"), _INTEGRATION)
+    if integration is None:
+        raise TemplateError("an IntegrationResponse refers to no integration")
+    return integration, IntegrationResponse(
+        key=str(props.get("IntegrationResponseKey", "$default")),
+        templates=dict(props.get("ResponseTemplates") or {}),
+        template_selection_expression=props.get("TemplateSelectionExpression"),
+    )
+
+
+def _integration(scope: _Scope, lid: str, props: Props) -> Integration:
+    kind = str(props.get("IntegrationType", "")).upper()
+    function_id = None
+    if kind in ("AWS_PROXY", "AWS"):
+        function_id = scope.function_of(props.get("IntegrationUri"))
+        if function_id is None:
+            raise TemplateError(f"integration {lid} names no Lambda function in this template")
+    return Integration(
+        logical_id=lid,
+        type=kind,
+        function_id=function_id,
+        request_templates=dict(props.get("RequestTemplates") or {}),
+        template_selection_expression=props.get("TemplateSelectionExpression"),
+    )
+
+
+def _authorizer(scope: _Scope, lid: str, props: Props) -> Authorizer:
+    sources = props.get("IdentitySource") or []
+    if isinstance(sources, str):
+        sources = [s.strip() for s in sources.split(",")]
+    return Authorizer(
+        logical_id=lid,
+        type=str(props.get("AuthorizerType", "REQUEST")).upper(),
+        function_id=scope.function_of(props.get("AuthorizerUri")),
+        identity_sources=tuple(str(s) for s in sources),
+        name=str(props.get("Name", lid)),
+    )
+
+
+def _route(scope: _Scope, lid: str, props: Props) -> Route:
+    target = props.get("Target")
+    integration = scope.ref(target, _INTEGRATION)
+    if target is not None and integration is None:
+        raise TemplateError(f"route {lid} targets no integration of this template")
+    return Route(
+        logical_id=lid,
+        key=str(props["RouteKey"]),
+        integration_id=integration,
+        authorization_type=str(props.get("AuthorizationType", "NONE")).upper(),
+        authorizer_id=scope.ref(props.get("AuthorizerId"), _AUTHORIZER),
+        response_selection_expression=props.get("RouteResponseSelectionExpression"),
+        has_route_response=False,
+    )
+
+
+def _route_response(scope: _Scope, _lid: str, props: Props) -> str | None:
+    """The route this route response answers for."""
+    return scope.ref(props.get("RouteId"), _ROUTE)
+
+
+def _stage_props(_scope: _Scope, _lid: str, props: Props) -> Props:
+    return props
+
+
+def _stage(props: Props) -> Stage:
+    defaults = props.get("DefaultRouteSettings") or {}
+    route_limits: dict[str, tuple[int | None, float | None]] = {}
+    for key, settings in (props.get("RouteSettings") or {}).items():
+        route_limits[str(key)] = (
+            _int(settings.get("ThrottlingBurstLimit"), None),
+            _float(settings.get("ThrottlingRateLimit")),
         )
-    return None
+    return Stage(
+        name=str(props.get("StageName", "$default")),
+        burst_limit=_int(defaults.get("ThrottlingBurstLimit"), None),
+        rate_limit=_float(defaults.get("ThrottlingRateLimit")),
+        route_limits=route_limits,
+    )
+
+
+def _function(_scope: _Scope, lid: str, props: Props) -> Function | None:
+    handler = _handler_of(props)
+    if handler is None:
+        return None
+    return Function(
+        logical_id=lid,
+        handler=handler,
+        environment=dict((props.get("Environment") or {}).get("Variables") or {}),
+        memory_mb=int(props.get("MemorySize", 128)),
+        timeout_s=float(props.get("Timeout", 3)),
+        reserved_concurrency=_int(props.get("ReservedConcurrentExecutions"), None),
+        name=props.get("FunctionName"),
+    )
+
+
+#: Queue properties the emulator passes on to moto as queue attributes.
+_QUEUE_ATTRIBUTES = (
+    "VisibilityTimeout",
+    "MessageRetentionPeriod",
+    "DelaySeconds",
+    "MaximumMessageSize",
+    "ReceiveMessageWaitTimeSeconds",
+    "ContentBasedDeduplication",
+)
+
+
+def _queue(scope: _Scope, lid: str, props: Props) -> Queue:
+    redrive = props.get("RedrivePolicy") or {}
+    if isinstance(redrive, str):
+        redrive = json.loads(redrive)
+    attributes: dict[str, str] = {}
+    for name in _QUEUE_ATTRIBUTES:
+        if props.get(name) is not None:
+            value = props[name]
+            attributes[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    return Queue(
+        logical_id=lid,
+        name=props.get("QueueName"),
+        fifo=bool(props.get("FifoQueue", False)),
+        attributes=attributes,
+        dead_letter_id=scope.ref(redrive.get("deadLetterTargetArn"), _QUEUE),
+        max_receive_count=_int(redrive.get("maxReceiveCount"), None),
+    )
+
+
+def _table(_scope: _Scope, lid: str, props: Props) -> Table:
+    ttl = props.get("TimeToLiveSpecification") or {}
+    return Table(
+        logical_id=lid,
+        name=props.get("TableName"),
+        key_schema=tuple(props.get("KeySchema") or ()),
+        attribute_definitions=tuple(props.get("AttributeDefinitions") or ()),
+        global_secondary_indexes=tuple(props.get("GlobalSecondaryIndexes") or ()),
+        local_secondary_indexes=tuple(props.get("LocalSecondaryIndexes") or ()),
+        ttl_attribute=ttl.get("AttributeName") if ttl.get("Enabled", False) else None,
+    )
+
+
+def _secret(_scope: _Scope, lid: str, props: Props) -> Secret:
+    generate = props.get("GenerateSecretString") or {}
+    return Secret(
+        logical_id=lid,
+        name=props.get("Name"),
+        string_template=generate.get("SecretStringTemplate"),
+        generate_key=generate.get("GenerateStringKey"),
+        literal=props.get("SecretString"),
+    )
+
+
+def _mapping(scope: _Scope, lid: str, props: Props) -> EventSourceMapping | None:
+    queue_id = scope.ref(props.get("EventSourceArn"), _QUEUE)
+    function_id = scope.function_of(props.get("FunctionName"))
+    if queue_id is None:
+        return None  # streams and other sources are not emulated
+    if function_id is None or not scope.runs_locally(function_id):
+        raise TemplateError(f"event source mapping {lid} runs no local handler")
+    scaling = props.get("ScalingConfig") or {}
+    return EventSourceMapping(
+        logical_id=lid,
+        function_id=function_id,
+        queue_id=queue_id,
+        batch_size=int(props.get("BatchSize", 10)),
+        batching_window_s=float(props.get("MaximumBatchingWindowInSeconds", 0)),
+        maximum_concurrency=_int(scaling.get("MaximumConcurrency"), None),
+        report_batch_item_failures="ReportBatchItemFailures"
+        in (props.get("FunctionResponseTypes") or []),
+        enabled=bool(props.get("Enabled", True)),
+    )
+
+
+# The dispatch table: which reader handles which resource types.
+_INTEGRATION_RESPONSES = _Kind(
+    ("AWS::ApiGatewayV2::IntegrationResponse",), _integration_response, of_api=True
+)
+_INTEGRATIONS = _Kind((_INTEGRATION,), _integration, of_api=True)
+_AUTHORIZERS = _Kind((_AUTHORIZER,), _authorizer, of_api=True)
+_ROUTES = _Kind((_ROUTE,), _route, of_api=True)
+_ROUTE_RESPONSES = _Kind(("AWS::ApiGatewayV2::RouteResponse",), _route_response, of_api=True)
+_STAGES = _Kind(("AWS::ApiGatewayV2::Stage",), _stage_props, of_api=True)
+_FUNCTIONS = _Kind(_LAMBDA_TYPES, _function)
+_QUEUES = _Kind((_QUEUE,), _queue)
+_TABLES = _Kind(("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable"), _table)
+_SECRETS = _Kind(("AWS::SecretsManager::Secret",), _secret)
+_MAPPINGS = _Kind(("AWS::Lambda::EventSourceMapping",), _mapping)
+
+
+def _api(scope: _Scope) -> Api:
+    """The WebSocket API with its integrations, authorizers, routes and stage."""
+    responses: dict[str, list[IntegrationResponse]] = {}
+    for integration_id, response in scope.read(_INTEGRATION_RESPONSES).values():
+        responses.setdefault(integration_id, []).append(response)
+    integrations = {
+        lid: replace(integration, responses=tuple(responses.get(lid, ())))
+        for lid, integration in scope.read(_INTEGRATIONS).items()
+    }
+    authorizers = scope.read(_AUTHORIZERS)
+    routes_by_id = scope.read(_ROUTES)
+    with_response = set(scope.read(_ROUTE_RESPONSES).values())
+    routes = {
+        r.key: replace(r, has_route_response=r.logical_id in with_response)
+        for r in routes_by_id.values()
+    }
+    stages = list(scope.read(_STAGES).values())
+    if not stages:
+        raise TemplateError("the WebSocket API has no stage")
+    props = scope.api_props
+    return Api(
+        logical_id=scope.api_id,
+        name=str(props.get("Name", scope.api_id)),
+        route_selection_expression=str(
+            props.get("RouteSelectionExpression", "$request.body.action")
+        ),
+        routes=routes,
+        integrations=integrations,
+        authorizers=authorizers,
+        stage=_stage(stages[0]),
+    )
+
+
+def _check_references(api: Api, functions: Mapping[str, Function]) -> None:
+    for route in api.routes.values():
+        if route.integration_id not in (None, *api.integrations):
+            raise TemplateError(f"route {route.key} targets a missing integration")
+    for integration in api.integrations.values():
+        if integration.function_id is not None and integration.function_id not in functions:
+            raise TemplateError(f"integration {integration.logical_id} runs no local handler")
 
 
 def parse_template(template: Mapping[str, Any]) -> Model:
@@ -255,254 +568,21 @@ def parse_template(template: Mapping[str, Any]) -> Model:
     Raises :class:`TemplateError` if there is no WebSocket API, no stage, or a
     route or integration points at something that does not exist.
     """
-    resources: Mapping[str, Any] = template.get("Resources", {})
-    types = {lid: res.get("Type", "") for lid, res in resources.items()}
-
-    def of_type(*wanted: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
-        for lid, res in resources.items():
-            if res.get("Type") in wanted:
-                yield lid, res.get("Properties", {}) or {}
-
-    apis = [
-        (lid, props)
-        for lid, props in of_type("AWS::ApiGatewayV2::Api")
-        if str(props.get("ProtocolType", "")).upper() == "WEBSOCKET"
-    ]
-    if len(apis) != 1:
-        raise TemplateError(f"expected exactly one WebSocket API, found {len(apis)}")
-    api_id, api_props = apis[0]
-
-    def belongs(props: Mapping[str, Any]) -> bool:
-        return _one_ref(props.get("ApiId"), types, ("AWS::ApiGatewayV2::Api",)) == api_id
-
-    int_responses: dict[str, list[IntegrationResponse]] = {}
-    for _lid, props in of_type("AWS::ApiGatewayV2::IntegrationResponse"):
-        if not belongs(props):
-            continue
-        integ = _one_ref(props.get("IntegrationId"), types, ("AWS::ApiGatewayV2::Integration",))
-        if integ is None:
-            raise TemplateError("an IntegrationResponse refers to no integration")
-        int_responses.setdefault(integ, []).append(
-            IntegrationResponse(
-                key=str(props.get("IntegrationResponseKey", "$default")),
-                templates=dict(props.get("ResponseTemplates") or {}),
-                template_selection_expression=props.get("TemplateSelectionExpression"),
-            )
-        )
-
-    integrations: dict[str, Integration] = {}
-    for lid, props in of_type("AWS::ApiGatewayV2::Integration"):
-        if not belongs(props):
-            continue
-        kind = str(props.get("IntegrationType", "")).upper()
-        function_id = None
-        if kind in ("AWS_PROXY", "AWS"):
-            function_id = _function_of(props.get("IntegrationUri"), types, resources)
-            if function_id is None:
-                raise TemplateError(f"integration {lid} names no Lambda function in this template")
-        integrations[lid] = Integration(
-            logical_id=lid,
-            type=kind,
-            function_id=function_id,
-            request_templates=dict(props.get("RequestTemplates") or {}),
-            template_selection_expression=props.get("TemplateSelectionExpression"),
-            responses=tuple(int_responses.get(lid, ())),
-        )
-
-    authorizers: dict[str, Authorizer] = {}
-    for lid, props in of_type("AWS::ApiGatewayV2::Authorizer"):
-        if not belongs(props):
-            continue
-        sources = props.get("IdentitySource") or []
-        if isinstance(sources, str):
-            sources = [s.strip() for s in sources.split(",")]
-        authorizers[lid] = Authorizer(
-            logical_id=lid,
-            type=str(props.get("AuthorizerType", "REQUEST")).upper(),
-            function_id=_function_of(props.get("AuthorizerUri"), types, resources),
-            identity_sources=tuple(str(s) for s in sources),
-            name=str(props.get("Name", lid)),
-        )
-
-    routes_by_id: dict[str, Route] = {}
-    for lid, props in of_type("AWS::ApiGatewayV2::Route"):
-        if not belongs(props):
-            continue
-        target = props.get("Target")
-        integ = _one_ref(target, types, ("AWS::ApiGatewayV2::Integration",))
-        if target is not None and integ is None:
-            raise TemplateError(f"route {lid} targets no integration of this template")
-        routes_by_id[lid] = Route(
-            logical_id=lid,
-            key=str(props["RouteKey"]),
-            integration_id=integ,
-            authorization_type=str(props.get("AuthorizationType", "NONE")).upper(),
-            authorizer_id=_one_ref(
-                props.get("AuthorizerId"), types, ("AWS::ApiGatewayV2::Authorizer",)
-            ),
-            response_selection_expression=props.get("RouteResponseSelectionExpression"),
-            has_route_response=False,
-        )
-    with_response: set[str] = set()
-    for _lid, props in of_type("AWS::ApiGatewayV2::RouteResponse"):
-        if belongs(props):
-            route = _one_ref(props.get("RouteId"), types, ("AWS::ApiGatewayV2::Route",))
-            if route is not None:
-                with_response.add(route)
-    routes = {
-        r.key: Route(
-            logical_id=r.logical_id,
-            key=r.key,
-            integration_id=r.integration_id,
-            authorization_type=r.authorization_type,
-            authorizer_id=r.authorizer_id,
-            response_selection_expression=r.response_selection_expression,
-            has_route_response=r.logical_id in with_response,
-        )
-        for r in routes_by_id.values()
-    }
-
-    stages = [props for _lid, props in of_type("AWS::ApiGatewayV2::Stage") if belongs(props)]
-    if not stages:
-        raise TemplateError("the WebSocket API has no stage")
-    stage_props = stages[0]
-    defaults = stage_props.get("DefaultRouteSettings") or {}
-    route_limits: dict[str, tuple[int | None, float | None]] = {}
-    for key, settings in (stage_props.get("RouteSettings") or {}).items():
-        route_limits[str(key)] = (
-            _int(settings.get("ThrottlingBurstLimit"), None),
-            None
-            if settings.get("ThrottlingRateLimit") is None
-            else float(settings["ThrottlingRateLimit"]),
-        )
-    stage = Stage(
-        name=str(stage_props.get("StageName", "$default")),
-        burst_limit=_int(defaults.get("ThrottlingBurstLimit"), None),
-        rate_limit=(
-            None
-            if defaults.get("ThrottlingRateLimit") is None
-            else float(defaults["ThrottlingRateLimit"])
-        ),
-        route_limits=route_limits,
-    )
-
-    api = Api(
-        logical_id=api_id,
-        name=str(api_props.get("Name", api_id)),
-        route_selection_expression=str(
-            api_props.get("RouteSelectionExpression", "$request.body.action")
-        ),
-        routes=routes,
-        integrations=integrations,
-        authorizers=authorizers,
-        stage=stage,
-    )
-
-    functions: dict[str, Function] = {}
-    for lid, props in of_type("AWS::Lambda::Function"):
-        handler = props.get("Handler")
-        if not isinstance(handler, str):
-            continue  # container-image or inline functions without a handler are not ours
-        functions[lid] = Function(
-            logical_id=lid,
-            handler=handler,
-            environment=dict((props.get("Environment") or {}).get("Variables") or {}),
-            memory_mb=int(props.get("MemorySize", 128)),
-            timeout_s=float(props.get("Timeout", 3)),
-            reserved_concurrency=_int(props.get("ReservedConcurrentExecutions"), None),
-            name=props.get("FunctionName"),
-        )
-
-    for checked_route in routes.values():
-        if checked_route.integration_id not in (None, *integrations):
-            raise TemplateError(f"route {checked_route.key} targets a missing integration")
-    for checked in integrations.values():
-        if checked.function_id is not None and checked.function_id not in functions:
-            raise TemplateError(f"integration {checked.logical_id} runs no local handler")
-
-    queues: dict[str, Queue] = {}
-    for lid, props in of_type("AWS::SQS::Queue"):
-        redrive = props.get("RedrivePolicy") or {}
-        if isinstance(redrive, str):
-            redrive = json.loads(redrive)
-        attributes: dict[str, str] = {}
-        for prop, attr in (
-            ("VisibilityTimeout", "VisibilityTimeout"),
-            ("MessageRetentionPeriod", "MessageRetentionPeriod"),
-            ("DelaySeconds", "DelaySeconds"),
-            ("MaximumMessageSize", "MaximumMessageSize"),
-            ("ReceiveMessageWaitTimeSeconds", "ReceiveMessageWaitTimeSeconds"),
-            ("ContentBasedDeduplication", "ContentBasedDeduplication"),
-        ):
-            if props.get(prop) is not None:
-                value = props[prop]
-                attributes[attr] = str(value).lower() if isinstance(value, bool) else str(value)
-        queues[lid] = Queue(
-            logical_id=lid,
-            name=props.get("QueueName"),
-            fifo=bool(props.get("FifoQueue", False)),
-            attributes=attributes,
-            dead_letter_id=_one_ref(
-                redrive.get("deadLetterTargetArn"), types, ("AWS::SQS::Queue",)
-            ),
-            max_receive_count=_int(redrive.get("maxReceiveCount"), None),
-        )
-
-    tables: dict[str, Table] = {}
-    for lid, props in of_type("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable"):
-        ttl = props.get("TimeToLiveSpecification") or {}
-        tables[lid] = Table(
-            logical_id=lid,
-            name=props.get("TableName"),
-            key_schema=tuple(props.get("KeySchema") or ()),
-            attribute_definitions=tuple(props.get("AttributeDefinitions") or ()),
-            global_secondary_indexes=tuple(props.get("GlobalSecondaryIndexes") or ()),
-            local_secondary_indexes=tuple(props.get("LocalSecondaryIndexes") or ()),
-            ttl_attribute=ttl.get("AttributeName") if ttl.get("Enabled", False) else None,
-        )
-
-    secrets: dict[str, Secret] = {}
-    for lid, props in of_type("AWS::SecretsManager::Secret"):
-        generate = props.get("GenerateSecretString") or {}
-        secrets[lid] = Secret(
-            logical_id=lid,
-            name=props.get("Name"),
-            string_template=generate.get("SecretStringTemplate"),
-            generate_key=generate.get("GenerateStringKey"),
-            literal=props.get("SecretString"),
-        )
-
-    mappings: list[EventSourceMapping] = []
-    for lid, props in of_type("AWS::Lambda::EventSourceMapping"):
-        queue_id = _one_ref(props.get("EventSourceArn"), types, ("AWS::SQS::Queue",))
-        function_id = _function_of(props.get("FunctionName"), types, resources)
-        if queue_id is None:
-            continue  # streams and other sources are not emulated
-        if function_id is None or function_id not in functions:
-            raise TemplateError(f"event source mapping {lid} runs no local handler")
-        scaling = props.get("ScalingConfig") or {}
-        mappings.append(
-            EventSourceMapping(
-                logical_id=lid,
-                function_id=function_id,
-                queue_id=queue_id,
-                batch_size=int(props.get("BatchSize", 10)),
-                batching_window_s=float(props.get("MaximumBatchingWindowInSeconds", 0)),
-                maximum_concurrency=_int(scaling.get("MaximumConcurrency"), None),
-                report_batch_item_failures="ReportBatchItemFailures"
-                in (props.get("FunctionResponseTypes") or []),
-                enabled=bool(props.get("Enabled", True)),
-            )
-        )
-
+    scope = _Scope.of(template)
+    api = _api(scope)
+    functions = scope.read(_FUNCTIONS)
+    _check_references(api, functions)
+    queues = scope.read(_QUEUES)
+    tables = scope.read(_TABLES)
+    secrets = scope.read(_SECRETS)
     return Model(
         api=api,
         functions=functions,
-        mappings=tuple(mappings),
+        mappings=tuple(scope.read(_MAPPINGS).values()),
         queues=queues,
         tables=tables,
         secrets=secrets,
-        resource_types=types,
+        resource_types=scope.types,
     )
 
 
@@ -553,54 +633,87 @@ class Resolver:
         if len(value) != 1:
             return {k: self.resolve(v) for k, v in value.items()}
         ((key, arg),) = value.items()
-        if key == "Ref":
-            return self._ref(str(arg))
-        if key == "Fn::GetAtt":
-            lid, attr = arg.split(".", 1) if isinstance(arg, str) else (arg[0], arg[1])
-            return self._get_att(str(lid), str(self.resolve(attr)))
-        if key == "Fn::Join":
-            sep, items = arg
-            return str(sep).join(str(self.resolve(i)) for i in self.resolve(items))
-        if key == "Fn::Sub":
-            text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
-            local = {k: str(self.resolve(v)) for k, v in variables.items()}
-
-            def sub(match: re.Match[str]) -> str:
-                name = match.group(1)
-                if name.startswith("!"):
-                    return "${" + name[1:] + "}"
-                if name in local:
-                    return local[name]
-                if "." in name and name not in self._refs:
-                    lid, attr = name.split(".", 1)
-                    return self._get_att(lid, attr)
-                return self._ref(name)
-
-            return re.sub(r"\$\{([^}]+)\}", sub, str(text))
-        if key == "Fn::Select":
-            index, items = arg
-            return self.resolve(items)[int(self.resolve(index))]
-        if key == "Fn::Split":
-            sep, text = arg
-            return str(self.resolve(text)).split(str(sep))
-        if key == "Fn::If":
-            cond, yes, no = arg
-            return self.resolve(yes if self._condition(cond) else no)
-        if key == "Fn::Equals":
-            left, right = arg
-            return self.resolve(left) == self.resolve(right)
-        if key == "Fn::Not":
-            return not self.resolve(arg[0])
-        if key == "Fn::And":
-            return all(self.resolve(a) for a in arg)
-        if key == "Fn::Or":
-            return any(self.resolve(a) for a in arg)
-        if key == "Condition":
-            return self._condition(str(arg))
-        if key == "Fn::Base64":
-            import base64
-
-            return base64.b64encode(str(self.resolve(arg)).encode()).decode()
+        intrinsic = _INTRINSICS.get(key)
+        if intrinsic is not None:
+            return intrinsic(self, arg)
         if key.startswith("Fn::"):
             raise TemplateError(f"intrinsic {key} is not supported locally")
         return {key: self.resolve(arg)}
+
+    # One method per intrinsic function; ``arg`` is its unresolved argument.
+
+    def _fn_ref(self, arg: Any) -> Any:
+        return self._ref(str(arg))
+
+    def _fn_get_att(self, arg: Any) -> Any:
+        lid, attr = arg.split(".", 1) if isinstance(arg, str) else (arg[0], arg[1])
+        return self._get_att(str(lid), str(self.resolve(attr)))
+
+    def _fn_join(self, arg: Any) -> Any:
+        sep, items = arg
+        return str(sep).join(str(self.resolve(i)) for i in self.resolve(items))
+
+    def _fn_sub(self, arg: Any) -> Any:
+        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+        local = {k: str(self.resolve(v)) for k, v in variables.items()}
+        return re.sub(
+            r"\$\{([^}]+)\}", lambda match: self._sub_variable(match.group(1), local), str(text)
+        )
+
+    def _sub_variable(self, name: str, local: Mapping[str, str]) -> str:
+        if name.startswith("!"):
+            return "${" + name[1:] + "}"
+        if name in local:
+            return local[name]
+        if "." in name and name not in self._refs:
+            lid, attr = name.split(".", 1)
+            return self._get_att(lid, attr)
+        return self._ref(name)
+
+    def _fn_select(self, arg: Any) -> Any:
+        index, items = arg
+        return self.resolve(items)[int(self.resolve(index))]
+
+    def _fn_split(self, arg: Any) -> Any:
+        sep, text = arg
+        return str(self.resolve(text)).split(str(sep))
+
+    def _fn_if(self, arg: Any) -> Any:
+        cond, yes, no = arg
+        return self.resolve(yes if self._condition(cond) else no)
+
+    def _fn_equals(self, arg: Any) -> Any:
+        left, right = arg
+        return self.resolve(left) == self.resolve(right)
+
+    def _fn_not(self, arg: Any) -> Any:
+        return not self.resolve(arg[0])
+
+    def _fn_and(self, arg: Any) -> Any:
+        return all(self.resolve(a) for a in arg)
+
+    def _fn_or(self, arg: Any) -> Any:
+        return any(self.resolve(a) for a in arg)
+
+    def _fn_condition(self, arg: Any) -> Any:
+        return self._condition(str(arg))
+
+    def _fn_base64(self, arg: Any) -> Any:
+        return base64.b64encode(str(self.resolve(arg)).encode()).decode()
+
+
+_INTRINSICS: Mapping[str, Callable[[Resolver, Any], Any]] = {
+    "Ref": Resolver._fn_ref,
+    "Fn::GetAtt": Resolver._fn_get_att,
+    "Fn::Join": Resolver._fn_join,
+    "Fn::Sub": Resolver._fn_sub,
+    "Fn::Select": Resolver._fn_select,
+    "Fn::Split": Resolver._fn_split,
+    "Fn::If": Resolver._fn_if,
+    "Fn::Equals": Resolver._fn_equals,
+    "Fn::Not": Resolver._fn_not,
+    "Fn::And": Resolver._fn_and,
+    "Fn::Or": Resolver._fn_or,
+    "Condition": Resolver._fn_condition,
+    "Fn::Base64": Resolver._fn_base64,
+}

@@ -18,16 +18,16 @@ import secrets
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from emulator.backend import client
-from emulator.config import REPO_ROOT, mint_token
+from emulator.config import mint_token
 from emulator.lambdas import LocalFunction
 from emulator.pollers import QueuePoller
 from emulator.sigv4 import Credentials
-from emulator.system import LocalGateway
+from emulator.system import LocalGateway, Settings
 
-__all__ = ["RunningGateway", "running_gateway"]
+__all__ = ["GatewayOptions", "RunningGateway", "running_gateway"]
 
 
 class RunningGateway:
@@ -98,39 +98,38 @@ class RunningGateway:
         return await self.system.sweeper.sweep()
 
 
+class GatewayOptions(TypedDict, total=False):
+    """What a test may set on the gateway it runs (see :class:`emulator.system.Settings`)."""
+
+    port: int
+    env_overrides: Mapping[str, str]
+    idle_timeout: float
+    max_duration: float
+    code_root: Path
+    ttl_sweep_interval: float
+
+
 @asynccontextmanager
 async def running_gateway(
     *,
-    port: int = 0,
-    env_overrides: dict[str, str] | None = None,
-    idle_timeout: float = 600,
-    max_duration: float = 7200,
     context: dict[str, str] | None = None,
     template: Mapping[str, Any] | None = None,
-    code_root: Path | None = None,
-    ttl_sweep_interval: float = 30.0,
+    **options: Unpack[GatewayOptions],
 ) -> AsyncIterator[RunningGateway]:
     """Start a local gateway, yield it, and stop it (running every ``$disconnect``).
 
-    ``env_overrides`` are applied to every function's environment;
-    ``context`` goes to the CDK synthesis. ``template`` and ``code_root`` let
-    the emulator's own tests run a hand-written template with fixture handlers.
+    ``context`` goes to the CDK synthesis; ``template`` (with ``code_root``)
+    lets the emulator's own tests run a hand-written template with fixture
+    handlers. ``options``: ``env_overrides`` are applied to every function's
+    environment; ``port``, ``idle_timeout``, ``max_duration`` and
+    ``ttl_sweep_interval`` as in :class:`emulator.system.Settings`.
     """
     if template is None:
         from emulator.synth import load_template
 
         # Synthesis takes seconds the first time: keep the event loop free meanwhile.
         template = await asyncio.to_thread(load_template, context or {})
-    system = LocalGateway(
-        template,
-        signing_key=secrets.token_urlsafe(32),
-        port=port,
-        env_overrides=env_overrides,
-        idle_timeout=idle_timeout,
-        max_duration=max_duration,
-        code_root=code_root or REPO_ROOT,
-        ttl_sweep_interval=ttl_sweep_interval,
-    )
+    system = LocalGateway(template, Settings(signing_key=secrets.token_urlsafe(32), **options))
     try:
         await system.start()
         yield RunningGateway(system)

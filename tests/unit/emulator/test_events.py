@@ -6,6 +6,7 @@ import re
 
 from emulator.events import (
     ConnectionInfo,
+    Stamp,
     authorizer_event,
     connect_event,
     disconnect_event,
@@ -26,6 +27,7 @@ INFO = ConnectionInfo(
     query={"token": ["t"]},
     authorizer={"principalId": "acme/b1", "tenant": "acme", "role": "browser"},
 )
+STAMP = Stamp(now_ms=1, request_id="r")
 # Keys of requestContext in AWS's documented WebSocket proxy events.
 CONTEXT_KEYS = {
     "routeKey", "eventType", "extendedRequestId", "requestTime", "messageDirection", "stage",
@@ -35,7 +37,7 @@ CONTEXT_KEYS = {
 
 
 def test_connect_event_matches_the_documented_shape() -> None:
-    event = connect_event(INFO, now_ms=1_700_000_000_100, request_id="r1")
+    event = connect_event(INFO, stamp=Stamp(now_ms=1_700_000_000_100, request_id="r1"))
     assert set(event) == {
         "headers",
         "multiValueHeaders",
@@ -53,23 +55,19 @@ def test_connect_event_matches_the_documented_shape() -> None:
 
 
 def test_message_event_has_message_id_and_no_headers() -> None:
-    event = message_event(
-        INFO, route_key="$default", body="hi", now_ms=1, request_id="r", message_id="m"
-    )
+    event = message_event(INFO, route_key="$default", body="hi", message_id="m", stamp=STAMP)
     assert set(event) == {"requestContext", "body", "isBase64Encoded"}
     assert set(event["requestContext"]) == CONTEXT_KEYS | {"authorizer", "messageId"}
     assert event["requestContext"]["identity"] == {"sourceIp": "192.0.2.1"}
 
 
 def test_binary_message_is_base64() -> None:
-    event = message_event(
-        INFO, route_key="$default", body=b"\x00\x01", now_ms=1, request_id="r", message_id="m"
-    )
+    event = message_event(INFO, route_key="$default", body=b"\x00\x01", message_id="m", stamp=STAMP)
     assert (event["body"], event["isBase64Encoded"]) == ("AAE=", True)
 
 
 def test_disconnect_event_carries_status_and_reason() -> None:
-    event = disconnect_event(INFO, status_code=1001, reason="Going away", now_ms=1, request_id="r")
+    event = disconnect_event(INFO, status_code=1001, reason="Going away", stamp=STAMP)
     ctx = event["requestContext"]
     assert set(ctx) == CONTEXT_KEYS | {"authorizer", "disconnectStatusCode", "disconnectReason"}
     assert (ctx["eventType"], ctx["routeKey"]) == ("DISCONNECT", "$disconnect")
@@ -77,7 +75,7 @@ def test_disconnect_event_carries_status_and_reason() -> None:
 
 
 def test_authorizer_event_is_a_request_authorizer_event_without_context() -> None:
-    event = authorizer_event(INFO, method_arn="arn:x", now_ms=1, request_id="r")
+    event = authorizer_event(INFO, method_arn="arn:x", stamp=STAMP)
     assert (event["type"], event["methodArn"]) == ("REQUEST", "arn:x")
     assert event["queryStringParameters"] == {"token": "t"}
     assert "authorizer" not in event["requestContext"]
