@@ -27,6 +27,7 @@ __all__ = [
     "Identity",
     "Once",
     "PendingCommand",
+    "Ports",
     "Poster",
     "Recipient",
     "Registry",
@@ -322,3 +323,15 @@ class Counters(Protocol):
 
     def observe_ms(self, name: str, milliseconds: float) -> None:
         """Record one duration sample of metric ``name``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    """The adapters the rules work through, passed as one (the handlers' wiring
+    builds it once per container; tests build it with their own adapters)."""
+
+    registry: Registry
+    flow: FlowControl
+    bus: Bus
+    poster: Poster
+    counters: Counters

@@ -48,13 +48,10 @@ from functions.logic.limits import Limits
 from functions.logic.ports import (
     CommandKey,
     ConnectionGoneError,
-    Counters,
     DeliveryRetryableError,
-    FlowControl,
     Once,
     PendingCommand,
-    Poster,
-    Registry,
+    Ports,
 )
 from functions.models import wire
 
@@ -72,23 +69,20 @@ class Relay:
 
     def __init__(
         self,
-        *,
-        registry: Registry,
-        flow: FlowControl,
-        delivery: Delivery,
-        poster: Poster,
-        once: Once,
-        counters: Counters,
+        ports: Ports,
         limits: Limits,
+        *,
+        delivery: Delivery,
+        once: Once,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._registry = registry
-        self._flow = flow
+        self._registry = ports.registry
+        self._flow = ports.flow
         self._delivery = delivery
-        self._bus = delivery.bus
-        self._poster = poster
+        self._bus = ports.bus
+        self._poster = ports.poster
         self._once = once
-        self._counters = counters
+        self._counters = ports.counters
         self._limits = limits
         self._clock = clock
 
