@@ -9,8 +9,8 @@ from __future__ import annotations
 from aws_cdk import CfnOutput, Duration, Stack
 from constructs import Construct
 
-from infra.components.functions import FUNCTION_SPECS, GatewayFunctions, log_retention
-from infra.components.monitoring import METRICS_NAMESPACE, Monitoring
+from infra.components.functions import FUNCTION_SPECS, GatewayFunctions
+from infra.components.monitoring import METRICS_NAMESPACE, Monitoring, Watched
 from infra.components.queues import RelayQueue
 from infra.components.secrets import SigningSecret
 from infra.components.storage import ConnectionTable
@@ -34,7 +34,6 @@ class TabRelayStack(Stack):
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         self.settings = settings
         timeouts = {spec.name: spec.timeout_seconds for spec in FUNCTION_SPECS}
-        retention = log_retention(settings.log_retention_days)
 
         table = ConnectionTable(self, "Connections", retain=settings.retain)
         secret = SigningSecret(self, "SigningKey", retain=settings.retain)
@@ -47,16 +46,7 @@ class TabRelayStack(Stack):
             )
             for name, consumer in WORKER_QUEUES.items()
         }
-        gateway = WebSocketGateway(
-            self,
-            "WebSocket",
-            stage_name=settings.stage,
-            throttle_rate_limit=settings.throttle_rate_limit,
-            throttle_burst_limit=settings.throttle_burst_limit,
-            log_retention=retention,
-            retain_logs=settings.retain,
-            account_logging_role=settings.api_gateway_account_role,
-        )
+        gateway = WebSocketGateway(self, "WebSocket", settings=settings)
 
         powertools = {
             "POWERTOOLS_SERVICE_NAME": "tabrelay",
@@ -81,17 +71,7 @@ class TabRelayStack(Stack):
             "SECRET_MAX_AGE_SECONDS": str(settings.secret_max_age_seconds),
             **powertools,
         }
-        functions = GatewayFunctions(
-            self,
-            "Functions",
-            environment=environment,
-            bundle=settings.bundle,
-            log_retention_days=settings.log_retention_days,
-            retain_logs=settings.retain,
-            reserved={
-                spec.name: settings.reserved_concurrency_of(spec.name) for spec in FUNCTION_SPECS
-            },
-        )
+        functions = GatewayFunctions(self, "Functions", environment=environment, settings=settings)
 
         secret.secret.grant_read(functions.role("authorizer"))
         for name in GATEWAY_FUNCTIONS:
@@ -124,13 +104,8 @@ class TabRelayStack(Stack):
         Monitoring(
             self,
             "Monitoring",
-            api_id=gateway.api.api_id,
-            stage_name=settings.stage,
-            functions=functions.functions,
-            queues=queues,
-            oldest_message_alarm_seconds=settings.oldest_message_alarm_seconds,
-            alarm_email=settings.alarm_email,
-            retain=settings.retain,
+            watched=Watched(gateway.api.api_id, functions.functions, queues),
+            settings=settings,
         )
 
         CfnOutput(self, "WebSocketUrl", value=gateway.url, description="Connect here (?token=...)")

@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from functions.logic.ports import (
     AckOutcome,
+    CommandKey,
     ConnectionGoneError,
     ConnectionRecord,
     Identity,
@@ -61,8 +62,8 @@ def _pair_key(consumer: str, browser: str) -> dict[str, Any]:
     return {"pk": {"S": _conn_pk(consumer)}, "sk": {"S": f"B#{browser}"}}
 
 
-def _command_key(tenant: str, target: str, command_id: str) -> dict[str, Any]:
-    return {"pk": {"S": f"K#{tenant}#{target}"}, "sk": {"S": command_id}}
+def _command_key(key: CommandKey) -> dict[str, Any]:
+    return {"pk": {"S": f"K#{key.tenant}#{key.target_client}"}, "sk": {"S": key.command_id}}
 
 
 def _slot(command_id: str) -> str:
@@ -355,15 +356,13 @@ class DynamoRegistry:
             delivered=bool(item.get("delivered", {}).get("BOOL", False)),
         )
 
-    def _update_command(
-        self, tenant: str, target: str, command_id: str, **kwargs: Any
-    ) -> tuple[bool, PendingCommand | None]:
+    def _update_command(self, key: CommandKey, **kwargs: Any) -> tuple[bool, PendingCommand | None]:
         """A conditional update of a command's item: ``(True, item after)`` when it
         applied, ``(False, item as it is)`` when the condition failed."""
         try:
             item = self._db.update_item(
                 TableName=self._table,
-                Key=_command_key(tenant, target, command_id),
+                Key=_command_key(key),
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 **kwargs,
@@ -374,12 +373,12 @@ class DynamoRegistry:
             old = error.response.get("Item")
             if not old or not self._live(old):
                 return False, None
-            return False, self._pending(old, tenant, target)
-        return True, self._pending(item, tenant, target)
+            return False, self._pending(old, key.tenant, key.target_client)
+        return True, self._pending(item, key.tenant, key.target_client)
 
     def open_command(self, command: PendingCommand, ttl: int) -> PendingCommand | None:
         item: dict[str, Any] = {
-            **_command_key(command.tenant, command.target_client, command.command_id),
+            **_command_key(command.key),
             "issuer_connection": {"S": command.issuer_connection},
             "issuer_client": {"S": command.issuer_client},
             "cid": {"S": command.cid},
@@ -409,25 +408,19 @@ class DynamoRegistry:
             return self._pending(existing, command.tenant, command.target_client)
         return None
 
-    def get_command(
-        self, tenant: str, target_client: str, command_id: str
-    ) -> PendingCommand | None:
+    def get_command(self, key: CommandKey) -> PendingCommand | None:
         item = self._db.get_item(
             TableName=self._table,
-            Key=_command_key(tenant, target_client, command_id),
+            Key=_command_key(key),
             ConsistentRead=True,
         ).get("Item")
         if not item or not self._live(item):
             return None
-        return self._pending(item, tenant, target_client)
+        return self._pending(item, key.tenant, key.target_client)
 
-    def claim_send(
-        self, tenant: str, target_client: str, command_id: str
-    ) -> tuple[bool, PendingCommand | None]:
+    def claim_send(self, key: CommandKey) -> tuple[bool, PendingCommand | None]:
         return self._update_command(
-            tenant,
-            target_client,
-            command_id,
+            key,
             UpdateExpression="SET sent = :yes",
             ConditionExpression=(
                 "attribute_exists(pk) AND attribute_not_exists(ended_by) "
@@ -437,15 +430,7 @@ class DynamoRegistry:
         )
 
     def claim_part(
-        self,
-        tenant: str,
-        target_client: str,
-        command_id: str,
-        *,
-        part: int,
-        parts: int,
-        cid: str,
-        ends: bool,
+        self, key: CommandKey, *, part: int, parts: int, cid: str, ends: bool
     ) -> tuple[bool, PendingCommand | None]:
         update = "SET #part = :cid, parts = :parts"
         values: dict[str, Any] = {":cid": {"S": cid}, ":parts": _n(parts)}
@@ -455,9 +440,7 @@ class DynamoRegistry:
             values |= {":by": {"S": "result"}, ":code": {"S": "result"}}
             names["#code"] = "code"
         return self._update_command(
-            tenant,
-            target_client,
-            command_id,
+            key,
             UpdateExpression=update,
             ConditionExpression=(
                 "attribute_exists(pk) AND attribute_not_exists(ended_by) "
@@ -469,14 +452,7 @@ class DynamoRegistry:
         )
 
     def end_command(
-        self,
-        tenant: str,
-        target_client: str,
-        command_id: str,
-        *,
-        by: str,
-        code: str,
-        answer: str | None,
+        self, key: CommandKey, *, by: str, code: str, answer: str | None
     ) -> tuple[bool, PendingCommand | None]:
         update = "SET ended_by = :by, #code = :code"
         values: dict[str, Any] = {":by": {"S": by}, ":code": {"S": code}}
@@ -484,30 +460,24 @@ class DynamoRegistry:
             update += ", answer = :answer"
             values[":answer"] = {"S": answer}
         return self._update_command(
-            tenant,
-            target_client,
-            command_id,
+            key,
             UpdateExpression=update,
             ConditionExpression="attribute_exists(pk) AND attribute_not_exists(ended_by)",
             ExpressionAttributeNames={"#code": "code"},
             ExpressionAttributeValues=values,
         )
 
-    def mark_part_posted(self, tenant: str, target_client: str, command_id: str, part: int) -> None:
+    def mark_part_posted(self, key: CommandKey, part: int) -> None:
         self._update_command(
-            tenant,
-            target_client,
-            command_id,
+            key,
             UpdateExpression="ADD posted :part",
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeValues={":part": {"NS": [str(part)]}},
         )
 
-    def mark_answered(self, tenant: str, target_client: str, command_id: str) -> None:
+    def mark_answered(self, key: CommandKey) -> None:
         self._update_command(
-            tenant,
-            target_client,
-            command_id,
+            key,
             UpdateExpression="SET delivered = :yes",
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeValues={":yes": {"BOOL": True}},

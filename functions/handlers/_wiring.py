@@ -21,6 +21,7 @@ from functions.dal.registry import DynamoRegistry
 from functions.handlers._powertools import metrics
 from functions.logic.gateway import Gateway
 from functions.logic.limits import Limits
+from functions.logic.ports import Ports
 from functions.logic.ratelimit import RateLimiter
 from functions.models.settings import GatewaySettings
 
@@ -60,6 +61,17 @@ class Runtime:
         return PowertoolsCounters(metrics)
 
     @cached_property
+    def ports(self) -> Ports:
+        """The adapters, as the rules take them (the registry is also the flow control)."""
+        return Ports(
+            registry=self.registry,
+            flow=self.registry,
+            bus=self.bus,
+            poster=self.poster,
+            counters=self.counters,
+        )
+
+    @cached_property
     def limits(self) -> Limits:
         settings = self.settings
         return Limits(
@@ -80,40 +92,21 @@ class Runtime:
         # Imported here: $connect and $disconnect never deliver.
         from functions.logic.delivery import Delivery
 
-        return Delivery(
-            registry=self.registry,
-            flow=self.registry,
-            bus=self.bus,
-            poster=self.poster,
-            counters=self.counters,
-            limits=self.limits,
-        )
+        return Delivery(self.ports, self.limits)
 
     @cached_property
     def relay(self) -> Relay:
         from functions.logic.relay import Relay
 
-        return Relay(
-            registry=self.registry,
-            flow=self.registry,
-            delivery=self.delivery,
-            poster=self.poster,
-            once=self.once,
-            counters=self.counters,
-            limits=self.limits,
-        )
+        return Relay(self.ports, self.limits, delivery=self.delivery, once=self.once)
 
     @cached_property
     def gateway(self) -> Gateway:
         return Gateway(
-            registry=self.registry,
-            flow=self.registry,
-            bus=self.bus,
-            poster=self.poster,
+            self.ports,
+            self.limits,
             limiter=RateLimiter(
                 self.registry, limit_per_second=self.settings.rate_limit_per_second
             ),
-            counters=self.counters,
-            limits=self.limits,
             delivery=self.delivery,
         )

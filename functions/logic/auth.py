@@ -93,10 +93,10 @@ def mint_token(
     role: str,
     client_id: str,
     ttl_seconds: int = 24 * 3600,
-    now: float | None = None,
 ) -> str:
-    """A signed token for the given identity, valid for ``ttl_seconds``."""
-    issued = int(time.time() if now is None else now)
+    """A signed token for the given identity, valid for ``ttl_seconds`` from now
+    (a negative ``ttl_seconds`` mints one that has already expired)."""
+    issued = int(time.time())
     claims = {
         "tenant": tenant,
         "role": role,

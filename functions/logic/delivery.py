@@ -23,7 +23,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from tabrelay import wire
 
@@ -32,16 +32,12 @@ from functions.logic.envelopes import Park, Post, SnapshotEnvelope
 from functions.logic.limits import Limits
 from functions.logic.ports import (
     MAX_DELAY_SECONDS,
-    Bus,
     ConnectionGoneError,
-    Counters,
     DeliveryRetryableError,
     DeliveryThrottledError,
-    FlowControl,
     Identity,
-    Poster,
+    Ports,
     Recipient,
-    Registry,
 )
 
 __all__ = ["MAX_POST_ATTEMPTS", "Delivery", "DeliveryFailedError"]
@@ -54,30 +50,34 @@ class DeliveryFailedError(Exception):
     """A post kept failing; the queue record fails and SQS takes over (then the DLQ)."""
 
 
+class _Send(NamedTuple):
+    """One snapshot part on its way to one consumer (for message ``cid``)."""
+
+    tenant: str
+    source: str
+    connection_id: str
+    msg: wire.Snapshot
+    cid: str
+
+
 class Delivery:
     """Posts, snapshot fan-out, parking and retries (see the module's docstring)."""
 
     def __init__(
         self,
-        *,
-        registry: Registry,
-        flow: FlowControl,
-        bus: Bus,
-        poster: Poster,
-        counters: Counters,
+        ports: Ports,
         limits: Limits,
+        *,
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         """``jitter`` returns a number in [0, 1) that scales each retry's delay."""
         self._jitter = jitter
-        self._registry = registry
-        self._flow = flow
-        self._bus = bus
-        #: The queues (the worker rules schedule their own envelopes there too).
-        self.bus = bus
-        self._poster = poster
-        self._counters = counters
+        self._registry = ports.registry
+        self._flow = ports.flow
+        self._bus = ports.bus
+        self._poster = ports.poster
+        self._counters = ports.counters
         self._limits = limits
         self._clock = clock
         self._recipients: dict[tuple[str, str], list[Recipient]] = {}
@@ -110,13 +110,9 @@ class Delivery:
     def deliver_parked(self, envelope: Park) -> None:
         """A parked snapshot's turn came (the delivery queue)."""
         self._deliver_snapshot(
-            envelope.tenant,
-            envelope.source,
-            envelope.to,
-            envelope.msg,
+            _Send(envelope.tenant, envelope.source, envelope.to, envelope.msg, envelope.cid),
             acks=True,
             parks=envelope.parks,
-            cid=envelope.cid,
         )
 
     def fan_out(
@@ -136,13 +132,9 @@ class Delivery:
                 self._counters.count("FanOutHandedOff")
                 return
             self._deliver_snapshot(
-                tenant,
-                source,
-                recipient.connection_id,
-                envelope.msg,
+                _Send(tenant, source, recipient.connection_id, envelope.msg, envelope.cid),
                 acks=recipient.acks,
                 parks=None,
-                cid=envelope.cid,
                 dropped=recipient.missed,
             )
         self.observe_latency(envelope.t)
@@ -155,16 +147,7 @@ class Delivery:
         return recipients
 
     def _deliver_snapshot(
-        self,
-        tenant: str,
-        source: str,
-        connection_id: str,
-        msg: wire.Snapshot,
-        *,
-        acks: bool,
-        parks: int | None,
-        cid: str,
-        dropped: bool = False,
+        self, send: _Send, *, acks: bool, parks: int | None, dropped: bool = False
     ) -> None:
         """Deliver one snapshot part within the consumer's window, or park it.
 
@@ -172,6 +155,7 @@ class Delivery:
         ``dropped`` says a throttled post dropped an earlier snapshot of the
         browser for this consumer (its count goes into this delivery's ``missed``).
         """
+        tenant, source, connection_id, msg, cid = send
         seq = msg.seq
         if parks is not None and self._flow.is_stale(connection_id, source, seq):
             self._conflate(connection_id, source, msg)
@@ -184,7 +168,7 @@ class Delivery:
                 self.forget(connection_id)
                 return
             if reservation.granted == 0:
-                self._park(tenant, connection_id, source, msg, parks or 0, cid)
+                self._park(send, parks or 0)
                 return
             dseq = reservation.first_dseq
         missed = self._flow.mark_delivered(connection_id, source, seq) if parks or dropped else 0
@@ -230,15 +214,8 @@ class Delivery:
                 for r in cached
             ]
 
-    def _park(
-        self,
-        tenant: str,
-        connection_id: str,
-        source: str,
-        msg: wire.Snapshot,
-        parks: int,
-        cid: str,
-    ) -> None:
+    def _park(self, send: _Send, parks: int) -> None:
+        tenant, source, connection_id, msg, cid = send
         if parks >= self._limits.max_parks:
             self._drop_slow_consumer(connection_id, cid)
             return

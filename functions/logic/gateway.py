@@ -22,15 +22,11 @@ from tabrelay import wire
 from functions.logic import envelopes
 from functions.logic.limits import Limits
 from functions.logic.ports import (
-    Bus,
     ConnectionGoneError,
     ConnectionRecord,
-    Counters,
     DeliveryRetryableError,
-    FlowControl,
     Identity,
-    Poster,
-    Registry,
+    Ports,
 )
 from functions.logic.ratelimit import RateLimiter
 
@@ -67,26 +63,22 @@ class Gateway:
 
     def __init__(
         self,
-        *,
-        registry: Registry,
-        flow: FlowControl,
-        bus: Bus,
-        poster: Poster,
-        limiter: RateLimiter,
-        counters: Counters,
+        ports: Ports,
         limits: Limits,
+        *,
+        limiter: RateLimiter,
         delivery: Delivery | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``delivery``, when given, fans small snapshots out at once (its inline
         fan-out path); without it, or when that fails, snapshots go through the bus."""
         self._delivery = delivery
-        self._registry = registry
-        self._flow = flow
-        self._bus = bus
-        self._poster = poster
+        self._registry = ports.registry
+        self._flow = ports.flow
+        self._bus = ports.bus
+        self._poster = ports.poster
         self._limiter = limiter
-        self._counters = counters
+        self._counters = ports.counters
         self._limits = limits
         self._clock = clock
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 if TYPE_CHECKING:  # envelopes import Identity from here
     from functions.logic.envelopes import BusEnvelope, DeliveryEnvelope
@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # envelopes import Identity from here
 __all__ = [
     "AckOutcome",
     "Bus",
+    "CommandKey",
     "ConnectionGoneError",
     "ConnectionRecord",
     "Counters",
@@ -26,6 +27,7 @@ __all__ = [
     "Identity",
     "Once",
     "PendingCommand",
+    "Ports",
     "Poster",
     "Recipient",
     "Registry",
@@ -98,6 +100,14 @@ class Reservation:
     first_dseq: int
 
 
+class CommandKey(NamedTuple):
+    """Which command: its browser (tenant and client id) and the command's id."""
+
+    tenant: str
+    target_client: str
+    command_id: str
+
+
 @dataclass(frozen=True, slots=True)
 class PendingCommand:
     """A command's item: the one record of its life, from the send to its answer.
@@ -139,6 +149,10 @@ class PendingCommand:
     @property
     def ended(self) -> bool:
         return self.ended_by is not None
+
+    @property
+    def key(self) -> CommandKey:
+        return CommandKey(self.tenant, self.target_client, self.command_id)
 
 
 AckOutcome = Literal["ok", "stale", "ahead"]
@@ -184,14 +198,10 @@ class Registry(Protocol):
         """Store ``command`` unless its browser has a live command with that id:
         None when stored, else the existing command (unchanged)."""
 
-    def get_command(
-        self, tenant: str, target_client: str, command_id: str
-    ) -> PendingCommand | None:
+    def get_command(self, key: CommandKey) -> PendingCommand | None:
         """The command's item as it is now (strongly consistent), or None."""
 
-    def claim_send(
-        self, tenant: str, target_client: str, command_id: str
-    ) -> tuple[bool, PendingCommand | None]:
+    def claim_send(self, key: CommandKey) -> tuple[bool, PendingCommand | None]:
         """Claim the post of an open command to its browser, once.
 
         Returns ``(True, command after)`` for the first claim, else ``(False,
@@ -199,15 +209,7 @@ class Registry(Protocol):
         """
 
     def claim_part(
-        self,
-        tenant: str,
-        target_client: str,
-        command_id: str,
-        *,
-        part: int,
-        parts: int,
-        cid: str,
-        ends: bool,
+        self, key: CommandKey, *, part: int, parts: int, cid: str, ends: bool
     ) -> tuple[bool, PendingCommand | None]:
         """Claim part ``part`` of the command's result for message ``cid``.
 
@@ -218,14 +220,7 @@ class Registry(Protocol):
         """
 
     def end_command(
-        self,
-        tenant: str,
-        target_client: str,
-        command_id: str,
-        *,
-        by: str,
-        code: str,
-        answer: str | None,
+        self, key: CommandKey, *, by: str, code: str, answer: str | None
     ) -> tuple[bool, PendingCommand | None]:
         """End an open command, recording what ended it and its answer.
 
@@ -233,10 +228,10 @@ class Registry(Protocol):
         had already ended; None when unknown.
         """
 
-    def mark_part_posted(self, tenant: str, target_client: str, command_id: str, part: int) -> None:
+    def mark_part_posted(self, key: CommandKey, part: int) -> None:
         """Note that a result part reached the issuer."""
 
-    def mark_answered(self, tenant: str, target_client: str, command_id: str) -> None:
+    def mark_answered(self, key: CommandKey) -> None:
         """Note that the command's terminal answer reached the issuer."""
 
     def commands(self, tenant: str, target_client: str) -> list[PendingCommand]:
@@ -332,3 +327,15 @@ class Counters(Protocol):
 
     def observe_ms(self, name: str, milliseconds: float) -> None:
         """Record one duration sample of metric ``name``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    """The adapters the rules work through, passed as one (the handlers' wiring
+    builds it once per container; tests build it with their own adapters)."""
+
+    registry: Registry
+    flow: FlowControl
+    bus: Bus
+    poster: Poster
+    counters: Counters

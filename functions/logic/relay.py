@@ -49,14 +49,12 @@ from functions.logic.envelopes import (
 from functions.logic.limits import Limits
 from functions.logic.ports import (
     MAX_DELAY_SECONDS,
+    CommandKey,
     ConnectionGoneError,
-    Counters,
     DeliveryRetryableError,
-    FlowControl,
     Once,
     PendingCommand,
-    Poster,
-    Registry,
+    Ports,
 )
 
 __all__ = ["DeliveryFailedError", "Relay"]
@@ -73,23 +71,20 @@ class Relay:
 
     def __init__(
         self,
-        *,
-        registry: Registry,
-        flow: FlowControl,
-        delivery: Delivery,
-        poster: Poster,
-        once: Once,
-        counters: Counters,
+        ports: Ports,
         limits: Limits,
+        *,
+        delivery: Delivery,
+        once: Once,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._registry = registry
-        self._flow = flow
+        self._registry = ports.registry
+        self._flow = ports.flow
         self._delivery = delivery
-        self._bus = delivery.bus
-        self._poster = poster
+        self._bus = ports.bus
+        self._poster = ports.poster
         self._once = once
-        self._counters = counters
+        self._counters = ports.counters
         self._limits = limits
         self._clock = clock
 
@@ -170,11 +165,38 @@ class Relay:
         Run again on a redelivery (a worker died), it resumes from the item.
         Returns what Powertools keeps for the id: the message that used it first.
         """
+        cid = envelope.cid
+        done = {"cid": cid, "target": msg.target}
+        command = self._open_command(envelope, msg)
+        if command is None or not self._admit(command, cid):
+            return done
+        claimed, state = self._registry.claim_send(command.key)
+        if state is None:
+            return done
+        if state.ended:
+            # It ended (the browser left) while this worker took its slot: give it back.
+            self._flow.release_inflight(command.target_connection, command.command_id)
+            if state.ended_by == "command":
+                self._finish(state, cid)
+            return done
+        # A redelivery that finds the post claimed never posts again.
+        if claimed and not self._post_command(envelope, msg, state):
+            return done
+        # Every run arms the timeout: a duplicate check finds the command ended.
+        self._bus.schedule(
+            Timeout(cid, envelope.tenant, command.target_client, command.command_id),
+            delay_seconds=min(MAX_DELAY_SECONDS, math.ceil(float(msg.timeout))),
+        )
+        return done
+
+    def _open_command(
+        self, envelope: CommandEnvelope | RawCommand, msg: wire.Command
+    ) -> PendingCommand | None:
+        """Open the command's item, or find it (a redelivery); None when there is
+        nothing left to do: the id is someone else's, or the command has ended."""
         tenant, cid = envelope.tenant, envelope.cid
         target: str = msg.target
         command_id: str = msg.id
-        timeout = float(msg.timeout)
-        done = {"cid": cid, "target": target}
         target_connection = self._registry.lookup_client(tenant, "browser", target) or ""
         fresh = PendingCommand(
             tenant=tenant,
@@ -190,7 +212,7 @@ class Relay:
                 "target_offline", f"browser {target!r} is not connected", command_id
             )
             fresh = replace(fresh, ended_by="command", code="target_offline", answer=answer)
-        ttl = int(self._clock() + timeout) + COMMAND_MEMORY_SECONDS
+        ttl = int(self._clock() + float(msg.timeout)) + COMMAND_MEMORY_SECONDS
         existing = self._registry.open_command(fresh, ttl)
         command = fresh if existing is None else existing
         if command.cid != cid or command.issuer_client != envelope.client:
@@ -201,71 +223,70 @@ class Relay:
                 f"command id {command_id!r} is already used for browser {target!r} by "
                 f"{other}; use a new id for every command",
             )
-            return done
+            return None
         if existing is None and command.ended:
             self._counters.count("Errors", code="target_offline")
         if command.ended:
             if command.ended_by == "command":
                 self._finish(command, cid)
-            return done  # else its result, timeout or browser_gone answers it
+            return None  # else its result, timeout or browser_gone answers it
+        return command
+
+    def _admit(self, command: PendingCommand, cid: str) -> bool:
+        """Take one of the browser's in-flight slots; without one, end the command
+        (``target_offline`` or ``busy``) and return False."""
+        target = command.target_client
         try:
             admitted: bool | None = self._flow.add_inflight(
-                command.target_connection, command_id, self._limits.max_inflight_commands
+                command.target_connection, command.command_id, self._limits.max_inflight_commands
             )
         except ConnectionGoneError:
             admitted = None
-        if not admitted:
-            if admitted is None:
-                code: wire.ErrorCode = "target_offline"
-                text = f"browser {target!r} disconnected"
-            else:
-                code = "busy"
-                text = (
-                    f"browser {target!r} has {self._limits.max_inflight_commands} commands "
-                    "in flight; retry after some results"
-                )
-            self._end(command, by="command", code=code, message=text, cid=cid)
-            return done
-        claimed, state = self._registry.claim_send(tenant, target, command_id)
-        if state is None:
-            return done
-        if state.ended:
-            # It ended (the browser left) while this worker took its slot: give it back.
-            self._flow.release_inflight(command.target_connection, command_id)
-            if state.ended_by == "command":
-                self._finish(state, cid)
-            return done
-        if claimed:  # a redelivery that finds the post claimed never posts again
-            delivery = wire.CommandDelivery(
-                id=command_id,
-                source=envelope.client,
-                name=msg.name,
-                args=msg.args,
-                timeout=timeout,
+        if admitted:
+            return True
+        if admitted is None:
+            code: wire.ErrorCode = "target_offline"
+            text = f"browser {target!r} disconnected"
+        else:
+            code = "busy"
+            text = (
+                f"browser {target!r} has {self._limits.max_inflight_commands} commands "
+                "in flight; retry after some results"
             )
-            data = wire.encode(delivery)
-            try:
-                self._poster.post(command.target_connection, data)
-            except ConnectionGoneError:
-                self._delivery.forget(command.target_connection)
-                self._end(
-                    state,
-                    by="command",
-                    code="target_offline",
-                    message=f"browser {target!r} disconnected",
-                    cid=cid,
-                )
-                return done
-            except DeliveryRetryableError:
-                self._delivery.schedule_retry(command.target_connection, data, cid)
-            self._counters.count("Relayed")
-            self._delivery.observe_latency(_sent_at(envelope))
-        # Every run arms the timeout: a duplicate check finds the command ended.
-        self._bus.schedule(
-            Timeout(cid, tenant, target, command_id),
-            delay_seconds=min(MAX_DELAY_SECONDS, math.ceil(timeout)),
+        self._end(command, by="command", code=code, message=text, cid=cid)
+        return False
+
+    def _post_command(
+        self, envelope: CommandEnvelope | RawCommand, msg: wire.Command, command: PendingCommand
+    ) -> bool:
+        """Post a claimed command to its browser; False when the browser is gone
+        (the command is then ended ``target_offline``)."""
+        cid = envelope.cid
+        delivery = wire.CommandDelivery(
+            id=command.command_id,
+            source=envelope.client,
+            name=msg.name,
+            args=msg.args,
+            timeout=float(msg.timeout),
         )
-        return done
+        data = wire.encode(delivery)
+        try:
+            self._poster.post(command.target_connection, data)
+        except ConnectionGoneError:
+            self._delivery.forget(command.target_connection)
+            self._end(
+                command,
+                by="command",
+                code="target_offline",
+                message=f"browser {command.target_client!r} disconnected",
+                cid=cid,
+            )
+            return False
+        except DeliveryRetryableError:
+            self._delivery.schedule_retry(command.target_connection, data, cid)
+        self._counters.count("Relayed")
+        self._delivery.observe_latency(_sent_at(envelope))
+        return True
 
     def _end(
         self,
@@ -281,14 +302,7 @@ class Relay:
         Nothing happens when something else ended it first (that one answers).
         """
         answer = self._error_data(code, message, command.command_id)
-        ended, state = self._registry.end_command(
-            command.tenant,
-            command.target_client,
-            command.command_id,
-            by=by,
-            code=code,
-            answer=answer,
-        )
+        ended, state = self._registry.end_command(command.key, by=by, code=code, answer=answer)
         if state is None or state.ended_by != by:
             return
         if ended:
@@ -309,7 +323,7 @@ class Relay:
             command.answer,
             cid,
         )
-        self._registry.mark_answered(command.tenant, command.target_client, command.command_id)
+        self._registry.mark_answered(command.key)
 
     @staticmethod
     def _error_data(code: wire.ErrorCode, message: str, command_id: str) -> str:
@@ -373,8 +387,9 @@ class Relay:
         command_id: str = msg.id
         part: int = msg.part
         parts: int = msg.parts
+        key = CommandKey(tenant, source, command_id)
         claimed, command = self._registry.claim_part(
-            tenant, source, command_id, part=part, parts=parts, cid=cid, ends=parts == 1
+            key, part=part, parts=parts, cid=cid, ends=parts == 1
         )
         if command is None:
             self._refuse_part(
@@ -389,9 +404,7 @@ class Relay:
         # Claimed now, or by this very message before its worker died (a redelivery).
         if not command.ended and len(command.claimed) >= (command.parts or parts):
             # Every part is in: the result ends the command (whichever part sees it first).
-            _, state = self._registry.end_command(
-                tenant, source, command_id, by="result", code="result", answer=None
-            )
+            _, state = self._registry.end_command(key, by="result", code="result", answer=None)
             if state is None:
                 return
             command = state
@@ -420,7 +433,7 @@ class Relay:
             wire.encode(delivery),
             cid,
         )
-        self._registry.mark_part_posted(tenant, source, command_id, part)
+        self._registry.mark_part_posted(key, part)
         if posted:
             self._counters.count("Relayed")
             self._delivery.observe_latency(_sent_at(envelope))
@@ -448,7 +461,7 @@ class Relay:
 
     def _timeout(self, envelope: Timeout) -> None:
         tenant, target, command_id = envelope.tenant, envelope.target, envelope.id
-        command = self._registry.get_command(tenant, target, command_id)
+        command = self._registry.get_command(CommandKey(tenant, target, command_id))
         if command is None:
             return
         if command.ended:

@@ -19,6 +19,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.bundling import lambda_code
+from infra.config import StackSettings
 from infra.nag import acknowledge
 
 __all__ = ["FUNCTION_SPECS", "RUNTIME", "FunctionSpec", "GatewayFunctions", "log_retention"]
@@ -68,8 +69,9 @@ class GatewayFunctions(Construct):
 
     ``environment`` maps a function name to its environment variables. Each role starts
     with nothing but writing to its own log group (no managed policies); the stack adds
-    grants with :meth:`role`. ``reserved`` maps a function name to its reserved
-    concurrency (absent or None: none, the function shares the account's pool).
+    grants with :meth:`role`. From ``settings``: ``bundle``, ``log_retention_days``,
+    ``retain`` (the log groups) and each function's reserved concurrency (none: the
+    function shares the account's pool).
     """
 
     def __init__(
@@ -78,17 +80,18 @@ class GatewayFunctions(Construct):
         construct_id: str,
         *,
         environment: Mapping[str, Mapping[str, str]],
-        bundle: bool,
-        log_retention_days: int,
-        retain_logs: bool,
-        reserved: Mapping[str, int | None] | None = None,
+        settings: StackSettings,
     ) -> None:
         super().__init__(scope, construct_id)
-        code = lambda_code(bundle=bundle, runtime=RUNTIME)
-        self.reserved: dict[str, int] = {
-            name: value for name, value in (reserved or {}).items() if value is not None
+        code = lambda_code(bundle=settings.bundle, runtime=RUNTIME)
+        reserved = {
+            spec.name: settings.reserved_concurrency_of(spec.name) for spec in FUNCTION_SPECS
         }
-        retention = log_retention(log_retention_days)
+        self.reserved: dict[str, int] = {
+            name: value for name, value in reserved.items() if value is not None
+        }
+        retention = log_retention(settings.log_retention_days)
+        retain_logs = settings.retain
         self.functions: dict[str, lambda_.Function] = {}
         self.specs: dict[str, FunctionSpec] = {}
         for spec in FUNCTION_SPECS:

@@ -13,6 +13,7 @@ the custom metrics the handlers publish with Powertools in the namespace
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -25,9 +26,10 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from infra.components.queues import RelayQueue
+from infra.config import StackSettings
 from infra.nag import acknowledge
 
-__all__ = ["CUSTOM_METRICS", "METRICS_NAMESPACE", "Monitoring"]
+__all__ = ["CUSTOM_METRICS", "METRICS_NAMESPACE", "Monitoring", "Watched"]
 
 METRICS_NAMESPACE = "TabRelay"
 CUSTOM_METRICS = (
@@ -53,23 +55,28 @@ def _search(metric_name: str, statistic: str, period_seconds: int) -> str:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Watched:
+    """What the alarms and the dashboard watch."""
+
+    api_id: str
+    functions: Mapping[str, lambda_.IFunction]
+    queues: Mapping[str, RelayQueue]
+
+
 class Monitoring(Construct):
-    """Alarms on what needs a human, and one dashboard of the relay's health."""
+    """Alarms on what needs a human, and one dashboard of the relay's health.
+
+    From ``settings``: the stage, ``oldest_message_alarm_seconds``, ``alarm_email``
+    and ``retain`` (the topic's key)."""
 
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        api_id: str,
-        stage_name: str,
-        functions: Mapping[str, lambda_.IFunction],
-        queues: Mapping[str, RelayQueue],
-        oldest_message_alarm_seconds: int,
-        alarm_email: str,
-        retain: bool,
+        self, scope: Construct, construct_id: str, *, watched: Watched, settings: StackSettings
     ) -> None:
         super().__init__(scope, construct_id)
+        api_id, functions, queues = watched.api_id, watched.functions, watched.queues
+        stage_name, alarm_email, retain = settings.stage, settings.alarm_email, settings.retain
+        oldest_message_alarm_seconds = settings.oldest_message_alarm_seconds
         key = kms.Key(
             self,
             "AlarmTopicKey",

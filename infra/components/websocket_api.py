@@ -25,6 +25,8 @@ from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_route53_targets as route53_targets
 from constructs import Construct
 
+from infra.components.functions import log_retention
+from infra.config import StackSettings
 from infra.nag import acknowledge
 
 __all__ = [
@@ -73,19 +75,12 @@ class WebSocketGateway(Construct):
     so creating the API and wiring its routes are two steps.
     """
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        stage_name: str,
-        throttle_rate_limit: int,
-        throttle_burst_limit: int,
-        log_retention: logs.RetentionDays,
-        retain_logs: bool,
-        account_logging_role: bool,
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, settings: StackSettings) -> None:
+        """From ``settings``: the stage, its throttling, the access logs' retention
+        (and ``retain``), and whether to set the account's logging role."""
         super().__init__(scope, construct_id)
+        stage_name = settings.stage
+        retain_logs = settings.retain
         self.stage_name = stage_name
         self.api = apigwv2.WebSocketApi(
             self,
@@ -97,7 +92,7 @@ class WebSocketGateway(Construct):
         self.access_logs = logs.LogGroup(
             self,
             "AccessLogs",
-            retention=log_retention,
+            retention=log_retention(settings.log_retention_days),
             removal_policy=RemovalPolicy.RETAIN if retain_logs else RemovalPolicy.DESTROY,
         )
         self.stage = apigwv2.WebSocketStage(
@@ -107,14 +102,14 @@ class WebSocketGateway(Construct):
             stage_name=stage_name,
             auto_deploy=True,
             throttle=apigwv2.ThrottleSettings(
-                rate_limit=throttle_rate_limit, burst_limit=throttle_burst_limit
+                rate_limit=settings.throttle_rate_limit, burst_limit=settings.throttle_burst_limit
             ),
             access_log_settings=_AccessLogSettings(
                 apigwv2.LogGroupLogDestination(self.access_logs),
                 apigw.AccessLogFormat.custom(json.dumps(_ACCESS_LOG_FIELDS)),
             ),
         )
-        if account_logging_role:
+        if settings.api_gateway_account_role:
             self._add_account_logging_role()
 
     def _add_account_logging_role(self) -> None:

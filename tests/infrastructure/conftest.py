@@ -23,7 +23,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 subprocess.run(["make", "-s", "tools"], cwd=PROJECT_ROOT, check=True)
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
-import infra  # noqa: E402, F401
+import infra  # noqa: E402, F401  imported for its side effect (selects Node 22), after make tools
 
 
 @pytest.fixture(scope="session")

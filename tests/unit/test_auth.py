@@ -10,26 +10,32 @@ from functions.logic.auth import AUDIENCE, Claims, InvalidTokenError, mint_token
 KEY = "k" * 48
 
 
+def _unverified(token: str) -> dict[str, int]:
+    claims: dict[str, int] = jwt.decode(token, options={"verify_signature": False})
+    return claims
+
+
 def test_minted_token_verifies_to_its_claims() -> None:
-    token = mint_token(
-        KEY, tenant="acme", role="consumer", client_id="c1", now=1000, ttl_seconds=60
+    token = mint_token(KEY, tenant="acme", role="consumer", client_id="c1", ttl_seconds=60)
+    times = _unverified(token)
+    assert times["exp"] - times["iat"] == 60
+    assert verify_token(token, KEY, now=times["iat"] + 10) == Claims(
+        "acme", "consumer", "c1", times["exp"]
     )
-    assert verify_token(token, KEY, now=1010) == Claims("acme", "consumer", "c1", 1060)
+
+
+def test_given_a_token_when_its_expiry_comes_then_it_is_refused() -> None:
+    token = mint_token(KEY, tenant="acme", role="consumer", client_id="c1", ttl_seconds=60)
+    expires = _unverified(token)["exp"]
+    assert verify_token(token, KEY, now=expires - 1).expires_at == expires
+    with pytest.raises(InvalidTokenError, match="expired"):
+        verify_token(token, KEY, now=expires)
 
 
 @pytest.mark.parametrize(
     ("kwargs", "now"),
     [
-        (
-            {
-                "tenant": "acme",
-                "role": "consumer",
-                "client_id": "c1",
-                "now": 1000,
-                "ttl_seconds": 60,
-            },
-            1060,
-        ),
+        ({"tenant": "acme", "role": "consumer", "client_id": "c1", "ttl_seconds": -1}, None),
         ({"tenant": "acme", "role": "root", "client_id": "c1"}, None),
         ({"tenant": "ac#me", "role": "browser", "client_id": "c1"}, None),
         ({"tenant": "acme", "role": "browser", "client_id": ""}, None),
