@@ -30,7 +30,8 @@ from random import Random
 from typing import Any
 
 from fuzz.frames import MARKER, Frame, FrameMaker, bad_tokens, dumps, token
-from fuzz.world import SIGNING_KEY, Connection, Observer, World, moto_world
+from fuzz.world import Connection, Observer, World, moto_world
+from simulation.environment import SIGNING_KEY
 
 __all__ = ["FuzzReport", "run"]
 
