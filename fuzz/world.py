@@ -40,6 +40,7 @@ from botocore.exceptions import ClientError
 
 from functions.dal.clients import AWSClients
 from functions.models.settings import GatewaySettings
+from simulation import harness
 from simulation.environment import ENVIRONMENT, REGION, handler_modules, lambda_environment
 from simulation.events import (
     LambdaContext,
@@ -281,11 +282,9 @@ class FuzzConnectionsApi(ConnectionsApi):
 
 
 @dataclass
-class Connection:
-    connection_id: str
-    role: str
-    tenant: str
-    client_id: str
+class Connection(harness.Connection):
+    """A connection and what API Gateway keeps of it for later events."""
+
     authorizer: dict[str, Any]
     connected_at: int
 
