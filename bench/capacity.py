@@ -16,6 +16,7 @@ import json
 import random
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -23,7 +24,26 @@ from websockets.protocol import State
 
 from bench.emulated import Emulator, raise_fd_limit, running_emulator
 
-__all__ = ["run_capacity"]
+__all__ = ["Plan", "run_capacity"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How far to go: ``target`` connections in steps of ``step`` (``concurrency``
+    opening at once) over ``tenants`` tenants, within ``deadline_s``; then ``sample``
+    of them must answer a ping."""
+
+    target: int
+    step: int
+    tenants: int
+    concurrency: int
+    deadline_s: float
+    sample: int
+
+
+#: The full run, and the quick one (``python -m bench --quick`` and the tests).
+FULL = Plan(target=10_000, step=1_000, tenants=100, concurrency=64, deadline_s=200, sample=100)
+QUICK = Plan(target=60, step=30, tenants=3, concurrency=16, deadline_s=60, sample=5)
 
 
 async def _open(emulator: Emulator, index: int, tenants: int) -> ClientConnection:
@@ -45,9 +65,9 @@ async def _pong(ws: ClientConnection) -> bool:
         return False
 
 
-async def _run(
-    target: int, step: int, tenants: int, concurrency: int, deadline_s: float, sample: int
-) -> dict[str, Any]:
+async def _run(plan: Plan) -> dict[str, Any]:
+    target, step, tenants = plan.target, plan.step, plan.tenants
+    concurrency, deadline_s, sample = plan.concurrency, plan.deadline_s, plan.sample
     fd_limit = raise_fd_limit()
     held: list[ClientConnection] = []
     samples: list[dict[str, float]] = []
@@ -114,10 +134,4 @@ async def _run(
 
 def run_capacity(*, quick: bool = False) -> dict[str, Any]:
     """Open connections up to the target (10,000; 60 when quick) within the deadline."""
-    if quick:
-        return asyncio.run(
-            _run(target=60, step=30, tenants=3, concurrency=16, deadline_s=60, sample=5)
-        )
-    return asyncio.run(
-        _run(target=10_000, step=1_000, tenants=100, concurrency=64, deadline_s=200, sample=100)
-    )
+    return asyncio.run(_run(QUICK if quick else FULL))

@@ -196,22 +196,12 @@ def _first_call_events(round_no: int) -> dict[str, dict[str, Any]]:
 def _create_resources(endpoint: str) -> None:
     import boto3
 
+    from simulation.resources import create_table
+
     session = boto3.session.Session(
         region_name="us-east-1", aws_access_key_id="bench", aws_secret_access_key="bench"
     )
-    dynamodb = session.client("dynamodb", endpoint_url=endpoint)
-    dynamodb.create_table(
-        TableName=_HANDLER_ENV["TABLE_NAME"],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_table(session.client("dynamodb", endpoint_url=endpoint), _HANDLER_ENV["TABLE_NAME"])
     sqs = session.client("sqs", endpoint_url=endpoint)
     for url in (_HANDLER_ENV["BUS_QUEUE_URL"], _HANDLER_ENV["DELIVERY_QUEUE_URL"]):
         sqs.create_queue(QueueName=url.rsplit("/", 1)[-1])

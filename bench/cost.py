@@ -12,14 +12,13 @@ Workloads (each measured, then priced per million with :mod:`bench.prices`):
   mock integration: no Lambda, so it is priced from the protocol, not measured);
 * the naive baseline of :class:`NaiveRelay` at 10 and 10,000 connections.
 
-The moto harness of ``tests/integration`` drives the handlers; this module adds
-an event source mapping that polls like Lambda's (one ReceiveMessage per batch,
-one DeleteMessageBatch), and the meter of :mod:`bench.meter`.
+The moto harness of :mod:`simulation` (the tests' too) drives the handlers; this
+module adds an event source mapping that polls like Lambda's (one ReceiveMessage
+per batch, one DeleteMessageBatch), and the meter of :mod:`bench.meter`.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import os
@@ -38,10 +37,9 @@ from bench.meter import SQS_CHUNK, AwsMeter, MeteredHandler, Usage, apigw_units
 from bench.pages import gzip_ratio, html_page, snapshot_frames
 from bench.prices import ASSUMPTIONS, PRICES, PRICES_AS_OF
 from functions.models.settings import GatewaySettings
-from tests.integration.conftest import HANDLER_NAMES, create_resources
-from tests.integration.constants import REGION
-from tests.integration.harness import Connection, Harness, LambdaContext
-from tests.integration.test_delivery import register_bystanders
+from simulation.environment import REGION, handler_modules, lambda_environment
+from simulation.harness import Connection, Harness, LambdaContext, register_bystanders
+from simulation.resources import create_resources
 
 __all__ = ["CostHarness", "NaiveRelay", "run_cost_model"]
 
@@ -187,10 +185,15 @@ def _register_naive(dynamodb: Any, tenant: str, connections: int) -> tuple[str, 
 @contextmanager
 def _world() -> Iterator[CostHarness]:
     # Powertools prints metrics (EMF) to stdout on every invocation: not our output.
-    with mock_aws(), open(os.devnull, "w") as sink, redirect_stdout(sink):
+    with (
+        lambda_environment(),
+        mock_aws(),
+        open(os.devnull, "w") as sink,
+        redirect_stdout(sink),
+    ):
         create_resources()
         _create_naive_table(boto3.client("dynamodb", region_name=REGION))
-        modules = {n: importlib.import_module(f"functions.handlers.{n}") for n in HANDLER_NAMES}
+        modules = handler_modules()
         settings = replace(GatewaySettings.from_env(), rate_limit_per_second=DEPLOYED_RATE_LIMIT)
         yield CostHarness(modules, settings)
 

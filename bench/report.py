@@ -122,14 +122,6 @@ def _goals(headline: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _fmt(value: Any, digits: int = 2) -> str:
-    if value is None:
-        return "not measured"
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}"
-    return f"{value:,}" if isinstance(value, int) else str(value)
-
-
 def _plots(results: dict[str, Any], out: Path) -> list[str]:
     import matplotlib
 
@@ -139,143 +131,158 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
     written: list[str] = []
     cost = results.get("cost")
     if cost:
-        w = cost["workloads"]
-        few, many = cost["summary"].get("connections_measured", [10, 10_000])
-        bars = {
-            "tabrelay, alone": w[f"snapshot_1_consumer_alone_{few}"],
-            "tabrelay, steady load": w["snapshot_1_consumer_batched"],
-            f"naive, {few} conns": w[f"naive_snapshot_1_consumer_{few}"],
-            f"naive, {many:,} conns": w[f"naive_snapshot_1_consumer_{many}"],
-        }
-        lines = list(next(iter(bars.values()))["usd_per_million"])
-        fig, ax = plt.subplots(figsize=(8, 4.5))
-        bottoms = [0.0] * len(bars)
-        for line in lines:
-            values = [b["usd_per_million"][line] for b in bars.values()]
-            if not any(values):
-                continue
-            ax.bar(list(bars), values, bottom=bottoms, label=line.replace("_", " "))
-            bottoms = [a + b for a, b in zip(bottoms, values, strict=True)]
-        ax.axhline(3.0, color="red", linestyle="--", linewidth=1, label="goal $3.00")
-        ax.set_ylabel("US$ per million 100 KB snapshots (1 consumer)")
-        ax.set_title("Cost per million snapshots, by bill line")
-        ax.legend(fontsize=7)
-        plt.xticks(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(out / "cost_breakdown.png", dpi=100)
-        plt.close(fig)
-        written.append("cost_breakdown.png")
-
-        curve = cost["by_page_size"]
-        fig, ax = plt.subplots(figsize=(7, 4))
-        ax.plot(
-            [c["page_kb"] for c in curve],
-            [c["usd_per_million"] for c in curve],
-            "o-",
-            label="tabrelay (gzip, parts)",
-        )
-        naive = [
-            (c["page_kb"], c["naive_usd_per_million"])
-            for c in curve
-            if c["naive_usd_per_million"] is not None
-        ]
-        ax.plot(
-            [n[0] for n in naive],
-            [n[1] for n in naive],
-            "s--",
-            label=f"naive (plain, {few} conns; > 128 KB cannot be sent)",
-        )
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("HTML page size (KB)")
-        ax.set_ylabel("US$ per million snapshots")
-        ax.set_title("Cost by page size")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(out / "cost_by_page_size.png", dpi=100)
-        plt.close(fig)
-        written.append("cost_by_page_size.png")
-
+        written += _cost_plots(plt, cost, out)
     cold = results.get("coldstart")
     if cold:
-        names = list(cold["venv"])
-        fig, ax = plt.subplots(figsize=(8, 4))
-        xs = range(len(names))
-        ax.bar(
-            [x - 0.2 for x in xs],
-            [cold["venv"][n]["median_s"] * 1000 for n in names],
-            0.4,
-            label="venv (bytecode cached)",
-        )
-        if "asset" in cold:
-            sampled = [(x, n) for x, n in zip(xs, names, strict=True) if n in cold["asset"]]
-            ax.bar(
-                [x + 0.2 for x, _ in sampled],
-                [cold["asset"][n]["median_s"] * 1000 for _, n in sampled],
-                0.4,
-                label="from the deployment asset (no bytecode)",
-            )
-        ax.set_xticks(list(xs), [n.removeprefix("functions.handlers.") for n in names], fontsize=8)
-        ax.set_ylabel("import time, median (ms)")
-        ax.set_title("Handler import time against a bare import boto3")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(out / "coldstart.png", dpi=100)
-        plt.close(fig)
-        written.append("coldstart.png")
-
+        written.append(_coldstart_plot(plt, cold, out))
     local = results.get("local")
     if local:
-        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-        for label, runs, style, color in (
-            ("tabrelay (emulator)", local["gateway"], "o-", "C0"),
-            ("direct relay", local["direct"], "s--", "C1"),
-        ):
-            rates = [r["offered_per_s"] for r in runs]
-            right.plot(rates, [r["delivered_per_s"] for r in runs], style, color=color, label=label)
-            for pct, alpha in (("p50", 0.4), ("p99", 1.0)):
-                left.plot(
-                    rates,
-                    [r["latency_ms"][pct] for r in runs],
-                    style,
-                    color=color,
-                    alpha=alpha,
-                    label=f"{label} {pct}",
-                )
-        left.axhline(100, color="red", linestyle=":", linewidth=1)
-        left.set_yscale("log")
-        left.set_xlabel("offered snapshots/s")
-        left.set_ylabel("latency (ms)")
-        left.legend(fontsize=7)
-        right.plot(rates, rates, ":", color="grey", label="offered")
-        right.set_xlabel("offered snapshots/s")
-        right.set_ylabel("delivered snapshots/s (per consumer)")
-        right.legend(fontsize=7)
-        fig.suptitle("Local end to end, 20 KB snapshots")
-        fig.tight_layout()
-        fig.savefig(out / "local_latency.png", dpi=100)
-        plt.close(fig)
-        written.append("local_latency.png")
-
+        written.append(_local_plot(plt, local, out))
     capacity = results.get("capacity")
     if capacity and capacity.get("samples"):
-        samples = capacity["samples"]
-        fig, ax = plt.subplots(figsize=(7, 4))
-        ax.plot(
-            [s["connections"] for s in samples],
-            [s["rss_mb"] for s in samples],
-            "o-",
-            label="emulator + moto RSS",
-        )
-        ax.set_xlabel("open connections")
-        ax.set_ylabel("resident memory (MB)")
-        ax.set_title("Local emulator: memory by connections held")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(out / "capacity.png", dpi=100)
-        plt.close(fig)
-        written.append("capacity.png")
+        written.append(_capacity_plot(plt, capacity, out))
     return written
+
+
+def _save(plt: Any, fig: Any, out: Path, name: str) -> str:
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=100)
+    plt.close(fig)
+    return name
+
+
+def _cost_plots(plt: Any, cost: dict[str, Any], out: Path) -> list[str]:
+    few, many = cost["summary"].get("connections_measured", [10, 10_000])
+    return [
+        _cost_breakdown_plot(plt, cost["workloads"], (few, many), out),
+        _cost_by_page_size_plot(plt, cost["by_page_size"], few, out),
+    ]
+
+
+def _cost_breakdown_plot(
+    plt: Any, w: dict[str, Any], connections: tuple[int, int], out: Path
+) -> str:
+    few, many = connections
+    bars = {
+        "tabrelay, alone": w[f"snapshot_1_consumer_alone_{few}"],
+        "tabrelay, steady load": w["snapshot_1_consumer_batched"],
+        f"naive, {few} conns": w[f"naive_snapshot_1_consumer_{few}"],
+        f"naive, {many:,} conns": w[f"naive_snapshot_1_consumer_{many}"],
+    }
+    lines = list(next(iter(bars.values()))["usd_per_million"])
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    bottoms = [0.0] * len(bars)
+    for line in lines:
+        values = [b["usd_per_million"][line] for b in bars.values()]
+        if not any(values):
+            continue
+        ax.bar(list(bars), values, bottom=bottoms, label=line.replace("_", " "))
+        bottoms = [a + b for a, b in zip(bottoms, values, strict=True)]
+    ax.axhline(3.0, color="red", linestyle="--", linewidth=1, label="goal $3.00")
+    ax.set_ylabel("US$ per million 100 KB snapshots (1 consumer)")
+    ax.set_title("Cost per million snapshots, by bill line")
+    ax.legend(fontsize=7)
+    plt.xticks(fontsize=8)
+    return _save(plt, fig, out, "cost_breakdown.png")
+
+
+def _cost_by_page_size_plot(plt: Any, curve: list[dict[str, Any]], few: int, out: Path) -> str:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(
+        [c["page_kb"] for c in curve],
+        [c["usd_per_million"] for c in curve],
+        "o-",
+        label="tabrelay (gzip, parts)",
+    )
+    naive = [
+        (c["page_kb"], c["naive_usd_per_million"])
+        for c in curve
+        if c["naive_usd_per_million"] is not None
+    ]
+    ax.plot(
+        [n[0] for n in naive],
+        [n[1] for n in naive],
+        "s--",
+        label=f"naive (plain, {few} conns; > 128 KB cannot be sent)",
+    )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("HTML page size (KB)")
+    ax.set_ylabel("US$ per million snapshots")
+    ax.set_title("Cost by page size")
+    ax.legend(fontsize=8)
+    return _save(plt, fig, out, "cost_by_page_size.png")
+
+
+def _coldstart_plot(plt: Any, cold: dict[str, Any], out: Path) -> str:
+    names = list(cold["venv"])
+    fig, ax = plt.subplots(figsize=(8, 4))
+    xs = range(len(names))
+    ax.bar(
+        [x - 0.2 for x in xs],
+        [cold["venv"][n]["median_s"] * 1000 for n in names],
+        0.4,
+        label="venv (bytecode cached)",
+    )
+    if "asset" in cold:
+        sampled = [(x, n) for x, n in zip(xs, names, strict=True) if n in cold["asset"]]
+        ax.bar(
+            [x + 0.2 for x, _ in sampled],
+            [cold["asset"][n]["median_s"] * 1000 for _, n in sampled],
+            0.4,
+            label="from the deployment asset (no bytecode)",
+        )
+    ax.set_xticks(list(xs), [n.removeprefix("functions.handlers.") for n in names], fontsize=8)
+    ax.set_ylabel("import time, median (ms)")
+    ax.set_title("Handler import time against a bare import boto3")
+    ax.legend(fontsize=8)
+    return _save(plt, fig, out, "coldstart.png")
+
+
+def _local_plot(plt: Any, local: dict[str, Any], out: Path) -> str:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for label, runs, style, color in (
+        ("tabrelay (emulator)", local["gateway"], "o-", "C0"),
+        ("direct relay", local["direct"], "s--", "C1"),
+    ):
+        rates = [r["offered_per_s"] for r in runs]
+        right.plot(rates, [r["delivered_per_s"] for r in runs], style, color=color, label=label)
+        for pct, alpha in (("p50", 0.4), ("p99", 1.0)):
+            left.plot(
+                rates,
+                [r["latency_ms"][pct] for r in runs],
+                style,
+                color=color,
+                alpha=alpha,
+                label=f"{label} {pct}",
+            )
+    left.axhline(100, color="red", linestyle=":", linewidth=1)
+    left.set_yscale("log")
+    left.set_xlabel("offered snapshots/s")
+    left.set_ylabel("latency (ms)")
+    left.legend(fontsize=7)
+    right.plot(rates, rates, ":", color="grey", label="offered")
+    right.set_xlabel("offered snapshots/s")
+    right.set_ylabel("delivered snapshots/s (per consumer)")
+    right.legend(fontsize=7)
+    fig.suptitle("Local end to end, 20 KB snapshots")
+    return _save(plt, fig, out, "local_latency.png")
+
+
+def _capacity_plot(plt: Any, capacity: dict[str, Any], out: Path) -> str:
+    samples = capacity["samples"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(
+        [s["connections"] for s in samples],
+        [s["rss_mb"] for s in samples],
+        "o-",
+        label="emulator + moto RSS",
+    )
+    ax.set_xlabel("open connections")
+    ax.set_ylabel("resident memory (MB)")
+    ax.set_title("Local emulator: memory by connections held")
+    ax.legend(fontsize=8)
+    return _save(plt, fig, out, "capacity.png")
 
 
 def write_report(

@@ -30,7 +30,8 @@ from random import Random
 from typing import Any
 
 from fuzz.frames import MARKER, Frame, FrameMaker, bad_tokens, dumps, token
-from fuzz.world import SIGNING_KEY, Connection, Observer, World, moto_world
+from fuzz.world import Connection, Observer, World, moto_world
+from simulation.environment import SIGNING_KEY
 
 __all__ = ["FuzzReport", "run"]
 
@@ -343,56 +344,68 @@ class Fuzzer:
             self.connect(*self.random_client())
             return
         if kind == "bad_token":
-            tenant, role, client = self.random_client()
-            case = bad_tokens(self.rng, SIGNING_KEY, tenant, role, client)
-            self.observer.current = f"authorize token ({case.why}): {case.token!r}"
-            self.stats["bad_tokens"] += 1
-            if self.world.authorize(case.token) is not None and not case.may_pass:
-                self.observer.add("invalid_tokens_accepted", case.why, case.token)
+            self.bad_token()
             return
         conn = self.rng.choice(self.open_connections())
         if kind == "close":
             self.stats["closes"] += 1
             self.world.disconnect(conn.connection_id)
-            return
-        if kind == "vanish":  # the socket dies; $disconnect never comes (best effort in AWS)
+        elif kind == "vanish":  # the socket dies; $disconnect never comes (best effort in AWS)
             self.stats["vanished"] += 1
             self.world.api.open.discard(conn.connection_id)
             self.vanished.append(conn.connection_id)
-            return
-        if kind == "huge_subscribe":
+        elif kind == "huge_subscribe":
             consumers = self.open_connections("consumer")
             if consumers:
                 self.huge_subscribe(self.rng.choice(consumers))
-            return
+        elif kind == "sequence":
+            self.play_sequence(conn)
+        else:
+            for frame in self.frames(kind, conn):
+                self.send(conn, frame)
+
+    def bad_token(self) -> None:
+        """A token the authorizer must refuse (unless the case says it may pass)."""
+        assert self.world is not None
+        tenant, role, client = self.random_client()
+        case = bad_tokens(self.rng, SIGNING_KEY, tenant, role, client)
+        self.observer.current = f"authorize token ({case.why}): {case.token!r}"
+        self.stats["bad_tokens"] += 1
+        if self.world.authorize(case.token) is not None and not case.may_pass:
+            self.observer.add("invalid_tokens_accepted", case.why, case.token)
+
+    def frames(self, kind: str, conn: Connection) -> list[Frame]:
+        """The frames of one step of ``kind`` (not a sequence) for ``conn``."""
         t = self.tenant_index(conn)
-        frames: list[Frame] = []
         if kind == "valid":
-            frames = [Frame(self._dumps(msg), kind="valid") for msg in self.valid(conn)]
-        elif kind == "mutated":
-            frames = [Frame(self._dumps(self.maker.mutate(msg, t)), kind="mutated") for msg in self.valid(conn)]  # fmt: skip
-        elif kind == "forbidden":
+            return [Frame(self._dumps(msg), kind="valid") for msg in self.valid(conn)]
+        if kind == "mutated":
+            return [Frame(self._dumps(self.maker.mutate(msg, t)), kind="mutated") for msg in self.valid(conn)]  # fmt: skip
+        if kind == "forbidden":
             other = Connection(conn.connection_id, "consumer" if conn.role == "browser" else "browser",
                                conn.tenant, conn.client_id, conn.authorizer, conn.connected_at)  # fmt: skip
-            frames = [Frame(self._dumps(msg), kind="forbidden") for msg in self.valid(other)]
-        elif kind == "deep":
-            frames = [Frame(self.maker.deep(t), kind="deep")]
-        elif kind == "raw":
-            frames = [Frame(self.maker.raw(t, conn.role), kind="raw")]
-        elif kind == "binary":
+            return [Frame(self._dumps(msg), kind="forbidden") for msg in self.valid(other)]
+        if kind == "deep":
+            return [Frame(self.maker.deep(t), kind="deep")]
+        if kind == "raw":
+            return [Frame(self.maker.raw(t, conn.role), kind="raw")]
+        if kind == "binary":
             msg = self.valid(conn)[0]
-            frames = [Frame(self.maker.binary(t, conn.role, msg), binary=True, kind="binary")]
-        elif kind == "sequence":
-            frames = [Frame(self._dumps(msg), kind="sequence") for msg in self.sequence(conn)]
-            if self.rng.random() < 0.2 and len(frames) > 1:
-                # Reconnect in the middle of the sequence (a new connection supersedes it).
-                cut = self.rng.randrange(1, len(frames))
-                for frame in frames[:cut]:
-                    self.send(conn, frame)
-                new = self.connect(conn.tenant, conn.role, conn.client_id)
-                frames = frames[cut:]
-                conn = new or conn
-                self.stats["reconnects_mid_sequence"] += 1
+            return [Frame(self.maker.binary(t, conn.role, msg), binary=True, kind="binary")]
+        raise ValueError(f"unknown step kind {kind}")
+
+    def play_sequence(self, conn: Connection) -> None:
+        """A multi-frame sequence; sometimes the client reconnects in its middle."""
+        frames = [Frame(self._dumps(msg), kind="sequence") for msg in self.sequence(conn)]
+        if self.rng.random() < 0.2 and len(frames) > 1:
+            # Reconnect in the middle of the sequence (a new connection supersedes it).
+            cut = self.rng.randrange(1, len(frames))
+            for frame in frames[:cut]:
+                self.send(conn, frame)
+            new = self.connect(conn.tenant, conn.role, conn.client_id)
+            frames = frames[cut:]
+            conn = new or conn
+            self.stats["reconnects_mid_sequence"] += 1
         for frame in frames:
             self.send(conn, frame)
 

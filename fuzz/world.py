@@ -1,5 +1,9 @@
 """The AWS side of the fuzzer: moto plus what moto does not check but AWS does.
 
+The moto world itself (resources, environment, events, the handlers' wiring) is
+:mod:`simulation`'s, shared with the tests and the benchmark; this module adds
+what the fuzzer checks and counts.
+
 * DynamoDB, Secrets Manager and SQS are moto's (``mock_aws``). The work queues
   have their dead-letter queues and a redrive policy (``maxReceiveCount`` as the
   stack sets it), so a record that keeps failing really lands in a DLQ.
@@ -7,7 +11,7 @@
   with characters SQS refuses (``InvalidMessageContents``; moto accepts them) and
   holds messages sent with a delay on a virtual clock, so timeouts, parks and
   retries run when :meth:`World.drain` lets time pass, not after real seconds.
-* :class:`ConnectionsApi` is ``@connections``: a botocore hook on the handlers'
+* :class:`FuzzConnectionsApi` is ``@connections``: a botocore hook on the handlers'
   management client answers 410 for closed ids, 413 above 128 KB (as AWS does)
   and 429 at a chosen rate, and hands every delivered body to the checks;
   ``DeleteConnection`` closes the id and API Gateway's ``$disconnect`` follows.
@@ -19,9 +23,6 @@
 from __future__ import annotations
 
 import base64
-import heapq
-import importlib
-import itertools
 import logging
 import os
 import re
@@ -33,54 +34,35 @@ from dataclasses import dataclass, field, replace
 from random import Random
 from types import ModuleType
 from typing import Any
-from urllib.parse import unquote
 
+import boto3
 from botocore.exceptions import ClientError
 
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
-API_ID = "abc123"
-STAGE = "dev"
-SIGNING_KEY = "fuzz-signing-key-0123456789abcdef0123456789abcdef"
+from functions.dal.clients import AWSClients
+from functions.models.settings import GatewaySettings
+from simulation import harness
+from simulation.environment import ENVIRONMENT, REGION, handler_modules, lambda_environment
+from simulation.events import (
+    LambdaContext,
+    authorizer_event,
+    connect_event,
+    disconnect_event,
+    message_event,
+    request_context,
+    sqs_event,
+    sqs_record,
+)
+from simulation.fakes import ConnectionsApi, DelayedSqs, Reply
+from simulation.harness import install_runtime
+from simulation.resources import create_resources
+
 #: What the stack sets (infra/config.py ``max_receive_count``).
 MAX_RECEIVE_COUNT = 5
 #: API Gateway's largest message, in and out (PostToConnection answers 413 above it).
 MESSAGE_LIMIT = 128 * 1024
 
-# The names the moto tests use too: whichever imports the handler modules first, their
-# import-time settings agree (the fuzzer's own limits are set on its Runtime).
-ENVIRONMENT = {
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "TABLE_NAME": "tabrelay-connections",
-    "BUS_QUEUE_URL": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/tabrelay-bus",
-    "DELIVERY_QUEUE_URL": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/tabrelay-delivery",
-    "CALLBACK_URL": f"https://{API_ID}.execute-api.{REGION}.amazonaws.com/{STAGE}",
-    "SIGNING_SECRET_ID": "tabrelay-signing-key",
-    "MAX_UNACKED": "100",
-    "RATE_LIMIT_PER_SECOND": "100000",
-    "POWERTOOLS_SERVICE_NAME": "tabrelay",
-    "POWERTOOLS_METRICS_NAMESPACE": "TabRelay",
-    "POWERTOOLS_TRACE_DISABLED": "1",
-    "POWERTOOLS_LOG_LEVEL": "WARNING",
-}
-HANDLER_NAMES = ("authorizer", "connect", "disconnect", "message", "router", "delivery")
-
 # SQS accepts #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF and nothing else.
 _SQS_REFUSED = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def apply_environment() -> None:
-    """The Lambda environment; before any handler module (Powertools reads it at import)."""
-    os.environ.update(ENVIRONMENT)
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-
-
-def handler_modules() -> dict[str, ModuleType]:
-    apply_environment()
-    return {n: importlib.import_module(f"functions.handlers.{n}") for n in HANDLER_NAMES}
 
 
 def _client_error(code: str, status: int, message: str, operation: str) -> ClientError:
@@ -167,19 +149,13 @@ class _ErrorLogs(logging.Handler):
 # -- SQS -----------------------------------------------------------------------------------
 
 
-class AwsRulesSqs:
+class AwsRulesSqs(DelayedSqs):
     """The handlers' SQS client: AWS's body rules, and delays on a virtual clock."""
 
     def __init__(self, client: Any) -> None:
-        self._client = client
-        self.now = 0.0
-        self._held: list[tuple[float, int, dict[str, Any]]] = []
-        self._order = itertools.count()
+        super().__init__(client)
         #: Queues that may hold visible messages (a send since the last empty receive).
         self.dirty: set[str] = set()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
 
     @staticmethod
     def _check(body: Any, operation: str) -> None:
@@ -195,12 +171,11 @@ class AwsRulesSqs:
 
     def send_message(self, **kwargs: Any) -> Any:
         self._check(kwargs.get("MessageBody"), "SendMessage")
-        delay = kwargs.pop("DelaySeconds", 0) or 0
-        if delay:
-            heapq.heappush(self._held, (self.now + delay, next(self._order), kwargs))
-            return {"MessageId": f"held-{uuid.uuid4().hex}"}
-        self.dirty.add(kwargs["QueueUrl"])
-        return self._client.send_message(**kwargs)
+        return super().send_message(**kwargs)
+
+    def release(self, send_kwargs: dict[str, Any]) -> Any:
+        self.dirty.add(send_kwargs["QueueUrl"])
+        return super().release(send_kwargs)
 
     def send_message_batch(self, **kwargs: Any) -> Any:
         now_entries, ok = [], []
@@ -209,8 +184,9 @@ class AwsRulesSqs:
             entry = dict(given)
             delay = entry.pop("DelaySeconds", 0) or 0
             if delay:
-                send = {"QueueUrl": kwargs["QueueUrl"], "MessageBody": entry["MessageBody"]}
-                heapq.heappush(self._held, (self.now + delay, next(self._order), send))
+                self.hold(
+                    delay, {"QueueUrl": kwargs["QueueUrl"], "MessageBody": entry["MessageBody"]}
+                )
                 ok.append({"Id": entry["Id"], "MessageId": "held"})
             else:
                 now_entries.append(entry)
@@ -221,24 +197,6 @@ class AwsRulesSqs:
             result["Successful"] += sent.get("Successful", [])
             result["Failed"] += sent.get("Failed", [])
         return result
-
-    def advance(self, seconds: float) -> int:
-        """Let ``seconds`` of virtual time pass; returns how many held messages came due."""
-        self.now += seconds
-        due = 0
-        while self._held and self._held[0][0] <= self.now:
-            _, _, kwargs = heapq.heappop(self._held)
-            self.dirty.add(kwargs["QueueUrl"])
-            self._client.send_message(**kwargs)
-            due += 1
-        return due
-
-    @property
-    def held(self) -> int:
-        return len(self._held)
-
-    def next_due(self) -> float | None:
-        return self._held[0][0] if self._held else None
 
 
 # -- DynamoDB -------------------------------------------------------------------------------
@@ -295,128 +253,38 @@ def _check_numbers(params: dict[str, Any], **_: Any) -> None:
 # -- @connections -------------------------------------------------------------------------
 
 
-class _HTTP:
-    def __init__(self, status: int) -> None:
-        self.status_code = status
-        self.headers: dict[str, str] = {}
-        self.content = b""
-
-
-class ConnectionsApi:
-    """``@connections`` as the handlers see it."""
+class FuzzConnectionsApi(ConnectionsApi):
+    """``@connections`` with AWS's size limit and throttling at ``throttle_rate``;
+    every delivered body goes to ``on_post``. The ids in ``deleted`` are the ones
+    whose ``$disconnect`` is due (:meth:`World.closed_by_gateway` takes them)."""
 
     def __init__(
         self, on_post: Callable[[str, bytes], None], rng: Random, throttle_rate: float
     ) -> None:
-        self.open: set[str] = set()
-        #: Ids closed by DeleteConnection whose ``$disconnect`` has not run yet.
-        self.closing: list[str] = []
+        super().__init__()
         self._on_post = on_post
         self._rng = rng
         self.throttle_rate = throttle_rate
-        self.posts = 0
 
-    def install(self, client: Any) -> None:
-        client.meta.events.register(
-            "before-call.apigatewaymanagementapi.PostToConnection", self._post
-        )
-        client.meta.events.register(
-            "before-call.apigatewaymanagementapi.DeleteConnection", self._delete
-        )
+    def post(self, connection_id: str, data: bytes) -> Reply:
+        if connection_id in self.open:
+            if len(data) > MESSAGE_LIMIT:
+                return self.error(413, "PayloadTooLargeException")
+            if self.throttle_rate and self._rng.random() < self.throttle_rate:
+                return self.error(429, "LimitExceededException")
+        return super().post(connection_id, data)
 
-    @staticmethod
-    def _id(params: dict[str, Any]) -> str:
-        return unquote(params["url_path"].rsplit("/", 1)[-1])
-
-    @staticmethod
-    def _error(status: int, code: str) -> tuple[_HTTP, dict[str, Any]]:
-        return _HTTP(status), {
-            "Error": {"Code": code, "Message": code},
-            "ResponseMetadata": {"HTTPStatusCode": status},
-        }
-
-    def _post(self, params: dict[str, Any], **_: Any) -> tuple[_HTTP, dict[str, Any]]:
-        connection_id = self._id(params)
-        body = params["body"]
-        data = body if isinstance(body, bytes) else str(body).encode("utf-8", "surrogatepass")
-        if connection_id not in self.open:
-            return self._error(410, "GoneException")
-        if len(data) > MESSAGE_LIMIT:
-            return self._error(413, "PayloadTooLargeException")
-        if self.throttle_rate and self._rng.random() < self.throttle_rate:
-            return self._error(429, "LimitExceededException")
-        self.posts += 1
+    def delivered(self, connection_id: str, data: bytes) -> None:
         self._on_post(connection_id, data)
-        return _HTTP(200), {"ResponseMetadata": {"HTTPStatusCode": 200}}
-
-    def _delete(self, params: dict[str, Any], **_: Any) -> tuple[_HTTP, dict[str, Any]]:
-        connection_id = self._id(params)
-        if connection_id not in self.open:
-            return self._error(410, "GoneException")
-        self.open.discard(connection_id)
-        self.closing.append(connection_id)
-        return _HTTP(204), {"ResponseMetadata": {"HTTPStatusCode": 204}}
 
 
 # -- the world ------------------------------------------------------------------------------
 
 
 @dataclass
-class LambdaContext:
-    function_name: str = "tabrelay-fuzz"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:tabrelay-fuzz"
-    aws_request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    log_group_name: str = "/aws/lambda/tabrelay-fuzz"
-    log_stream_name: str = "fuzz"
+class Connection(harness.Connection):
+    """A connection and what API Gateway keeps of it for later events."""
 
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
-def create_resources(boto3: Any) -> dict[str, str]:
-    """Table, queues with DLQs and redrive, secret: as the stack makes them. Returns DLQ urls."""
-    env = ENVIRONMENT
-    db = boto3.client("dynamodb", region_name=REGION)
-    db.create_table(
-        TableName=env["TABLE_NAME"],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    db.update_time_to_live(
-        TableName=env["TABLE_NAME"],
-        TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"},
-    )
-    sqs = boto3.client("sqs", region_name=REGION)
-    dlqs = {}
-    for name in ("tabrelay-bus", "tabrelay-delivery"):
-        dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        policy = f'{{"deadLetterTargetArn":"{arn}","maxReceiveCount":"{MAX_RECEIVE_COUNT}"}}'
-        sqs.create_queue(QueueName=name, Attributes={"RedrivePolicy": policy})
-        dlqs[name] = dlq
-    boto3.client("secretsmanager", region_name=REGION).create_secret(
-        Name=env["SIGNING_SECRET_ID"], SecretString=SIGNING_KEY
-    )
-    return dlqs
-
-
-@dataclass
-class Connection:
-    connection_id: str
-    role: str
-    tenant: str
-    client_id: str
     authorizer: dict[str, Any]
     connected_at: int
 
@@ -433,20 +301,15 @@ class World:
         throttle_rate: float = 0.0,
         settings_overrides: dict[str, Any] | None = None,
     ) -> None:
-        import boto3
-
-        from functions.dal.secrets import SigningKeySource
-        from functions.handlers import _batch
-        from functions.handlers._wiring import AWSClients, Runtime
-        from functions.models.settings import GatewaySettings
+        from functions.handlers import _batch  # a handler module: after the environment
 
         self.observer = observer
         self.handlers = handler_modules()
         self._processor = _batch._processor
-        self.dlqs = create_resources(boto3)
+        self.dlqs = create_resources(max_receive_count=MAX_RECEIVE_COUNT)
         settings = replace(GatewaySettings.from_env(), **(settings_overrides or {}))
         self.settings = settings
-        self.api = ConnectionsApi(on_post, rng, throttle_rate)
+        self.api = FuzzConnectionsApi(on_post, rng, throttle_rate)
         self.raw_sqs = boto3.client("sqs", region_name=REGION)
         self.sqs = AwsRulesSqs(self.raw_sqs)
         management = boto3.client(
@@ -455,19 +318,8 @@ class World:
         self.api.install(management)
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         dynamodb.meta.events.register("before-parameter-build.dynamodb", _check_numbers)
-        clients = AWSClients(
-            dynamodb=dynamodb,
-            sqs=self.sqs,
-            management=management,
-        )
-        runtime = Runtime.build(settings, clients)
-        for name in ("connect", "disconnect", "message", "router", "delivery"):
-            self.handlers[name].RUNTIME = runtime  # type: ignore[attr-defined]
-        self.handlers["authorizer"].KEYS = SigningKeySource(  # type: ignore[attr-defined]
-            boto3.client("secretsmanager", region_name=REGION),
-            ENVIRONMENT["SIGNING_SECRET_ID"],
-            max_age=300,
-        )
+        clients = AWSClients(dynamodb=dynamodb, sqs=self.sqs, management=management)
+        install_runtime(self.handlers, settings, clients)
         self._log_handler = _ErrorLogs(observer)
         logging.getLogger(ENVIRONMENT["POWERTOOLS_SERVICE_NAME"]).addHandler(self._log_handler)
         self.connections: dict[str, Connection] = {}
@@ -495,24 +347,9 @@ class World:
 
     # -- API Gateway events -------------------------------------------------------------
 
-    def _context(self, connection_id: str, route: str, event_type: str, at: int) -> dict[str, Any]:
-        context: dict[str, Any] = {
-            "routeKey": route,
-            "eventType": event_type,
-            "connectionId": connection_id,
-            "connectedAt": at,
-            "requestTimeEpoch": at,
-            "requestId": uuid.uuid4().hex,
-            "extendedRequestId": uuid.uuid4().hex,
-            "messageDirection": "IN",
-            "stage": STAGE,
-            "apiId": API_ID,
-            "domainName": f"{API_ID}.execute-api.{REGION}.amazonaws.com",
-            "identity": {"sourceIp": "127.0.0.1", "userAgent": "fuzz"},
-        }
-        if event_type == "MESSAGE":
-            context["messageId"] = uuid.uuid4().hex[:16]
-        return context
+    @staticmethod
+    def _context(connection_id: str, route: str, event_type: str, at: int) -> dict[str, Any]:
+        return request_context(connection_id, route, event_type, connected_at=at, now=at)
 
     def _invoke(self, name: str, event: dict[str, Any]) -> Any:
         self.invocations += 1
@@ -520,13 +357,7 @@ class World:
 
     def authorize(self, token: str) -> dict[str, Any] | None:
         """The authorizer's policy, or None when it refused (``Unauthorized``)."""
-        event = {
-            "type": "REQUEST",
-            "methodArn": f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{API_ID}/{STAGE}/$connect",
-            "headers": {"Host": "example"},
-            "queryStringParameters": {"token": token},
-            "requestContext": self._context("pending", "$connect", "CONNECT", 0),
-        }
+        event = authorizer_event(token, self._context("pending", "$connect", "CONNECT", 0))
         try:
             policy: dict[str, Any] = self._invoke("authorizer", event)
         except Exception as exc:
@@ -545,15 +376,8 @@ class World:
         context = self._context(connection_id, "$connect", "CONNECT", now_ms)
         authorizer = {"principalId": policy["principalId"], **policy["context"]}
         context["authorizer"] = authorizer
-        query = {"token": "x"} | ({"acks": "1"} if acks else {})
-        event = {
-            "headers": {"Host": "example"},
-            "queryStringParameters": query,
-            "requestContext": context,
-            "isBase64Encoded": False,
-        }
         try:
-            response = self._invoke("connect", event)
+            response = self._invoke("connect", connect_event(context, acks=acks))
         except Exception as exc:
             self.observer.exception("connect", exc)
             return None
@@ -576,9 +400,8 @@ class World:
         handler raised). A binary frame's ``body`` is its base64 text."""
         context = self._context(conn.connection_id, "$default", "MESSAGE", conn.connected_at)
         context["authorizer"] = conn.authorizer
-        event = {"requestContext": context, "body": body, "isBase64Encoded": binary}
         try:
-            response = self._invoke("message", event)
+            response = self._invoke("message", message_event(context, body, binary=binary))
         except Exception as exc:
             self.observer.exception("message handler", exc)
             return None
@@ -591,17 +414,15 @@ class World:
         conn = self.connections.get(connection_id)
         context = self._context(connection_id, "$disconnect", "DISCONNECT", 0)
         context["authorizer"] = conn.authorizer if conn else {}
-        context["disconnectStatusCode"] = 1000
-        context["disconnectReason"] = ""
         try:
-            self._invoke("disconnect", {"requestContext": context, "isBase64Encoded": False})
+            self._invoke("disconnect", disconnect_event(context, reason=""))
         except Exception as exc:
             self.observer.exception("disconnect", exc)
 
     def closed_by_gateway(self) -> None:
         """``$disconnect`` of every id the handlers closed (superseded, flooders, slow)."""
-        while self.api.closing:
-            self.disconnect(self.api.closing.pop(0))
+        while self.api.deleted:
+            self.disconnect(self.api.deleted.pop(0))
 
     # -- the event source mappings ----------------------------------------------------
 
@@ -615,26 +436,19 @@ class World:
         if not messages:
             self.sqs.dirty.discard(queue_url)
             return 0
-        event = {
-            "Records": [
-                {
-                    "messageId": m["MessageId"],
-                    "receiptHandle": m["ReceiptHandle"],
-                    "body": m["Body"],
-                    "attributes": {
-                        "ApproximateReceiveCount": m.get("Attributes", {}).get(
-                            "ApproximateReceiveCount", "1"
-                        )
-                    },
-                    "messageAttributes": {},
-                    "md5OfBody": m.get("MD5OfBody", ""),
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue_url.rsplit('/', 1)[-1]}",
-                    "awsRegion": REGION,
-                }
+        queue = queue_url.rsplit("/", 1)[-1]
+        event = sqs_event(
+            [
+                sqs_record(
+                    m["MessageId"],
+                    m["Body"],
+                    receipt_handle=m["ReceiptHandle"],
+                    receive_count=m.get("Attributes", {}).get("ApproximateReceiveCount", "1"),
+                    queue=queue,
+                )
                 for m in messages
             ]
-        }
+        )
         try:
             response = self._invoke(handler, event)
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
@@ -775,6 +589,38 @@ def partition_queries() -> Iterator[None]:
 
 
 @contextmanager
+def _wiring_kept(modules: dict[str, ModuleType]) -> Iterator[None]:
+    """Put back the handler modules' wiring afterwards (pytest runs other suites after this)."""
+    saved = {
+        (name, attr): getattr(module, attr)
+        for name, module in modules.items()
+        for attr in ("RUNTIME", "KEYS")
+        if hasattr(module, attr)
+    }
+    try:
+        yield
+    finally:
+        for (name, attr), value in saved.items():
+            setattr(modules[name], attr, value)
+
+
+@contextmanager
+def _powertools_logs_quiet() -> Iterator[None]:
+    """Powertools' log handler writes to the stdout it found at import: errors reach the
+    observer through its own handler, the JSON lines go nowhere."""
+    powertools = logging.getLogger(ENVIRONMENT["POWERTOOLS_SERVICE_NAME"])
+    streams = [h for h in powertools.handlers if isinstance(h, logging.StreamHandler)]
+    with open(os.devnull, "w") as quiet:
+        saved = [h.setStream(quiet) for h in streams]
+        try:
+            yield
+        finally:
+            for h, stream in zip(streams, saved, strict=True):
+                if stream is not None:
+                    h.setStream(stream)
+
+
+@contextmanager
 def moto_world(
     observer: Observer,
     on_post: Callable[[str, bytes], None],
@@ -782,26 +628,15 @@ def moto_world(
     **kwargs: Any,
 ) -> Iterator[World]:
     """A fresh moto account with the stack's resources; Powertools' stdout (EMF metrics,
-    logs) goes nowhere, errors reach ``observer`` through the log handler."""
-    saved_environment = dict(os.environ)
-    apply_environment()
-    modules = handler_modules()
-    saved_state = {
-        (name, attr): getattr(module, attr)
-        for name, module in modules.items()
-        for attr in ("RUNTIME", "KEYS")
-        if hasattr(module, attr)
-    }
+    logs) goes nowhere, errors reach ``observer`` through the log handler. The process's
+    environment and the handler modules' wiring are as they were afterwards."""
     from moto import mock_aws
 
-    # Powertools' log handler writes to the stdout it found at import: errors reach the
-    # observer through its own handler, the JSON lines go nowhere.
-    powertools = logging.getLogger(ENVIRONMENT["POWERTOOLS_SERVICE_NAME"])
-    streams = [h for h in powertools.handlers if isinstance(h, logging.StreamHandler)]
-    quiet = open(os.devnull, "w")  # noqa: SIM115 - closed in the finally below
-    saved_streams = [h.setStream(quiet) for h in streams]
-    try:
+    with lambda_environment():
+        modules = handler_modules()
         with (
+            _wiring_kept(modules),
+            _powertools_logs_quiet(),
             mock_aws(),
             partition_queries(),
             open(os.devnull, "w") as sink,
@@ -812,13 +647,3 @@ def moto_world(
                 yield world
             finally:
                 world.close()
-    finally:
-        for h, stream in zip(streams, saved_streams, strict=True):
-            if stream is not None:
-                h.setStream(stream)
-        quiet.close()
-        # Leave the process as it was (pytest runs other suites after this one).
-        for (name, attr), value in saved_state.items():
-            setattr(modules[name], attr, value)
-        os.environ.clear()
-        os.environ.update(saved_environment)

@@ -1,54 +1,31 @@
-"""Fixtures for the moto-backed tests of the real handlers."""
+"""Fixtures for the moto-backed tests of the real handlers (:mod:`simulation`)."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from types import ModuleType
 from typing import Any
 
-import boto3
 import pytest
 from moto import mock_aws
 
 from functions.models.settings import GatewaySettings
-from tests.integration.env import ENVIRONMENT
-from tests.integration.harness import REGION, SIGNING_KEY, Harness
+from simulation.environment import apply_environment
+from simulation.environment import handler_modules as import_handlers
+from simulation.harness import Harness
+from simulation.resources import create_resources
 
-HANDLER_NAMES = ("authorizer", "connect", "disconnect", "message", "router", "delivery")
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before this folder's test modules are collected: some import handler modules
+    # (Powertools reads the environment when they create their logger and metrics).
+    apply_environment()
 
 
 @pytest.fixture(scope="session")
 def handler_modules() -> dict[str, ModuleType]:
-    return {name: importlib.import_module(f"functions.handlers.{name}") for name in HANDLER_NAMES}
-
-
-def create_resources() -> None:
-    """The table, queues and secret, with the keys and names the stack gives them."""
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
-    dynamodb.create_table(
-        TableName=ENVIRONMENT["TABLE_NAME"],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    dynamodb.update_time_to_live(
-        TableName=ENVIRONMENT["TABLE_NAME"],
-        TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"},
-    )
-    sqs = boto3.client("sqs", region_name=REGION)
-    for name in ("tabrelay-bus", "tabrelay-delivery"):
-        sqs.create_queue(QueueName=name)
-    boto3.client("secretsmanager", region_name=REGION).create_secret(
-        Name=ENVIRONMENT["SIGNING_SECRET_ID"], SecretString=SIGNING_KEY
-    )
+    return import_handlers()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from tests.integration.harness import Harness, LambdaContext
+from simulation.harness import Harness, LambdaContext
 
 __all__ = ["Call", "Faults", "WorkerDied", "run_workers"]
 

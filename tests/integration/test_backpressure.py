@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Callable
 
-from tests.integration.harness import Harness, LambdaContext
+from simulation.harness import Harness, LambdaContext
 from tests.integration.test_routing import command, snapshot, snapshots
 
 

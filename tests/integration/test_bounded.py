@@ -17,9 +17,8 @@ from tabrelay import wire
 from functions.dal.clients import MANAGEMENT_CONFIG as _MANAGEMENT_CONFIG
 from functions.dal.registry import _client_key
 from functions.handlers._wiring import AWSClients, Runtime
-from tests.integration.constants import REGION, STAGE
-from tests.integration.env import ENVIRONMENT
-from tests.integration.harness import Harness, LambdaContext
+from simulation.environment import ENVIRONMENT, REGION, STAGE
+from simulation.harness import Harness, LambdaContext
 from tests.integration.test_routing import command, snapshot, snapshots
 
 

@@ -9,8 +9,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from simulation.harness import Connection, Harness
 from tests.integration.faults import Faults, run_workers
-from tests.integration.harness import Connection, Harness
 from tests.integration.test_routing import command
 
 

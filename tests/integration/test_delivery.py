@@ -11,7 +11,7 @@ from typing import Any
 
 from tabrelay import wire
 
-from tests.integration.harness import Harness, LambdaContext
+from simulation.harness import Harness, LambdaContext, register_bystanders
 
 PART_DATA = 30_000  # base64 characters per part: the JSON stays under one 32 KB frame
 
@@ -129,53 +129,6 @@ class CallCounter:
 
     def _count(self, model: Any, **_: Any) -> None:
         self.calls[f"{model.service_model.service_name}.{model.name}"] += 1
-
-
-def register_bystanders(gateway: Harness, tenant: str, count: int) -> None:
-    """``count`` live connections that must not receive b1's snapshots: browsers and
-    consumers of other tenants, and consumers of ``tenant`` following another browser.
-
-    Written in batches, as the registry lays them out, to keep the test fast.
-    """
-    items = []
-    for i in range(count):
-        owner = tenant if i % 2 else f"{tenant}-other{i % 17}"
-        role = "consumer" if i % 3 else "browser"
-        conn, client = f"x{i}-{tenant}", f"n{i}"
-        items.append(
-            {
-                "pk": {"S": f"C#{conn}"},
-                "sk": {"S": "META"},
-                "tenant": {"S": owner},
-                "role": {"S": role},
-                "client_id": {"S": client},
-                "connected_at": {"N": "0"},
-                "ttl": {"N": str(2**40)},
-            }
-        )
-        items.append(
-            {
-                "pk": {"S": f"T#{owner}"},
-                "sk": {"S": f"{role}#{client}"},
-                "connection_id": {"S": conn},
-                "connected_at": {"N": "0"},
-                "ttl": {"N": str(2**40)},
-            }
-        )
-        if role == "consumer":
-            items.append(
-                {
-                    "pk": {"S": f"S#{owner}#elsewhere{i}"},
-                    "sk": {"S": conn},
-                    "client_id": {"S": client},
-                    "acks": {"BOOL": False},
-                    "ttl": {"N": str(2**40)},
-                }
-            )
-    db = gateway.clients.dynamodb
-    for start in range(0, len(items), 25):
-        batch = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
-        db.batch_write_item(RequestItems={gateway.settings.table_name: batch})
 
 
 def relay_cost(gateway: Harness, tenant: str, bystanders: int) -> Counter[str]:

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from functions.logic.auth import AUDIENCE
-from tests.integration.harness import Harness
+from simulation.harness import Harness
 from tests.integration.test_routing import snapshot
 
 

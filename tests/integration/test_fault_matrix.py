@@ -17,7 +17,6 @@ before it. In every cell:
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -27,9 +26,10 @@ import pytest
 from moto import mock_aws
 
 from functions.models.settings import GatewaySettings
-from tests.integration.conftest import HANDLER_NAMES, create_resources
+from simulation.environment import handler_modules
+from simulation.harness import Connection, Harness
+from simulation.resources import create_resources
 from tests.integration.faults import Faults, run_workers
-from tests.integration.harness import Connection, Harness
 from tests.integration.test_routing import command
 
 TIMEOUT = 5
@@ -170,9 +170,7 @@ class Play:
 
 
 def play(path: str, armed: tuple[int, str] | None) -> Play:
-    modules = {
-        name: importlib.import_module(f"functions.handlers.{name}") for name in HANDLER_NAMES
-    }
+    modules = handler_modules()
     with mock_aws():
         create_resources()
         gateway = Harness(modules, replace(GatewaySettings.from_env()))

@@ -21,8 +21,8 @@ from botocore.exceptions import ClientError
 from tabrelay import wire
 
 from functions.logic.auth import AUDIENCE
-from tests.integration.constants import SIGNING_KEY
-from tests.integration.harness import Connection, Harness, LambdaContext
+from simulation.environment import SIGNING_KEY
+from simulation.harness import Connection, Harness, LambdaContext
 from tests.integration.test_errors import refused
 from tests.integration.test_routing import command, snapshot
 

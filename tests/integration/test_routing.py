@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.integration.harness import Harness
+from simulation.harness import Harness
 
 
 def snapshot(seq: int, data: str = "<html>x</html>", **extra: object) -> str:

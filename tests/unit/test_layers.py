@@ -125,7 +125,8 @@ def test_boto3_is_called_only_from_dal_and_the_composition_root() -> None:
 
 def test_infra_imports_no_runtime_code() -> None:
     paths = files("infra") + ([ROOT / "app.py"] if (ROOT / "app.py").exists() else [])
-    assert offenders(paths, ("functions", "emulator", "tabrelay", "clients", "tests")) == []
+    forbidden = ("functions", "emulator", "tabrelay", "clients", "tests", "simulation")
+    assert offenders(paths, forbidden) == []
 
 
 # The optional extra's module: `tabrelay[mcp]` installs the MCP SDK (and pydantic with it).
@@ -164,14 +165,36 @@ def test_python_client_imports_the_mcp_extra_only_when_running_it() -> None:
     assert top_level == []
 
 
-def test_the_fuzzer_imports_no_tests() -> None:
-    assert offenders(files("fuzz"), ("tests",)) == []
+def test_the_fuzzer_and_the_benchmark_import_no_tests() -> None:
+    assert offenders(files("fuzz") + files("bench"), ("tests",)) == []
+
+
+def test_the_simulation_imports_no_tests_bench_fuzzer_or_emulator() -> None:
+    # Shared by the tests, the bench and the fuzzer: it depends on none of them.
+    forbidden = ("tests", "bench", "fuzz", "emulator")
+    assert offenders(files("simulation"), forbidden) == []
+
+
+def test_the_simulation_imports_no_handler_module_at_import() -> None:
+    # Handler modules create Powertools objects that read the environment: they are
+    # imported once the caller applied it (simulation.environment.handler_modules).
+    top_level = [
+        f"{p.relative_to(ROOT)} imports {name}"
+        for p in files("simulation")
+        for node in ast.parse(p.read_text()).body
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for name in (
+            [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+        )
+        if name == "functions.handlers" or name.startswith("functions.handlers.")
+    ]
+    assert top_level == []
 
 
 def test_only_tests_and_benchmarks_import_the_emulator() -> None:
     paths = [
         p
-        for part in ("functions", "infra", "clients", "fuzz")
+        for part in ("functions", "infra", "clients", "fuzz", "simulation")
         if (ROOT / part).exists()
         for p in files(part)
     ]
