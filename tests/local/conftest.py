@@ -21,9 +21,9 @@ for entry in (str(ROOT), str(FIXTURES)):
     if entry not in sys.path:
         sys.path.insert(0, entry)
 
-from emu_fixture.testkit import TEMPLATE  # noqa: E402
+from emu_fixture.testkit import TEMPLATE  # noqa: E402  importable only once sys.path has the fixtures
 
-from emulator.testing import RunningGateway, running_gateway  # noqa: E402
+from emulator.testing import RunningGateway, running_gateway  # noqa: E402  after the sys.path set-up above
 
 
 @pytest.fixture
