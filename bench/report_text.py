@@ -171,13 +171,15 @@ def _coldstart(doc: dict[str, Any]) -> list[str]:
             f"{_f(first[name]['median_s'] * 1000, 0) if name in first else 'n/a'} | "
             f"{_ratio(first.get(name), first_base)} |"
         )
-    if before:
+    for label, earlier in (("Before issue 12", before), ("Before", cold.get("previous"))):
+        if not earlier:
+            continue
         lines += [
             "",
-            f"Before issue 12 ({before['what']}): slowest handler {before['import_ratio']:.2f}x "
-            f"boto3 in the venv, {before['asset_ratio']:.2f}x from the asset, "
-            f"{before['first_invocation_ratio']:.2f}x with the first invocation's build; "
-            f"asset {before['asset_unzipped_mb']:.1f} MB unzipped.",
+            f"{label} ({earlier['what']}): slowest handler {earlier['import_ratio']:.2f}x "
+            f"boto3 in the venv, {earlier['asset_ratio']:.2f}x from the asset, "
+            f"{earlier['first_invocation_ratio']:.2f}x with the first invocation's build; "
+            f"asset {earlier['asset_unzipped_mb']:.1f} MB unzipped.",
         ]
     breakdown = cold.get("message_import_breakdown_ms", {})
     top = list(breakdown.items())[:8]
