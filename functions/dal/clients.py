@@ -1,18 +1,24 @@
-"""boto3 clients of the Lambda functions: configuration, created on first use.
+"""AWS clients of the Lambda functions: configuration, created on first use.
 
 A handler builds only what its invocations use: a :class:`LazyClient` stands
-for a boto3 client and creates it (loading its service model, the costly part)
-on the first attribute read, then keeps it for every warm invocation of the
-container. boto3 itself is the Lambda runtime's (the asset does not carry it).
+for a client and creates it (loading its service model, the costly part) on
+the first attribute read, then keeps it for every warm invocation of the
+container. All clients of a container come from one botocore session (one
+credential chain, one cache of loaded models); boto3's resource layer is not
+used, so the functions import botocore only. botocore is the Lambda runtime's
+(the asset does not carry it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import functools
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, overload
 
-import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.loaders import Loader
 
 __all__ = [
     "CLIENT_CONFIG",
@@ -24,6 +30,7 @@ __all__ = [
     "MANAGEMENT_READ_TIMEOUT",
     "AWSClients",
     "LazyClient",
+    "client",
     "secrets_manager",
 ]
 
@@ -51,6 +58,80 @@ MANAGEMENT_POST_WORST_SECONDS = MANAGEMENT_MAX_ATTEMPTS * (
 ) + (MANAGEMENT_MAX_ATTEMPTS - 1)
 #: Left for handing the rest of an inline fan-out to the bus (one SQS send).
 HANDOFF_SECONDS = 1
+
+
+class _KnownServices(Sequence[str]):
+    """The services a :class:`Loader` knows for one data type, answering ``in``
+    for one name by looking at that service's directory only; the full listing
+    (every service directory on every search path) is made only if iterated."""
+
+    def __init__(self, loader: _ServiceLoader, type_name: str) -> None:
+        self._loader = loader
+        self._type_name = type_name
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str) or name in ("", ".", "..") or os.path.basename(name) != name:
+            return False
+        exists = self._loader.file_loader.exists
+        for root in self._loader.search_paths:
+            directory = os.path.join(root, name)
+            if not os.path.isdir(directory):
+                continue
+            for version in os.listdir(directory):
+                if exists(os.path.join(directory, version, self._type_name)):
+                    return True
+        return False
+
+    def _all(self) -> list[str]:
+        return self._loader.list_all_services(self._type_name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        return self._all()[index]
+
+
+class _ServiceLoader(Loader):  # type: ignore[misc]  # botocore is untyped
+    """botocore's data loader without its cold-start listing of every service.
+
+    Before it loads a service model or endpoint rule set, botocore checks the
+    name against ``list_available_services``, which lists the ~420 service
+    directories (once for models, once for rule sets: about 70 ms of the first
+    client). Here that check looks at the one directory asked for; what is
+    loaded, and the error for an unknown service, are botocore's own.
+    """
+
+    def list_available_services(self, type_name: str) -> Sequence[str]:
+        return _KnownServices(self, type_name)
+
+    def list_all_services(self, type_name: str) -> list[str]:
+        services: list[str] = Loader.list_available_services(self, type_name)
+        return services
+
+
+@functools.cache
+def _session() -> Any:
+    """The container's botocore session, made by the first client."""
+    session = botocore.session.get_session()
+    data_path = session.get_config_variable("data_path")
+    extra = [
+        os.path.expanduser(os.path.expandvars(p)) for p in (data_path or "").split(os.pathsep) if p
+    ]
+    session.register_component("data_loader", _ServiceLoader(extra_search_paths=extra))
+    return session
+
+
+def client(service: str, **kwargs: Any) -> Any:
+    """A new client of ``service`` from the container's one session."""
+    return _session().create_client(service, **kwargs)
 
 
 class LazyClient:
@@ -89,11 +170,11 @@ class AWSClients:
         callback_url: str | None = None,
     ) -> None:
         self.dynamodb: Any = dynamodb or LazyClient(
-            lambda: boto3.client("dynamodb", config=CLIENT_CONFIG)
+            lambda: client("dynamodb", config=CLIENT_CONFIG)
         )
-        self.sqs: Any = sqs or LazyClient(lambda: boto3.client("sqs", config=CLIENT_CONFIG))
+        self.sqs: Any = sqs or LazyClient(lambda: client("sqs", config=CLIENT_CONFIG))
         self.management: Any = management or LazyClient(
-            lambda: boto3.client(
+            lambda: client(
                 "apigatewaymanagementapi", endpoint_url=callback_url, config=MANAGEMENT_CONFIG
             )
         )
@@ -101,4 +182,4 @@ class AWSClients:
 
 def secrets_manager() -> LazyClient:
     """The Secrets Manager client of the authorizer, created on first use."""
-    return LazyClient(lambda: boto3.client("secretsmanager"))
+    return LazyClient(lambda: client("secretsmanager"))

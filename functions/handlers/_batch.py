@@ -1,32 +1,40 @@
 """SQS batch plumbing of the two queue workers (router, delivery).
 
-Only those two import Powertools' batch utility and its event classes.
+Only those two use Powertools' batch utility, and they import it with their
+first batch: it imports asyncio and every Powertools event class (about a
+fifth of a bare ``import boto3``), which the first invocation counts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
-
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from functions.handlers._powertools import logger
-from functions.handlers._wiring import Runtime
 from functions.logic.envelopes import BusEnvelope, DeliveryEnvelope
-from functions.logic.relay import Relay
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch import BatchProcessor
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from functions.handlers._wiring import Runtime
+    from functions.logic.relay import Relay
 
 _E = TypeVar("_E", BusEnvelope, DeliveryEnvelope)
 
 __all__ = ["process_queue_batch"]
 
-_processor = BatchProcessor(event_type=EventType.SQS)
+_PROCESSOR: list[BatchProcessor] = []  # the container's one processor, made by the first batch
+
+
+def _processor() -> BatchProcessor:
+    if not _PROCESSOR:
+        from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+
+        _PROCESSOR.append(BatchProcessor(event_type=EventType.SQS))
+    return _PROCESSOR[0]
 
 
 def process_queue_batch(
@@ -59,6 +67,8 @@ def process_queue_batch(
             logger.exception("record failed", extra={"message_id": record.message_id})
             raise
 
+    from aws_lambda_powertools.utilities.batch import process_partial_response
+
     return process_partial_response(
-        event=event, record_handler=record_handler, processor=_processor, context=context
+        event=event, record_handler=record_handler, processor=_processor(), context=context
     )

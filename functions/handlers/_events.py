@@ -7,9 +7,10 @@ five fields, so it reads them here.
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from functions.logic.ports import Identity
+if TYPE_CHECKING:  # imported by identity_of: the authorizer reads no identity
+    from functions.logic.ports import Identity
 
 __all__ = ["body_of", "identity_of", "message_id", "query_parameter", "request_context"]
 
@@ -25,6 +26,8 @@ def identity_of(event: dict[str, Any]) -> Identity:
     Raises KeyError when the event carries no authorizer context: the route is
     not behind the authorizer, a deployment error.
     """
+    from functions.logic.ports import Identity
+
     context = event["requestContext"]
     authorizer = context["authorizer"]
     role = authorizer["role"]

@@ -6,10 +6,7 @@ moved to the delivery DLQ.
 
 from __future__ import annotations
 
-from typing import Any
-
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from functions.handlers._batch import process_queue_batch
 from functions.handlers._powertools import logger, metrics
@@ -17,6 +14,10 @@ from functions.handlers._wiring import Runtime
 from functions.logic.envelopes import decode_delivery
 from functions.logic.relay import Relay
 from functions.models.settings import GatewaySettings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 __all__ = ["handler"]
 

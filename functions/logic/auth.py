@@ -1,29 +1,40 @@
 """Tokens: what a client presents at ``$connect`` and what it proves.
 
-A token is an HS256 JWT (PyJWT) with the claims ``tenant``, ``role``
+A token is an HS256 JWT (RFC 7519) with the claims ``tenant``, ``role``
 (``browser`` | ``consumer``), ``client_id`` and ``exp``. The signing key is
 passed in; where it comes from (Secrets Manager, local configuration) is not
 this module's business.
+
+HS256 is read and written here with the standard library (``hmac``), checking
+what PyJWT 2.x checks for ``jwt.decode(token, key, algorithms=["HS256"],
+audience=AUDIENCE)``: PyJWT imports the ``cryptography`` package whenever it is
+installed, which cost the authorizer's cold start more than the rest of it.
+``tests/unit/test_auth.py`` holds the two to the same answers.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
+import json
 import math
 import re
 import time
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-import jwt
-
 __all__ = ["AUDIENCE", "Claims", "InvalidTokenError", "mint_token", "verify_token"]
 
 AUDIENCE = "tabrelay"
 _ALGORITHM = "HS256"
 _ROLES = ("browser", "consumer")
+_REQUIRED = ("exp", "tenant", "role", "client_id")
 # Ids become parts of DynamoDB keys ("T#tenant", "role#client"): no '#'.
 # Matched with fullmatch: "$" would also accept a trailing newline.
 _ID_PATTERN = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
+_BASE64URL = re.compile(rb"[A-Za-z0-9_-]*")
 #: Time claims (epoch seconds) must be finite numbers in this range.
 _MAX_TIME = 2**53 - 1
 
@@ -44,19 +55,11 @@ def verify_token(token: str | None, key: str, *, now: float | None = None) -> Cl
     """Check ``token`` against ``key`` and return its claims, or raise InvalidTokenError."""
     if not token:
         raise InvalidTokenError("no token")
-    try:
-        payload: dict[str, Any] = jwt.decode(
-            token,
-            key,
-            algorithms=[_ALGORITHM],
-            audience=AUDIENCE,
-            # Expiry is checked below against ``now``, so tests need no real clock.
-            options={"require": ["exp", "tenant", "role", "client_id"], "verify_exp": False},
-        )
-    except jwt.PyJWTError as exc:
-        raise InvalidTokenError(str(exc)) from None
-    except (ValueError, TypeError, OverflowError) as exc:  # e.g. iat: Infinity
-        raise InvalidTokenError(f"malformed claims: {exc}") from None
+    return _claims(_decode(token, key), now)
+
+
+def _claims(payload: dict[str, Any], now: float | None) -> Claims:
+    """The identity a verified payload names, if its claims hold."""
     for claim in ("exp", "iat", "nbf"):
         if claim not in payload:
             continue
@@ -105,4 +108,111 @@ def mint_token(
         "iat": issued,
         "exp": issued + ttl_seconds,
     }
-    return jwt.encode(claims, key, algorithm=_ALGORITHM)
+    header = _b64encode(_compact({"alg": _ALGORITHM, "typ": "JWT"}, sort_keys=True))
+    signing_input = header + b"." + _b64encode(_compact(claims))
+    return (signing_input + b"." + _b64encode(_sign(key, signing_input))).decode("ascii")
+
+
+def _compact(value: dict[str, Any], *, sort_keys: bool = False) -> bytes:
+    return json.dumps(value, separators=(",", ":"), sort_keys=sort_keys).encode("utf-8")
+
+
+def _sign(key: str, signing_input: bytes) -> bytes:
+    return hmac.new(key.encode("utf-8"), signing_input, hashlib.sha256).digest()
+
+
+def _b64encode(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def _b64decode(segment: bytes, name: str) -> bytes:
+    """Canonical base64url only (at most the padding some issuers add)."""
+    stripped = segment.rstrip(b"=")
+    padding = len(segment) - len(stripped)
+    if (
+        padding > 2
+        or (padding and len(segment) % 4)
+        or len(stripped) % 4 == 1
+        or not _BASE64URL.fullmatch(stripped)
+    ):
+        raise InvalidTokenError(f"invalid {name} encoding")
+    try:
+        decoded = base64.urlsafe_b64decode(stripped + b"=" * (-len(stripped) % 4))
+    except (ValueError, binascii.Error):
+        raise InvalidTokenError(f"invalid {name} encoding") from None
+    if _b64encode(decoded) != stripped:
+        raise InvalidTokenError(f"invalid {name} encoding")
+    return decoded
+
+
+def _object(data: bytes, name: str) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidTokenError(f"invalid {name}: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidTokenError(f"invalid {name}: must be a JSON object")
+    return value
+
+
+def _check_header(header: dict[str, Any]) -> None:
+    if "kid" in header and not isinstance(header["kid"], str):
+        raise InvalidTokenError("header 'kid' must be a string")
+    if "crit" in header:
+        crit = header["crit"]
+        # The only critical extension PyJWT knows is RFC 7797's "b64".
+        if not isinstance(crit, list) or not crit or any(e != "b64" for e in crit):
+            raise InvalidTokenError("unsupported critical header extension")
+        if "b64" not in header:
+            raise InvalidTokenError("critical extension 'b64' missing from the header")
+    if header.get("b64", True) is False:
+        raise InvalidTokenError("detached payloads (b64: false) are not accepted")
+    if header.get("alg") != _ALGORITHM:
+        raise InvalidTokenError("the specified alg value is not allowed")
+
+
+def _check_registered_claims(payload: dict[str, Any]) -> None:
+    for claim in _REQUIRED:
+        if payload.get(claim) is None:
+            raise InvalidTokenError(f"token is missing the {claim!r} claim")
+    # As PyJWT: iat and nbf must not lie ahead of the real clock (exp, checked
+    # against the caller's ``now``, is the verifier's own rule).
+    real_now = time.time()
+    for claim in ("iat", "nbf"):
+        if claim in payload:
+            try:
+                value = int(payload[claim])
+            except (ValueError, TypeError, OverflowError):
+                raise InvalidTokenError(f"claim {claim!r} must be an integer") from None
+            if value > real_now:
+                raise InvalidTokenError(f"the token is not yet valid ({claim})")
+    audience = payload.get("aud")
+    if not audience:
+        raise InvalidTokenError("token is missing the 'aud' claim")
+    audiences = [audience] if isinstance(audience, str) else audience
+    if not isinstance(audiences, list) or any(not isinstance(a, str) for a in audiences):
+        raise InvalidTokenError("invalid claim format in token (aud)")
+    if AUDIENCE not in audiences:
+        raise InvalidTokenError("audience doesn't match")
+    for claim in ("sub", "jti"):
+        if claim in payload and not isinstance(payload[claim], str):
+            raise InvalidTokenError(f"claim {claim!r} must be a string")
+
+
+def _decode(token: str, key: str) -> dict[str, Any]:
+    """The verified payload of a compact HS256 JWS, or InvalidTokenError."""
+    raw = token.encode("utf-8", "surrogatepass")
+    parts = raw.split(b".")
+    if len(parts) != 3:
+        raise InvalidTokenError("a token has three segments")
+    header_segment, payload_segment, signature_segment = parts
+    header = _object(_b64decode(header_segment, "header"), "header")
+    payload_bytes = _b64decode(payload_segment, "payload")
+    signature = _b64decode(signature_segment, "signature")
+    _check_header(header)
+    expected = _sign(key, header_segment + b"." + payload_segment)
+    if not hmac.compare_digest(signature, expected):
+        raise InvalidTokenError("signature verification failed")
+    payload = _object(payload_bytes, "payload")
+    _check_registered_claims(payload)
+    return payload

@@ -46,7 +46,7 @@ class FunctionSpec:
 
 
 # Memory buys CPU on Lambda (1,769 MB = one vCPU): 256 MB keeps the Python cold start
-# (powertools + PyJWT imports) near the low end for the small connection handlers;
+# (botocore + powertools imports) near the low end for the small connection handlers;
 # 512 MB for the functions that parse, decompress and forward frames of up to 128 KB.
 # Timeouts: the authorizer and route handlers answer a waiting client (API Gateway
 # gives an integration at most 29 s), so they fail fast; the workers post a batch of

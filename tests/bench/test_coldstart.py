@@ -17,7 +17,7 @@ def test_import_times_gives_one_sample_per_round_and_a_median() -> None:
 def test_import_breakdown_names_the_packages_a_handler_loads() -> None:
     breakdown = import_breakdown("functions.handlers.connect")
     assert "functions" in breakdown
-    assert "boto3" in breakdown
+    assert "botocore" in breakdown  # the handlers' SDK: botocore's clients, no boto3
 
 
 def test_asset_sizes_reads_the_staged_asset_of_each_function(tmp_path: Path) -> None:

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
+
 import jwt
 import pytest
 
-from functions.logic.auth import AUDIENCE, Claims, InvalidTokenError, mint_token, verify_token
+from functions.logic.auth import (
+    AUDIENCE,
+    Claims,
+    InvalidTokenError,
+    _claims,
+    mint_token,
+    verify_token,
+)
 
 KEY = "k" * 48
 
@@ -94,3 +106,120 @@ def test_given_edge_case_claims_when_verified_then_refused_cleanly(
 ) -> None:
     with pytest.raises(InvalidTokenError):
         verify_token(_signed(**claims), KEY, now=1000)
+
+
+# -- The standard-library HS256 against PyJWT ----------------------------------
+
+
+def _pyjwt_verify(token: str, key: str, now: float) -> bool:
+    """The verifier as it was on PyJWT (functions/logic/auth.py before issue 12's last
+    cold-start cut): the reference the standard-library one must agree with."""
+    try:
+        payload = jwt.decode(
+            token,
+            key,
+            algorithms=["HS256"],
+            audience=AUDIENCE,
+            options={"require": ["exp", "tenant", "role", "client_id"], "verify_exp": False},
+        )
+    except (jwt.PyJWTError, ValueError, TypeError, OverflowError):
+        return False
+    try:
+        _claims(payload, now)  # the rules after decoding, unchanged
+    except InvalidTokenError:
+        return False
+    return True
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _forge(header: dict[str, object], payload: dict[str, object] | bytes, key: str = KEY) -> str:
+    """A token signed with ``key`` whatever its header and payload say."""
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(body)}"
+    signature = hmac.new(key.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64(signature)}"
+
+
+_GOOD = {"tenant": "acme", "role": "browser", "client_id": "b1", "aud": AUDIENCE, "exp": 2000}
+_HS256 = {"alg": "HS256", "typ": "JWT"}
+_VALID = _forge(_HS256, _GOOD)
+_CORPUS: list[str] = [
+    _VALID,
+    _VALID + "=",
+    _VALID.replace(".", "=.", 1),
+    _VALID[:-1],
+    _VALID[:-2] + ("A" if _VALID[-2] != "A" else "B") + _VALID[-1],
+    _VALID + ".x",
+    "." + _VALID,
+    _VALID.replace(".", ".!", 1),
+    _VALID.replace(".", "..", 1),
+    _forge(_HS256, _GOOD, key="another-key"),
+    _forge({"alg": "none"}, _GOOD),
+    _forge({"alg": "HS512"}, _GOOD),
+    _forge({"typ": "JWT"}, _GOOD),
+    _forge({**_HS256, "kid": 7}, _GOOD),
+    _forge({**_HS256, "kid": "k1"}, _GOOD),
+    _forge({**_HS256, "crit": ["exp"]}, _GOOD),
+    _forge({**_HS256, "crit": []}, _GOOD),
+    _forge({**_HS256, "crit": ["b64"]}, _GOOD),
+    _forge({**_HS256, "crit": ["b64"], "b64": True}, _GOOD),
+    _forge({**_HS256, "crit": ["b64"], "b64": False}, _GOOD),
+    _forge({**_HS256, "b64": False}, _GOOD),
+    _forge(_HS256, b"[1, 2]"),
+    _forge(_HS256, b"not json"),
+    _forge(_HS256, json.dumps(_GOOD).encode() + b"\xff"),
+    _forge(_HS256, {**_GOOD, "aud": ["other", AUDIENCE]}),
+    _forge(_HS256, {**_GOOD, "aud": ["other"]}),
+    _forge(_HS256, {**_GOOD, "aud": [AUDIENCE, 1]}),
+    _forge(_HS256, {**_GOOD, "aud": 1}),
+    _forge(_HS256, {**_GOOD, "aud": ""}),
+    _forge(_HS256, {k: v for k, v in _GOOD.items() if k != "aud"}),
+    _forge(_HS256, {**_GOOD, "tenant": None}),
+    _forge(_HS256, {**_GOOD, "exp": None}),
+    _forge(_HS256, {**_GOOD, "sub": 5}),
+    _forge(_HS256, {**_GOOD, "sub": "s"}),
+    _forge(_HS256, {**_GOOD, "jti": 5}),
+    _forge(_HS256, {**_GOOD, "iss": 5}),
+    _forge(_HS256, {**_GOOD, "iat": 10}),
+    _forge(_HS256, {**_GOOD, "iat": "10"}),
+    _forge(_HS256, {**_GOOD, "iat": 4_000_000_000}),
+    _forge(_HS256, {**_GOOD, "nbf": 4_000_000_000}),
+    _forge(_HS256, {**_GOOD, "nbf": 10.5}),
+    _forge(_HS256, {**_GOOD, "exp": 999}),
+    _forge(_HS256, {**_GOOD, "role": "admin"}),
+    _forge(_HS256, {**_GOOD, "extra": {"nested": [1, 2]}}),
+    "a.b.c",
+    "a.b",
+    "",
+    "\ud800.a.b",
+]
+
+
+@pytest.mark.parametrize("token", _CORPUS, ids=range(len(_CORPUS)))
+def test_given_any_token_when_verified_then_the_answer_is_pyjwts(token: str) -> None:
+    # Given a token, well-formed or not, signed with the key or not
+    # When both verifiers read it
+    ours = True
+    try:
+        verify_token(token, KEY, now=1000)
+    except InvalidTokenError:
+        ours = False
+    # Then they agree
+    assert ours == (bool(token) and _pyjwt_verify(token, KEY, now=1000))
+
+
+def test_given_claims_when_minted_then_the_token_is_pyjwts_byte_for_byte() -> None:
+    # Given an identity
+    claims = {"tenant": "acme", "role": "consumer", "client_id": "c1", "aud": AUDIENCE}
+    # When minted here and by PyJWT
+    token = mint_token(KEY, tenant="acme", role="consumer", client_id="c1", now=1000)
+    reference = jwt.encode({**claims, "iat": 1000, "exp": 1000 + 24 * 3600}, KEY, "HS256")
+    # Then the tokens are the same
+    assert token == reference
+    decoded = jwt.decode(
+        token, KEY, algorithms=["HS256"], audience=AUDIENCE, options={"verify_exp": False}
+    )
+    assert decoded["client_id"] == "c1"
