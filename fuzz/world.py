@@ -305,7 +305,7 @@ class World:
 
         self.observer = observer
         self.handlers = handler_modules()
-        self._processor = _batch._processor
+        self._processor = _batch._processor()  # the one the handlers use: its failures are read
         self.dlqs = create_resources(max_receive_count=MAX_RECEIVE_COUNT)
         settings = replace(GatewaySettings.from_env(), **(settings_overrides or {}))
         self.settings = settings
