@@ -12,6 +12,7 @@ for each AWS call it makes). Single-threaded use only.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -29,6 +30,7 @@ __all__ = [
     "Usage",
     "apigw_units",
     "item_size",
+    "partition_units",
 ]
 
 APIGW_UNIT = 32 * 1024
@@ -77,6 +79,10 @@ class Usage:
     bytes_to_clients: int = 0
     invocations: Counter[str] = field(default_factory=Counter)
     billed_ms: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    #: DynamoDB units by partition key value: pk -> [read units, write units].
+    partitions: dict[str, list[float]] = field(
+        default_factory=lambda: defaultdict(lambda: [0.0, 0.0])
+    )
 
     def scaled(self, factor: float) -> dict[str, Any]:
         """This usage times ``factor`` (e.g. 1/n for "per snapshot"), as plain data."""
@@ -155,6 +161,9 @@ class AwsMeter:
             reads, writes, scanned = _dynamodb_units(operation, params, parsed)
             self.usage.read_units += reads
             self.usage.write_units += writes
+            for pk, r, w in partition_units(operation, params, parsed):
+                self.usage.partitions[pk][0] += r
+                self.usage.partitions[pk][1] += w
             latency += scanned / 1e6 * ASSUMPTIONS.scan_ms_per_mb
         elif service == "apigatewaymanagementapi" and operation == "PostToConnection":
             size = len(params.get("Data", b""))
@@ -207,6 +216,55 @@ def _dynamodb_units(
         size = sum(item_size(i) for items in parsed.get("Responses", {}).values() for i in items)
         return _read_units(size, consistent), 0.0, 0
     return 0.0, 0.0, 0
+
+
+_PK_CONDITION = re.compile(r"\bpk\s*=\s*(:\w+)")
+
+
+def _pk(key: dict[str, Any] | None) -> str:
+    return str((key or {}).get("pk", {}).get("S", "?"))
+
+
+def _write_units(item: dict[str, Any] | None) -> float:
+    return float(max(1, math.ceil(item_size(item) / 1024))) if item else 1.0
+
+
+def partition_units(
+    operation: str, params: dict[str, Any], parsed: dict[str, Any]
+) -> list[tuple[str, float, float]]:
+    """(partition key, read units, write units) of one DynamoDB call, split by the
+    partition each unit lands on (the same unit rules as the totals), so the
+    hottest partition can be found."""
+    consistent = bool(params.get("ConsistentRead"))
+    if operation == "GetItem":
+        return [
+            (
+                _pk(params.get("Key")),
+                _read_units(item_size(parsed.get("Item", {})), consistent),
+                0.0,
+            )
+        ]
+    if operation == "Query":
+        match = _PK_CONDITION.search(params.get("KeyConditionExpression", ""))
+        value = params.get("ExpressionAttributeValues", {}).get(match.group(1), {}) if match else {}
+        size = sum(item_size(i) for i in parsed.get("Items", []))
+        return [(str(value.get("S", "?")), _read_units(size, consistent), 0.0)]
+    if operation == "PutItem":
+        return [(_pk(params.get("Item")), 0.0, _write_units(params.get("Item")))]
+    if operation in ("UpdateItem", "DeleteItem"):
+        return [(_pk(params.get("Key")), 0.0, 1.0)]
+    out: list[tuple[str, float, float]] = []
+    if operation == "BatchWriteItem":
+        for requests in params.get("RequestItems", {}).values():
+            for request in requests:
+                item = request.get("PutRequest", {}).get("Item")
+                key = item or request.get("DeleteRequest", {}).get("Key")
+                out.append((_pk(key), 0.0, _write_units(item)))
+    elif operation == "TransactWriteItems":
+        for entry in params.get("TransactItems", []):
+            body = next(iter(entry.values()), {})
+            out.append((_pk(body.get("Item") or body.get("Key")), 0.0, 2.0))
+    return out
 
 
 class MeteredHandler:

@@ -19,7 +19,17 @@ from typing import Any
 
 __all__ = ["GOALS", "PARTS", "REQUIRED_KEYS", "machine", "write_report"]
 
-PARTS = ("cost", "coldstart", "local", "capacity", "pageview")
+PARTS = ("cost", "coldstart", "local", "capacity", "pageview", "scale")
+
+#: The scale model's figures (issue 11), copied from its summary into the headline.
+SCALE_KEYS = (
+    "scale_connections_before_first_hard_limit",
+    "scale_connections_before_first_quota_default",
+    "scale_monthly_cost_usd_100k",
+    "scale_monthly_floor_usd_100k",
+    "storm_recovery_s_100k",
+    "cost_usd_per_million_100kb_snapshot_default_client",
+)
 
 REQUIRED_KEYS = (
     "cost_usd_per_million_100kb_snapshot",
@@ -33,6 +43,7 @@ REQUIRED_KEYS = (
     "rss_mb_per_1000_connections",
     "handler_import_ratio_vs_boto3",
     "mcp_compact_view_ratio",
+    *SCALE_KEYS,
 )
 
 # (key, goal as text, test of the value) for every goal of the issue.
@@ -52,6 +63,20 @@ GOALS: tuple[tuple[str, str, Callable[[float, dict[str, Any]], bool]], ...] = (
     ("first_invocation_ratio_vs_boto3", "<= 2.0x", lambda v, _: v <= 2.0),
     # Issue 13: the page view `tabrelay mcp` gives a model is about a tenth of the HTML.
     ("mcp_compact_view_ratio", "about 0.1, <= 0.15 (issue 13)", lambda v, _: v <= 0.15),
+    # Issue 11's acceptance, judged on the scale model (part 2 of the issue changes the design).
+    (
+        "scale_monthly_cost_usd_100k",
+        "<= 1.3 x scale_monthly_floor_usd_100k (issue 11)",
+        lambda v, r: (
+            r.get("scale_monthly_floor_usd_100k") is not None
+            and v <= 1.3 * r["scale_monthly_floor_usd_100k"]
+        ),
+    ),
+    (
+        "cost_usd_per_million_100kb_snapshot_default_client",
+        "<= $3.00 (issue 11)",
+        lambda v, _: v <= 3.0,
+    ),
 )
 
 
@@ -110,6 +135,9 @@ def _headline(results: dict[str, Any]) -> dict[str, Any]:
     out["mcp_compact_view_ratio"] = (
         results.get("pageview", {}).get("summary", {}).get("mcp_compact_view_ratio")
     )
+    scale = results.get("scale", {}).get("summary", {})
+    for key in SCALE_KEYS:
+        out[key] = scale.get(key)
     return out
 
 
@@ -141,6 +169,11 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
     capacity = results.get("capacity")
     if capacity and capacity.get("samples"):
         written.append(_capacity_plot(plt, capacity, out))
+    scale = results.get("scale")
+    if scale:
+        from bench.report_scale import scale_plots
+
+        written += [_save(plt, fig, out, name) for name, fig in scale_plots(plt, scale)]
     return written
 
 

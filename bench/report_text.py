@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.report_scale import scale_section
+
 __all__ = ["render"]
 
 _WORKLOADS = {
@@ -330,6 +332,8 @@ def render(doc: dict[str, Any]) -> str:
     lines += ["", "## 3. Connection capacity (local emulator)", "", *_capacity(doc)]
     lines += ["", "## 4. Cold start", "", *_coldstart(doc)]
     lines += ["", "## 5. MCP: the compact page view", "", *_pageview(doc)]
+    lines += ["", "## 6. Scale model: 1,000 to 1,000,000 connections (issue 11)", ""]
+    lines += scale_section(doc)
     lines += [
         "",
         "## Run",
