@@ -10,6 +10,7 @@ import json
 import jwt
 import pytest
 
+from functions.logic import auth
 from functions.logic.auth import (
     AUDIENCE,
     Claims,
@@ -211,11 +212,14 @@ def test_given_any_token_when_verified_then_the_answer_is_pyjwts(token: str) -> 
     assert ours == (bool(token) and _pyjwt_verify(token, KEY, now=1000))
 
 
-def test_given_claims_when_minted_then_the_token_is_pyjwts_byte_for_byte() -> None:
-    # Given an identity
+def test_given_claims_when_minted_then_the_token_is_pyjwts_byte_for_byte(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given an identity, minted at a known moment (mint_token reads the clock itself)
     claims = {"tenant": "acme", "role": "consumer", "client_id": "c1", "aud": AUDIENCE}
+    monkeypatch.setattr(auth.time, "time", lambda: 1000.0)
     # When minted here and by PyJWT
-    token = mint_token(KEY, tenant="acme", role="consumer", client_id="c1", now=1000)
+    token = mint_token(KEY, tenant="acme", role="consumer", client_id="c1")
     reference = jwt.encode({**claims, "iat": 1000, "exp": 1000 + 24 * 3600}, KEY, "HS256")
     # Then the tokens are the same
     assert token == reference
