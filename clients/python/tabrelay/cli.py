@@ -185,7 +185,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Act as a browser: send snapshots (from files, cycled, or generated pages "
         "of --size bytes) at --rate per second with a live rate display on stderr, and answer "
         "commands: 'echo' returns its args, 'sleep' waits args.seconds, 'fail' fails with "
-        "args.message, 'snapshot' sends the current page now and returns its sid, "
+        "args.message, 'snapshot' sends the current page now and returns its sid and seq, "
         "'screenshot' returns a 1x1 PNG, anything else returns {name, args}; page-changing "
         "commands (navigate, click, type, ...) send a snapshot before their result, and "
         "navigate sets the page url. Each command is printed to stdout.",
@@ -421,16 +421,23 @@ async def _simulate(args: argparse.Namespace) -> int:
     # The page the simulated browser shows now: the newest one it sent.
     page = {"html": "", "url": args.page_url, "title": ""}
 
-    async def send_page(html: str, url: str, title: str) -> str:
-        page.update(html=html, url=url, title=title)
-        return await relay.send_snapshot(html, url=url, title=title)
+    # One page at a time, so the seq read after a send is that snapshot's own.
+    sending = asyncio.Lock()
+
+    async def send_page(html: str, url: str, title: str) -> tuple[str, int]:
+        async with sending:
+            page.update(html=html, url=url, title=title)
+            sid = await relay.send_snapshot(html, url=url, title=title)
+            return sid, relay.snapshot_seq
 
     async def handler(cmd: CommandRequest) -> Any:
         fields = ("command", cmd.id, cmd.name, json.dumps(cmd.args))
         _line(sys.stdout, "\t".join(safe_text(f) for f in fields))
         if cmd.name == "snapshot":  # send the page now; answer what was sent
-            sid = await send_page(page["html"], page["url"], page["title"])
-            return {"sid": sid, "url": page["url"], "title": page["title"]}
+            # The seq too, as the extension answers: a consumer that waits for this
+            # snapshot must also accept a newer one that conflated it.
+            sid, seq = await send_page(page["html"], page["url"], page["title"])
+            return {"sid": sid, "seq": seq, "url": page["url"], "title": page["title"]}
         if cmd.name == "screenshot":
             return {"mime": "image/png", "data": _PNG, "url": page["url"]}
         if cmd.name == "navigate" and isinstance(cmd.args.get("url"), str):

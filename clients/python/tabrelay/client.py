@@ -349,6 +349,12 @@ class Relay:
             await self._first(self._empty, self._finished)
 
     @property
+    def snapshot_seq(self) -> int:
+        """The ``seq`` of the newest snapshot :meth:`send_snapshot` queued (each
+        snapshot takes the next one)."""
+        return self._seq
+
+    @property
     def connected(self) -> bool:
         return self._ws is not None and self._ready.is_set()
 

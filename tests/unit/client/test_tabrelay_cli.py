@@ -243,3 +243,31 @@ async def test_given_hostile_result_and_error_when_send_then_both_printed_escape
     assert fcode == EXIT_CODES["command_failed"]
     _no_controls(ferr)
     assert "pwn\\x1b]0;pwned\\x07" in ferr
+
+
+async def test_given_simulated_browser_when_asked_for_a_snapshot_then_it_answers_its_sid_and_seq(
+    gateway: FakeGateway,
+) -> None:
+    # Given a simulated browser sending its own snapshots twice a second
+    sim = asyncio.create_task(
+        _run(
+            "simulate-browser",
+            *(gateway.url, "--token", "browser:b1", "--quiet"),
+            *("--duration", "3", "--rate", "2"),
+        )
+    )
+    try:
+        await gateway.wait_for(lambda: gateway.live("b1") is not None)
+        async with tabrelay.connect(gateway.url, token="consumer:c1") as consumer:
+            # When a consumer asks it for a snapshot now
+            answer = await consumer.command("b1", "snapshot", timeout=5)
+            async with asyncio.timeout(WAIT):
+                async for snap in consumer.snapshots():
+                    if snap.sid == answer["sid"]:
+                        break
+        # Then the answer names that snapshot's seq as well as its sid, as the
+        # extension's does: a waiter can accept a newer snapshot that conflated it
+        assert answer["seq"] == snap.seq
+    finally:
+        code, _, err = await sim
+    assert code == 0, err
