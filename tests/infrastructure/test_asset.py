@@ -18,25 +18,15 @@ from typing import Any
 
 import pytest
 
+from simulation.environment import ENVIRONMENT, HANDLER_NAMES
+
 #: Unzipped bytes: the goal of issue 12 (was 27.9 MB with the X-Ray SDK's botocore).
 MAX_ASSET_BYTES = 5 * 1024 * 1024
 #: Packages the runtime provides; the asset must not carry its own.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
-HANDLERS = ("authorizer", "connect", "disconnect", "message", "router", "delivery")
-#: What the handlers read from their environment; the values need not exist.
-HANDLER_ENV = {
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_ACCESS_KEY_ID": "test",
-    "AWS_SECRET_ACCESS_KEY": "test",
-    "TABLE_NAME": "tabrelay-connections",
-    "BUS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bus",
-    "DELIVERY_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/delivery",
-    "CALLBACK_URL": "https://abc.execute-api.us-east-1.amazonaws.com/dev",
-    "SIGNING_SECRET_ID": "tabrelay-signing-key",
-    "POWERTOOLS_SERVICE_NAME": "tabrelay",
-    "POWERTOOLS_METRICS_NAMESPACE": "TabRelay",
-    "POWERTOOLS_TRACE_DISABLED": "1",
-}
+HANDLERS = HANDLER_NAMES
+#: What the handlers read from their environment (the moto world's; the values need not exist).
+HANDLER_ENV = ENVIRONMENT
 # Imports every handler, then reports where each project module came from.
 _IMPORT_HANDLERS = """
 import importlib, json, sys
