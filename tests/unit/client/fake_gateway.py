@@ -34,6 +34,7 @@ class FakeConn:
     subs: set[str] | None = None
     dseq: int = 0
     received: list[dict[str, Any]] = field(default_factory=list)
+    overlapped: bool = False  # another connection of its client id was open at its handshake
 
 
 class FakeGateway:
@@ -115,6 +116,7 @@ class FakeGateway:
         role, _, client_id = query["token"][0].partition(":")
         self.handshakes += 1
         conn = FakeConn(ws, role, client_id, query.get("acks") == ["1"], self.handshakes)
+        conn.overlapped = self.live(client_id) is not None
         self.conns.append(conn)
         await self._notify()
         try:
