@@ -24,8 +24,9 @@ from tabrelay.core import (
 
 from tests.unit.client.fake_gateway import WAIT, FakeGateway
 
-# A planned reconnect within a tenth of a second; a backoff far longer than any
-# wait of these tests, so that a reconnect that used it would time the test out.
+# A planned reconnect within a tenth of a second, and a long backoff (up to a
+# minute) for reconnections after a drop, which these tests must not see:
+# every session after the first comes from a planned reconnect.
 _SOON: dict[str, Any] = {
     "early_reconnect": (0.05, 0.1),
     "backoff_initial": 60.0,
@@ -172,12 +173,13 @@ async def test_given_consumer_when_planned_moment_comes_then_next_connection_ope
         async with asyncio.timeout(WAIT):
             await consumer.wait_connected(2)
         later = gateway.conns[1:]
+        sessions, planned = consumer.stats.sessions, consumer.stats.planned_reconnects
     # Make before break: the next connection was open before the first was closed,
     # and the first was closed on purpose, not dropped.
     assert later[0].overlapped
     assert first.ws.close_code == 1000
     assert first.ws.close_reason == "planned reconnect before the 2-hour limit"
-    assert consumer.stats.planned_reconnects >= 1
+    assert planned == sessions - 1 >= 1
     # The subscriptions were rebuilt on the next connection, as after a drop.
     assert later[0].received[0] == {"action": "subscribe", "browsers": ["b1"], "id": "restore"}
 
@@ -215,3 +217,19 @@ async def test_given_token_refused_at_planned_reconnect_then_relay_ends_with_aut
     await relay.close()
     assert gateway.refused == 1  # never retried
     assert gateway.conns[0].ws.close_code == 1000
+
+
+async def test_given_gateway_closes_superseded_browser_during_handshake_then_next_connection_taken_at_once(
+    gateway: FakeGateway,
+) -> None:
+    # The real gateway closes a browser's older connection when the newer one
+    # connects, i.e. before the planned reconnect's handshake has finished.
+    gateway.supersede_browsers = True
+    async with tabrelay.connect(gateway.url, token="browser:b1", **_SOON) as browser:
+        first = gateway.conns[0]
+        async with asyncio.timeout(WAIT):
+            await browser.wait_connected(2)
+        sessions, planned = browser.stats.sessions, browser.stats.planned_reconnects
+    assert first.ws.close_reason == "superseded"
+    # The handshake under way was waited for and used, not aborted as after a drop.
+    assert planned == sessions - 1 >= 1
