@@ -16,6 +16,7 @@ import { captureDocument } from './lib/page.js';
 import {
   DEFAULT_COMMAND_TIMEOUT,
   backoffDelay,
+  earlyReconnectDelay,
   errorMessage,
   jwtClaims,
   resultMessages,
@@ -54,6 +55,13 @@ let socket = null;
 let attempt = 0;
 let reconnectTimer = null;
 let pingTimer = null;
+// A planned reconnect before API Gateway's 2-hour cut (earlyReconnectDelay):
+// the next socket opens first (`nextSocket` until then), and only then does it
+// replace the current one (make before break: the gateway closes a browser's
+// older connection as the newer one connects, without an offline presence).
+let renewTimer = null;
+let nextSocket = null;
+let retiring = null; // the replaced socket, whose last frames are still read
 let openedAt = 0;
 let lastFrameAt = 0;
 let seq = 0;
@@ -105,40 +113,62 @@ async function loadConfig() {
 function connect() {
   clearTimeout(reconnectTimer);
   reconnectTimer = null;
-  if (socket) return;
+  if (socket || nextSocket) return;
+  const ws = openSocket();
+  if (!ws) return;
+  socket = ws;
+  setStatus({ state: attempt ? 'reconnecting' : 'connecting', nextAttemptAt: null, ...identity() });
+}
+
+/** A new socket with its handlers, or null (the status says why). */
+function openSocket() {
   if (!config.url || !config.token) {
     setStatus({ state: 'error', reason: 'not configured: set the gateway URL and token in the options', nextAttemptAt: null });
-    return;
+    return null;
   }
   const claims = jwtClaims(config.token);
   if (claims && typeof claims.exp === 'number' && claims.exp * 1000 <= Date.now()) {
     setStatus({ state: 'error', reason: `token expired at ${new Date(claims.exp * 1000).toISOString()}`, nextAttemptAt: null });
-    return;
+    return null;
   }
   let ws;
   try {
     ws = new WebSocket(socketUrl(config.url, config.token));
   } catch (e) {
     setStatus({ state: 'error', reason: `bad gateway URL: ${e.message}`, nextAttemptAt: null });
-    return;
+    return null;
   }
-  socket = ws;
-  setStatus({ state: attempt ? 'reconnecting' : 'connecting', nextAttemptAt: null, ...identity() });
   ws.onopen = () => {
+    if (ws === nextSocket) {
+      nextSocket = null;
+      replaceSocket(ws);
+      return;
+    }
     if (socket !== ws) return;
-    openedAt = lastFrameAt = Date.now();
-    setStatus({ state: 'connected', reason: '', since: openedAt, nextAttemptAt: null });
-    pingTimer = setInterval(keepAlive, PING_EVERY_MS);
-    flushOutbox();
-    requestSnapshot(true);
+    onOpen(ws);
   };
   ws.onmessage = (event) => {
-    if (socket !== ws) return;
+    if (socket !== ws && retiring !== ws) return;
     lastFrameAt = Date.now();
     onFrame(event.data);
   };
   ws.onclose = (event) => {
+    if (retiring === ws) retiring = null;
+    if (ws === nextSocket) {
+      // The planned reconnect failed: keep the current socket until the
+      // gateway's cut (then reconnect with backoff), or back off now if the
+      // current one is already gone.
+      nextSocket = null;
+      if (!socket) dropSocket(`planned reconnect failed (${event.code})`);
+      return;
+    }
     if (socket !== ws) return;
+    if (nextSocket) {
+      // Closed while the next socket's handshake is under way (the gateway
+      // superseded it): the next one takes over when it opens.
+      release();
+      return;
+    }
     const detail = event.reason ? `${event.code} ${event.reason}` : `${event.code}`;
     // A refused handshake (401/403) and an unreachable host look the same to
     // a page: 1006 with no reason. Say both.
@@ -148,6 +178,48 @@ function connect() {
     dropSocket(why);
   };
   // onerror carries no detail and is always followed by onclose.
+  return ws;
+}
+
+function onOpen(ws) {
+  openedAt = lastFrameAt = Date.now();
+  setStatus({ state: 'connected', reason: '', since: openedAt, nextAttemptAt: null });
+  pingTimer = setInterval(keepAlive, PING_EVERY_MS);
+  renewTimer = setTimeout(() => renew(ws), earlyReconnectDelay());
+  flushOutbox();
+  requestSnapshot(true);
+}
+
+/** Reconnect on purpose before the gateway's 2-hour cut, without backoff:
+ * open the next socket; it replaces this one once open. */
+function renew(ws) {
+  if (socket !== ws || nextSocket) return;
+  nextSocket = openSocket();
+}
+
+/** The next socket of a planned reconnect is open: close the old one (1000)
+ * and carry on with the new one as after any reconnection. */
+function replaceSocket(ws) {
+  const old = socket;
+  release();
+  attempt = 0; // the old connection lived long: the backoff starts over
+  if (old && old.readyState <= WebSocket.OPEN) {
+    retiring = old;
+    old.close(1000, 'planned reconnect before the 2-hour limit');
+  }
+  socket = ws;
+  onOpen(ws);
+}
+
+/** Forget the current socket's timers and unsent snapshot parts. */
+function release() {
+  socket = null;
+  clearInterval(pingTimer);
+  pingTimer = null;
+  clearTimeout(renewTimer);
+  renewTimer = null;
+  bulk.length = 0;
+  recent.clear();
 }
 
 function identity() {
@@ -169,11 +241,7 @@ function identity() {
 
 function dropSocket(reason) {
   const ws = socket;
-  socket = null;
-  clearInterval(pingTimer);
-  pingTimer = null;
-  bulk.length = 0;
-  recent.clear();
+  release();
   if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000, 'reconnecting');
   if (openedAt && Date.now() - openedAt >= HEALTHY_AFTER_MS) attempt = 0;
   openedAt = 0;
@@ -480,7 +548,7 @@ function setStatus(patch) {
 chrome.alarms.onAlarm.addListener(async (alarm) => {
   if (alarm.name !== WATCHDOG_ALARM) return;
   await ready;
-  if (!socket && !reconnectTimer) connect();
+  if (!socket && !nextSocket && !reconnectTimer) connect();
 });
 
 chrome.tabs.onActivated.addListener(() => requestSnapshot(false));
@@ -526,11 +594,10 @@ chrome.storage.onChanged.addListener(async (changes, area) => {
 /** Close the current socket (if any) and connect again at once. */
 function restart(why) {
   const ws = socket;
-  socket = null;
-  clearInterval(pingTimer);
-  pingTimer = null;
-  bulk.length = 0;
-  recent.clear();
+  const next = nextSocket;
+  nextSocket = null;
+  if (next) next.close(1000, why);
+  release();
   openedAt = 0;
   attempt = 0;
   if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000, why);

@@ -133,12 +133,28 @@ export function errorMessage(id, code, error) {
   return JSON.stringify({ action: 'result', id, ok: false, error: clip(String(error), MAX_ERROR_CHARS), code });
 }
 
-/** Delay before reconnection attempt `attempt` (0-based): exponential from
- * `base` ms, capped at `cap` ms, with jitter so a fleet of browsers does not
- * reconnect in lockstep after a gateway outage. */
+/** Delay before reconnection attempt `attempt` (0-based), in ms: uniform in
+ * [0, min(cap, base * 2^attempt)] ("full jitter", AWS Architecture Blog
+ * "Exponential Backoff And Jitter"), so a fleet of browsers dropped together
+ * (a gateway blip) spreads its reconnections over the whole window instead of
+ * coming back in lockstep. */
 export function backoffDelay(attempt, { base = 500, cap = 15000, random = Math.random } = {}) {
   const ceiling = Math.min(cap, base * 2 ** Math.min(attempt, 30));
-  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+  return Math.round(random() * ceiling);
+}
+
+/** API Gateway closes every WebSocket connection after 2 hours. Each
+ * connection, once open, reconnects on purpose (no backoff) at a moment drawn
+ * uniformly in [EARLY_RECONNECT_FROM_MS, EARLY_RECONNECT_TO_MS] after it
+ * opened: 100 to 110 minutes, i.e. 10 to 20 minutes before the cut, so a fleet
+ * that connected together is not cut together. The same window as the Python
+ * client's `early_reconnect` (tabrelay.core.DEFAULT_EARLY_RECONNECT). */
+export const EARLY_RECONNECT_FROM_MS = 6000000;
+export const EARLY_RECONNECT_TO_MS = 6600000;
+
+/** How long after a connection opened to reconnect on purpose, in ms. */
+export function earlyReconnectDelay({ from = EARLY_RECONNECT_FROM_MS, to = EARLY_RECONNECT_TO_MS, random = Math.random } = {}) {
+  return Math.round(from + random() * (to - from));
 }
 
 /** The claims of a JWT, without verifying it (for display and expiry checks);

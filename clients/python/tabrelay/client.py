@@ -4,9 +4,12 @@ It follows the seed's design. Each WebSocket connection (a *session*) runs a
 reader task, a writer task and a keep-alive task. The writer drains the bounded
 outgoing queue (:class:`~tabrelay.core.OutboundBuffer`); the reader owns the
 session: when the connection ends, it cancels the writer and the keep-alive.
-A lifecycle task then reconnects with exponential backoff and jitter, restores
-the subscriptions and resends what was in flight. Every protocol rule lives in
-:mod:`tabrelay.core`; this module only moves frames and wakes waiters.
+A lifecycle task then reconnects with exponential backoff and full jitter,
+restores the subscriptions and resends what was in flight. Each session also
+reconnects on purpose, at a random moment 10-20 minutes before API Gateway's
+2-hour cut: it opens the next connection first, then closes its own. Every
+protocol rule lives in :mod:`tabrelay.core`; this module only moves frames and
+wakes waiters.
 
 This module must not implement protocol rules of its own (put them in
 ``core``) and must not import anything outside the package but ``websockets``.
@@ -33,6 +36,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from tabrelay import wire
 from tabrelay.core import (
+    DEFAULT_EARLY_RECONNECT,
     DEFAULT_FRAME_BUDGET,
     DEFAULT_MAX_PENDING_RESULTS,
     DEFAULT_MAX_PENDING_SNAPSHOT_BYTES,
@@ -49,13 +53,13 @@ from tabrelay.core import (
     Outgoing,
     Overflow,
     PartResender,
+    Reconnects,
     Replies,
     RequestKind,
     ResultAssembler,
     SnapshotAssembler,
     Subscriptions,
     TokenBucket,
-    backoff,
     batches,
     browser_ids,
     check_command_timeout,
@@ -109,6 +113,7 @@ class RelayStats:
     pings_sent: int = 0
     commands_run: int = 0
     duplicate_commands: int = 0
+    planned_reconnects: int = 0  # connections replaced on purpose before the 2-hour cut
     malformed: int = 0  # deliveries the client could not use (each answered or counted)
 
 
@@ -129,6 +134,7 @@ class RelayOptions:
     reconnect: bool = True
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
+    early_reconnect: tuple[float, float] | None = DEFAULT_EARLY_RECONNECT
     open_timeout: float = 10.0
     request_timeout: float = 10.0
     close_timeout: float = 5.0
@@ -149,6 +155,7 @@ class RelayOptions:
     def __post_init__(self) -> None:
         if self.overflow not in OVERFLOW_POLICIES:
             raise ValueError(f"overflow must be one of {sorted(OVERFLOW_POLICIES)}")
+        Reconnects(window=self.early_reconnect)  # raises ValueError on a bad window
 
 
 def connect(
@@ -190,7 +197,19 @@ class Relay:
     * ``ping_interval`` (20 s), ``ping_timeout`` (20 s): a JSON ``ping`` every
       interval; if nothing arrives within the timeout the connection is treated
       as dead and reopened.
-    * ``reconnect`` (True), ``backoff_initial`` (0.5 s), ``backoff_max`` (30 s).
+    * ``reconnect`` (True), ``backoff_initial`` (0.5 s), ``backoff_max`` (30 s):
+      after a drop, attempt ``n`` waits a random delay in ``[0, d]`` with
+      ``d = min(backoff_max, backoff_initial * 2**n)`` (full jitter); a
+      connection that lived 10 s starts the schedule over.
+    * ``early_reconnect`` (``(6000, 6600)`` s): API Gateway closes every
+      connection after 2 hours, so each connection, once open, draws a moment
+      uniformly in this window (100-110 minutes after it opened) and then
+      reconnects on purpose, without backoff: it opens the next connection,
+      closes the old one (code 1000), and restores the subscriptions and
+      resends what was in flight as after a drop. A fleet that connected
+      together is thus not cut together. ``None`` waits for the cut; so does
+      ``reconnect=False``. If the gateway refuses the token then, the relay
+      ends with :class:`AuthError` as on any reconnect.
     * ``open_timeout`` (10 s), ``request_timeout`` (10 s) for ``list`` and
       ``subscribe`` replies, ``close_timeout`` (5 s) to flush on close.
     * ``ack_every`` (10), ``ack_delay`` (0.25 s): an ack goes out after that many
@@ -262,6 +281,15 @@ class Relay:
         self._seq = time.time_ns() // 1_000_000
 
         self._ws: ClientConnection | None = None
+        self._reconnects = Reconnects(
+            initial=opts.backoff_initial,
+            maximum=opts.backoff_max,
+            window=opts.early_reconnect if opts.reconnect else None,
+        )
+        self._next_ws: ClientConnection | None = None  # opened by a planned reconnect
+        self._renew_error: AuthError | None = None
+        self._renewing = False  # a planned reconnect's handshake is under way
+        self._renew_task: asyncio.Task[None] | None = None
         self._session = 0
         self._last_rx = 0.0
         self._reader_paused = False
@@ -591,8 +619,19 @@ class Relay:
         try:
             while True:
                 await self._run_session(ws)
+                if self._renew_task is not None:
+                    # Cancelling the lifecycle cancels it too.
+                    await asyncio.gather(self._renew_task, return_exceptions=True)
+                planned, self._next_ws = self._next_ws, None
                 if self._closing.is_set():
+                    if planned is not None:
+                        await planned.close()
                     return
+                if self._renew_error is not None:
+                    raise self._renew_error
+                if planned is not None:
+                    ws = planned  # a planned reconnect: no backoff
+                    continue
                 if not self.options.reconnect:
                     raise ConnectionClosedError("connection lost (reconnect=False)")
                 ws = await self._reopen()
@@ -605,9 +644,8 @@ class Relay:
             self._finish()
 
     async def _reopen(self) -> ClientConnection:
-        delays = backoff(initial=self.options.backoff_initial, maximum=self.options.backoff_max)
+        delay = self._reconnects.dropped(self._now())
         while True:
-            delay = next(delays)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._closing.wait()
@@ -617,6 +655,7 @@ class Relay:
                 ws = await self._open()
             except ConnectError as exc:
                 logger.info("tabrelay: reconnect failed (%s); retrying", exc)
+                delay = self._reconnects.failed()
                 continue
             self._ws = ws
             if self._closing.is_set():  # close() ran while the handshake was under way
@@ -630,6 +669,7 @@ class Relay:
         self.stats.sessions += 1
         self._ws = ws
         self._last_rx = self._now()
+        self._reconnects.opened(self._last_rx)
         self._ack.reset()
         # Rebuild the subscriptions; requests written on the lost connection
         # never got their reply: ask again.
@@ -645,9 +685,14 @@ class Relay:
         self._wake.set()
         writer = asyncio.create_task(self._writer(ws), name="tabrelay-writer")
         keepalive = asyncio.create_task(self._keepalive(ws), name="tabrelay-keepalive")
+        self._renew_task = renew = asyncio.create_task(self._renew(ws), name="tabrelay-renew")
         try:
             await self._reader(ws)
         finally:
+            # A planned reconnect's handshake under way is the next connection:
+            # the lifecycle waits for it (bounded by open_timeout) rather than abort it.
+            if not self._renewing:
+                renew.cancel()
             self._ready.clear()
             if self._ready_timer is not None:
                 self._ready_timer.cancel()
@@ -660,6 +705,40 @@ class Relay:
                 self._ack_timer.cancel()
                 self._ack_timer = None
             await ws.close()
+
+    async def _renew(self, ws: ClientConnection) -> None:
+        """Reconnect on purpose at the moment the core drew, before the gateway's 2-hour
+        cut: open the next connection first (make before break: a browser's new
+        connection supersedes this one at the gateway, a consumer may hold both),
+        then close this one; the lifecycle starts a session on the next one."""
+        while True:
+            at = self._reconnects.renew_at
+            if at is None:
+                return
+            await asyncio.sleep(max(0.0, at - self._now()))  # a deadline, not synchronization
+            if self._closing.is_set():
+                return
+            if not self._reconnects.renew_due(self._now()):
+                continue  # woken a clock tick early
+            self._renewing = True
+            try:
+                self._next_ws = await self._open()
+                break
+            except AuthError as exc:
+                # As on any reconnect, a refused token ends the relay.
+                self._renew_error = exc
+                break
+            except ConnectError as exc:
+                logger.info("tabrelay: planned reconnect failed (%s)", exc)
+                self._reconnects.renew_failed(self._now())
+            finally:
+                self._renewing = False
+        reason = "the gateway refused the token on a planned reconnect"
+        if self._next_ws is not None:
+            self.stats.planned_reconnects += 1
+            reason = "planned reconnect before the 2-hour limit"
+            logger.info("tabrelay: reconnecting before the gateway's 2-hour limit")
+        await ws.close(1000, reason)
 
     async def _reader(self, ws: ClientConnection) -> None:
         try:

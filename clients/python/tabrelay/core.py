@@ -11,7 +11,9 @@ unit-tested without a network:
 * results: :func:`result_frames` / :class:`ResultAssembler` do the same for
   command results too large for one frame;
 * acks: :class:`AckTracker` decides which cumulative ``ack`` to send and when;
-* backoff: :func:`backoff` yields reconnection delays;
+* reconnecting: :func:`backoff` yields full-jitter reconnection delays;
+  :class:`Reconnects` decides when to reconnect, after a drop and on purpose
+  before API Gateway's 2-hour cut;
 * pacing: :class:`TokenBucket` keeps the sending rate under the gateway's limit;
 * queues: :class:`OutboundBuffer` and :class:`InboundSnapshots` are the two
   bounded queues with their overflow policies;
@@ -55,11 +57,14 @@ from tabrelay.errors import (
 from tabrelay.models import Snapshot
 
 __all__ = [
+    "DEFAULT_EARLY_RECONNECT",
     "DEFAULT_FRAME_BUDGET",
     "DEFAULT_MAX_PENDING_RESULTS",
     "DEFAULT_MAX_PENDING_SNAPSHOT_BYTES",
     "DEFAULT_MAX_RESULT_BYTES",
     "DEFAULT_MAX_SNAPSHOT_BYTES",
+    "HEALTHY_AFTER",
+    "MAX_CONNECTION_SECONDS",
     "RESTORE_ID",
     "SUBSCRIBE_BATCH",
     "AckTracker",
@@ -74,6 +79,7 @@ __all__ = [
     "Outgoing",
     "Overflow",
     "PartResender",
+    "Reconnects",
     "Replies",
     "RequestKind",
     "ResultAssembler",
@@ -830,21 +836,106 @@ def backoff(
     initial: float = 0.5,
     factor: float = 2.0,
     maximum: float = 30.0,
-    jitter: float = 0.5,
+    jitter: float = 1.0,
     rng: Callable[[], float] = random.random,
 ) -> Iterator[float]:
     """Endless reconnection delays: exponential growth capped at ``maximum``, with jitter.
 
     Delay ``n`` (from 0) lies in ``[d * (1 - jitter), d]`` where
-    ``d = min(maximum, initial * factor ** n)``, so many clients dropped at once
-    (API Gateway's 2-hour close) do not come back in lockstep, and no delay is 0.
+    ``d = min(maximum, initial * factor ** n)``. The default is *full jitter*
+    (``jitter=1``: uniform in ``[0, d]``, AWS Architecture Blog "Exponential
+    Backoff And Jitter"), so a fleet dropped at once (a gateway blip) spreads
+    its reconnections over the whole window instead of coming back in lockstep.
     """
-    if not 0 <= jitter < 1:
-        raise ValueError("jitter must be in [0, 1)")
+    if not 0 <= jitter <= 1:
+        raise ValueError("jitter must be in [0, 1]")
     delay = initial
     while True:
         yield delay * (1 - jitter * rng())
         delay = min(maximum, delay * factor)
+
+
+#: API Gateway closes every WebSocket connection after 2 hours (a fixed quota).
+MAX_CONNECTION_SECONDS = 7200.0
+#: When the client reconnects on purpose, in seconds after a connection opened:
+#: a moment drawn uniformly from this window, 10 to 20 minutes before the
+#: 2-hour cut, so that a fleet that connected together is not cut together.
+DEFAULT_EARLY_RECONNECT = (6000.0, 6600.0)
+#: A connection that lived this long resets the backoff (its drop is news, not
+#: a gateway that accepts and then drops at once).
+HEALTHY_AFTER = 10.0
+
+
+class Reconnects:
+    """When to reconnect: after a drop, and on purpose before the gateway's 2-hour cut.
+
+    Contract, all with the current time ``now``: :meth:`opened` when a
+    connection opens (it draws :attr:`renew_at`, the moment to reconnect on
+    purpose, uniformly in ``window`` after ``now``; ``window=None`` never
+    does); :meth:`renew_due` says whether that moment has come; the caller then
+    opens the next connection (no backoff), closes the old one, and calls
+    :meth:`opened` again, or :meth:`renew_failed` if the open failed.
+    :meth:`dropped` when a connection was lost and :meth:`failed` when an
+    attempt failed give the delay before the next attempt: full-jitter backoff
+    (:func:`backoff`) that starts over once a connection lived ``healthy_after``
+    seconds.
+    """
+
+    def __init__(
+        self,
+        *,
+        initial: float = 0.5,
+        maximum: float = 30.0,
+        window: tuple[float, float] | None = DEFAULT_EARLY_RECONNECT,
+        healthy_after: float = HEALTHY_AFTER,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        if window is not None and not 0 < window[0] <= window[1]:
+            raise ValueError("the early reconnect window must satisfy 0 < start <= end")
+        self.initial = initial
+        self.maximum = maximum
+        self.window = window
+        self.healthy_after = healthy_after
+        self._rng = rng
+        self._delays = backoff(initial=initial, maximum=maximum, rng=rng)
+        self.opened_at: float | None = None
+        self.renew_at: float | None = None
+
+    def _ended(self, now: float) -> None:
+        if self.opened_at is not None and now - self.opened_at >= self.healthy_after:
+            self._delays = backoff(initial=self.initial, maximum=self.maximum, rng=self._rng)
+        self.opened_at = self.renew_at = None
+
+    def opened(self, now: float) -> float | None:
+        """A connection opened at ``now`` (replacing any other); returns :attr:`renew_at`."""
+        self._ended(now)
+        self.opened_at = now
+        if self.window is not None:
+            start, end = self.window
+            self.renew_at = now + start + (end - start) * self._rng()
+        return self.renew_at
+
+    def renew_due(self, now: float) -> bool:
+        return self.renew_at is not None and now >= self.renew_at
+
+    def renew_failed(self, now: float) -> float | None:
+        """Opening the next connection failed: try again after a backoff delay while
+        that is still before the cut; returns the new :attr:`renew_at` (``None``: let
+        the gateway's cut end the connection, then reconnect as after a drop)."""
+        if self.opened_at is None:
+            return None
+        at = now + next(self._delays)
+        self.renew_at = at if at < self.opened_at + MAX_CONNECTION_SECONDS else None
+        return self.renew_at
+
+    def dropped(self, now: float) -> float:
+        """The connection was lost at ``now``: the delay before the first attempt."""
+        self._ended(now)
+        return next(self._delays)
+
+    def failed(self) -> float:
+        """An attempt failed: the delay before the next one."""
+        return next(self._delays)
 
 
 # --------------------------------------------------------------------------

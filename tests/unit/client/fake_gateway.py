@@ -34,6 +34,7 @@ class FakeConn:
     subs: set[str] | None = None
     dseq: int = 0
     received: list[dict[str, Any]] = field(default_factory=list)
+    overlapped: bool = False  # another connection of its client id was open at its handshake
 
 
 class FakeGateway:
@@ -50,6 +51,9 @@ class FakeGateway:
         self.echo_ids = True
         self.answer_pings = True
         self.refuse_all = False  # refuse every token (an expired one, say)
+        # Like the real gateway: a browser's new connection closes its older one
+        # during the handshake (before the new one is open).
+        self.supersede_browsers = False
         self.list_page = 0  # when set, ``browsers`` replies are pages of this many
         self._changed = asyncio.Condition()
 
@@ -101,12 +105,16 @@ class FakeGateway:
         async with self._changed:
             self._changed.notify_all()
 
-    def _check_token(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _check_token(self, connection: ServerConnection, request: Request) -> Response | None:
         query = parse_qs(urlsplit(request.path).query)
         token = query.get("token", [""])[0]
         if ":" not in token or self.refuse_all:
             self.refused += 1
             return connection.respond(HTTPStatus.UNAUTHORIZED, "invalid token\n")
+        role, _, client_id = token.partition(":")
+        older = self.live(client_id)
+        if self.supersede_browsers and role == "browser" and older is not None:
+            await older.ws.close(1000, "superseded")
         return None
 
     async def _handle(self, ws: ServerConnection) -> None:
@@ -115,6 +123,7 @@ class FakeGateway:
         role, _, client_id = query["token"][0].partition(":")
         self.handshakes += 1
         conn = FakeConn(ws, role, client_id, query.get("acks") == ["1"], self.handshakes)
+        conn.overlapped = self.live(client_id) is not None
         self.conns.append(conn)
         await self._notify()
         try:

@@ -26,8 +26,9 @@ def test_given_real_rng_then_no_delay_is_zero_or_over_the_cap() -> None:
 
 
 def test_given_bad_jitter_then_value_error() -> None:
-    with pytest.raises(ValueError):
-        next(backoff(jitter=1.0))
+    for jitter in (-0.1, 1.5):
+        with pytest.raises(ValueError):
+            next(backoff(jitter=jitter))
 
 
 def test_given_bucket_when_burst_spent_then_delay_until_one_token_refills() -> None:

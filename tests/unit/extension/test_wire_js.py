@@ -34,6 +34,9 @@ JS_CONSTANTS: dict[str, float] = {
     "MAX_TITLE_CHARS": wire.MAX_TITLE_CHARS,
     "MAX_ERROR_CHARS": wire.MAX_ERROR_CHARS,
     "DEFAULT_COMMAND_TIMEOUT": wire.DEFAULT_COMMAND_TIMEOUT,
+    # The planned reconnect's window, the same in both clients (ms here, s in Python).
+    "EARLY_RECONNECT_FROM_MS": core.DEFAULT_EARLY_RECONNECT[0] * 1000,
+    "EARLY_RECONNECT_TO_MS": core.DEFAULT_EARLY_RECONNECT[1] * 1000,
 }
 
 
