@@ -414,7 +414,7 @@ class TokenCase:
 
 
 def bad_tokens(rng: Random, key: str, tenant: str, role: str, client: str) -> TokenCase:
-    """A token the authorizer must refuse (401), never crash on."""
+    """A token the authorizer must refuse (a Deny policy: HTTP 403), never crash on."""
     now = int(time.time())
     base = {"tenant": tenant, "role": role, "client_id": client, "aud": "tabrelay"}
 

@@ -356,13 +356,11 @@ class World:
         return self.handlers[name].handler(event, LambdaContext())
 
     def authorize(self, token: str) -> dict[str, Any] | None:
-        """The authorizer's policy, or None when it refused (``Unauthorized``)."""
+        """The authorizer's policy (a Deny when it refused the token), or None when it raised."""
         event = authorizer_event(token, self._context("pending", "$connect", "CONNECT", 0))
         try:
             policy: dict[str, Any] = self._invoke("authorizer", event)
-        except Exception as exc:
-            if str(exc) == "Unauthorized":
-                return None
+        except Exception as exc:  # a raising authorizer is a finding: the observer reports it
             self.observer.exception("authorizer", exc)
             return None
         return policy

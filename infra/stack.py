@@ -104,7 +104,7 @@ class TabRelayStack(Stack):
         Monitoring(
             self,
             "Monitoring",
-            watched=Watched(gateway.api.api_id, functions.functions, queues),
+            watched=Watched(gateway.api.api_id, functions.functions, queues, table.table),
             settings=settings,
         )
 

@@ -31,7 +31,7 @@ import boto3
 
 from functions.dal.clients import AWSClients
 from functions.dal.secrets import SigningKeySource
-from functions.logic.auth import mint_token
+from functions.logic.auth import SigningKey, mint_token
 from functions.models.settings import GatewaySettings
 from simulation.environment import ENVIRONMENT, REGION, SIGNING_KEY
 from simulation.events import (
@@ -136,13 +136,18 @@ class Harness:
         return request_context(connection_id, route, event_type, connected_at=connected_at, now=now)
 
     def authorize(self, token: str | None) -> dict[str, Any]:
-        """Run the authorizer; raises what it raises (``Unauthorized``)."""
+        """Run the authorizer: its policy (Allow, or Deny for a refused token)."""
         event = authorizer_event(token, self._context("pending", "$connect", "CONNECT"))
         result: dict[str, Any] = self.handlers["authorizer"].handler(event, LambdaContext())
         return result
 
     def token(self, role: str, tenant: str, client_id: str, **kwargs: Any) -> str:
-        return mint_token(SIGNING_KEY, tenant=tenant, role=role, client_id=client_id, **kwargs)
+        return self.mint(SIGNING_KEY, role, tenant, client_id, **kwargs)
+
+    @staticmethod
+    def mint(key: SigningKey | str, role: str, tenant: str, client_id: str, **kwargs: Any) -> str:
+        """A token signed with ``key`` (a :class:`SigningKey` names itself in ``kid``)."""
+        return mint_token(key, tenant=tenant, role=role, client_id=client_id, **kwargs)
 
     def connect(self, role: str, tenant: str, client_id: str, *, acks: bool = False) -> Connection:
         """Authorize, run ``$connect``, and open the connection (as API Gateway does)."""

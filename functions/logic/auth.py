@@ -1,9 +1,16 @@
 """Tokens: what a client presents at ``$connect`` and what it proves.
 
 A token is an HS256 JWT (RFC 7519) with the claims ``tenant``, ``role``
-(``browser`` | ``consumer``), ``client_id`` and ``exp``. The signing key is
-passed in; where it comes from (Secrets Manager, local configuration) is not
+(``browser`` | ``consumer``), ``client_id`` and ``exp``. The signing keys are
+passed in; where they come from (Secrets Manager, local configuration) is not
 this module's business.
+
+Key rotation: a token names its key in the header's ``kid``. The verifier
+holds the current key and, during a rotation, the previous one
+(:class:`SigningKeys`), and checks a token against the key its ``kid`` names;
+a token without ``kid`` is checked against the current key. A ``kid`` the
+verifier does not know raises :class:`UnknownKeyIdError`, so the caller can
+read its keys again (a rotation it has not seen yet) before refusing.
 
 HS256 is read and written here with the standard library (``hmac``), checking
 what PyJWT 2.x checks for ``jwt.decode(token, key, algorithms=["HS256"],
@@ -23,9 +30,20 @@ import math
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
-__all__ = ["AUDIENCE", "Claims", "InvalidTokenError", "mint_token", "verify_token"]
+__all__ = [
+    "AUDIENCE",
+    "Claims",
+    "InvalidTokenError",
+    "KeySource",
+    "SigningKey",
+    "SigningKeys",
+    "UnknownKeyIdError",
+    "mint_token",
+    "verify_token",
+    "verify_with",
+]
 
 AUDIENCE = "tabrelay"
 _ALGORITHM = "HS256"
@@ -43,6 +61,38 @@ class InvalidTokenError(Exception):
     """The token is missing, malformed, forged, expired or names no valid role."""
 
 
+class UnknownKeyIdError(InvalidTokenError):
+    """The token's ``kid`` names neither the current nor the previous key."""
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """One HS256 key and the id tokens signed with it carry (``None``: no id)."""
+
+    secret: str
+    key_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKeys:
+    """The keys a verifier accepts: the current one and, during a rotation, the previous."""
+
+    current: SigningKey
+    previous: SigningKey | None = None
+
+    def for_key_id(self, key_id: str | None) -> SigningKey:
+        """The key a token's ``kid`` names; no ``kid`` means the current key, and so
+        does any ``kid`` when the current key has no id (a verifier that names no
+        keys ignores ``kid``, as PyJWT does)."""
+        if key_id is None or key_id == self.current.key_id:
+            return self.current
+        if self.previous is not None and key_id == self.previous.key_id:
+            return self.previous
+        if self.current.key_id is None:
+            return self.current
+        raise UnknownKeyIdError(f"unknown key id {key_id[:64]!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class Claims:
     tenant: str
@@ -51,11 +101,38 @@ class Claims:
     expires_at: int
 
 
-def verify_token(token: str | None, key: str, *, now: float | None = None) -> Claims:
-    """Check ``token`` against ``key`` and return its claims, or raise InvalidTokenError."""
+def verify_token(token: str | None, keys: SigningKeys | str, *, now: float | None = None) -> Claims:
+    """Check ``token`` against the key its ``kid`` names and return its claims,
+    or raise InvalidTokenError (UnknownKeyIdError for a ``kid`` not in ``keys``).
+
+    A plain string is the current key, with no id."""
     if not token:
         raise InvalidTokenError("no token")
-    return _claims(_decode(token, key), now)
+    if isinstance(keys, str):
+        keys = SigningKeys(SigningKey(keys))
+    return _claims(_decode(token, keys), now)
+
+
+class KeySource(Protocol):
+    """Where a verifier gets its keys (cached), and reads them again on demand."""
+
+    def keys(self) -> SigningKeys: ...
+
+    def refreshed(self) -> SigningKeys: ...
+
+
+def verify_with(token: str | None, source: KeySource, *, now: float | None = None) -> Claims:
+    """:func:`verify_token` against ``source``'s keys; a token naming a key id they
+    do not hold is checked once more against freshly read keys (a rotation this
+    verifier has not seen yet) before it is refused."""
+    keys = source.keys()
+    try:
+        return verify_token(token, keys, now=now)
+    except UnknownKeyIdError:
+        fresh = source.refreshed()
+        if fresh == keys:
+            raise
+        return verify_token(token, fresh, now=now)
 
 
 def _claims(payload: dict[str, Any], now: float | None) -> Claims:
@@ -90,15 +167,19 @@ def _claims(payload: dict[str, Any], now: float | None) -> Claims:
 
 
 def mint_token(
-    key: str,
+    key: SigningKey | str,
     *,
     tenant: str,
     role: str,
     client_id: str,
     ttl_seconds: int = 24 * 3600,
 ) -> str:
-    """A signed token for the given identity, valid for ``ttl_seconds`` from now
-    (a negative ``ttl_seconds`` mints one that has already expired)."""
+    """A token for the given identity signed with ``key``, valid for ``ttl_seconds``
+    from now (a negative ``ttl_seconds`` mints one that has already expired). A
+    :class:`SigningKey` with a ``key_id`` puts it in the header's ``kid``; a plain
+    string is a key without an id."""
+    if isinstance(key, str):
+        key = SigningKey(key)
     issued = int(time.time())
     claims = {
         "tenant": tenant,
@@ -108,9 +189,12 @@ def mint_token(
         "iat": issued,
         "exp": issued + ttl_seconds,
     }
-    header = _b64encode(_compact({"alg": _ALGORITHM, "typ": "JWT"}, sort_keys=True))
+    fields = {"alg": _ALGORITHM, "typ": "JWT"}
+    if key.key_id is not None:
+        fields["kid"] = key.key_id
+    header = _b64encode(_compact(fields, sort_keys=True))
     signing_input = header + b"." + _b64encode(_compact(claims))
-    return (signing_input + b"." + _b64encode(_sign(key, signing_input))).decode("ascii")
+    return (signing_input + b"." + _b64encode(_sign(key.secret, signing_input))).decode("ascii")
 
 
 def _compact(value: dict[str, Any], *, sort_keys: bool = False) -> bytes:
@@ -199,7 +283,7 @@ def _check_registered_claims(payload: dict[str, Any]) -> None:
             raise InvalidTokenError(f"claim {claim!r} must be a string")
 
 
-def _decode(token: str, key: str) -> dict[str, Any]:
+def _decode(token: str, keys: SigningKeys) -> dict[str, Any]:
     """The verified payload of a compact HS256 JWS, or InvalidTokenError."""
     raw = token.encode("utf-8", "surrogatepass")
     parts = raw.split(b".")
@@ -210,7 +294,8 @@ def _decode(token: str, key: str) -> dict[str, Any]:
     payload_bytes = _b64decode(payload_segment, "payload")
     signature = _b64decode(signature_segment, "signature")
     _check_header(header)
-    expected = _sign(key, header_segment + b"." + payload_segment)
+    key = keys.for_key_id(header.get("kid"))
+    expected = _sign(key.secret, header_segment + b"." + payload_segment)
     if not hmac.compare_digest(signature, expected):
         raise InvalidTokenError("signature verification failed")
     payload = _object(payload_bytes, "payload")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -29,7 +30,13 @@ from infra.components.queues import RelayQueue
 from infra.config import StackSettings
 from infra.nag import acknowledge
 
-__all__ = ["CUSTOM_METRICS", "METRICS_NAMESPACE", "Monitoring", "Watched"]
+__all__ = [
+    "AUTHORIZER_ERROR_RATE_PERCENT",
+    "CUSTOM_METRICS",
+    "METRICS_NAMESPACE",
+    "Monitoring",
+    "Watched",
+]
 
 METRICS_NAMESPACE = "TabRelay"
 CUSTOM_METRICS = (
@@ -45,6 +52,10 @@ CUSTOM_METRICS = (
 )
 _MINUTE = Duration.minutes(1)
 _FIVE_MINUTES = Duration.minutes(5)
+#: The authorizer pages when this share of its invocations fail, two periods running:
+#: refused tokens are Deny answers, not errors, so an error is a real failure (the
+#: key could not be read), but one cold container's timeout is not worth a page.
+AUTHORIZER_ERROR_RATE_PERCENT = 5
 
 
 def _search(metric_name: str, statistic: str, period_seconds: int) -> str:
@@ -62,6 +73,7 @@ class Watched:
     api_id: str
     functions: Mapping[str, lambda_.IFunction]
     queues: Mapping[str, RelayQueue]
+    table: dynamodb.ITable
 
 
 class Monitoring(Construct):
@@ -124,18 +136,57 @@ class Monitoring(Construct):
             )
         for name, function in functions.items():
             title = name.capitalize()
-            self._alarm(
-                f"{title}Errors",
-                function.metric_errors(period=_FIVE_MINUTES, statistic="Sum"),
-                threshold=0,
-                description=f"The {name} function raised errors.",
-            )
+            if name == "authorizer":
+                self._alarm(
+                    f"{title}ErrorRate",
+                    cloudwatch.MathExpression(
+                        expression="IF(invocations > 0, 100 * errors / invocations, 0)",
+                        using_metrics={
+                            "errors": function.metric_errors(statistic="Sum"),
+                            "invocations": function.metric_invocations(statistic="Sum"),
+                        },
+                        label="authorizer error rate (%)",
+                        period=_FIVE_MINUTES,
+                    ),
+                    threshold=AUTHORIZER_ERROR_RATE_PERCENT,
+                    description=(
+                        f"Over {AUTHORIZER_ERROR_RATE_PERCENT}% of authorizer invocations "
+                        "failed (not refused tokens: those are Deny answers)."
+                    ),
+                    evaluation_periods=2,
+                )
+            else:
+                self._alarm(
+                    f"{title}Errors",
+                    function.metric_errors(period=_FIVE_MINUTES, statistic="Sum"),
+                    threshold=0,
+                    description=f"The {name} function raised errors.",
+                )
             self._alarm(
                 f"{title}Throttles",
                 function.metric_throttles(period=_FIVE_MINUTES, statistic="Sum"),
                 threshold=0,
                 description=f"The {name} function was throttled.",
             )
+        self._alarm(
+            "TableThrottles",
+            cloudwatch.MathExpression(
+                expression="reads + writes",
+                using_metrics={
+                    "reads": watched.table.metric(
+                        "ReadThrottleEvents", statistic="Sum", period=_FIVE_MINUTES
+                    ),
+                    "writes": watched.table.metric(
+                        "WriteThrottleEvents", statistic="Sum", period=_FIVE_MINUTES
+                    ),
+                },
+                label="DynamoDB throttle events",
+                period=_FIVE_MINUTES,
+            ),
+            threshold=0,
+            description="DynamoDB throttled reads or writes of the connections table "
+            "(a hot partition: see README, Running at 100k connections).",
+        )
         api_dimensions = {"ApiId": api_id, "Stage": stage_name}
         for metric_name in ("IntegrationError", "ExecutionError"):
             self._alarm(

@@ -29,8 +29,9 @@ class SigningSecret(Construct):
             self.secret,
             "AwsSolutions-SMG4",
             (
-                "Rotating the HS256 signing key invalidates every token already handed to "
-                "extensions and consumers; rotation is a deliberate operator action "
-                "(README: Deploy to AWS / tokens), not a schedule."
+                "Rotating the HS256 signing key is a deliberate operator action: put a new "
+                "value, start minting with it, and the previous key stays valid until the "
+                "next rotation (README: Deploy to AWS / Tokens). A schedule would retire "
+                "keys whose tokens extensions still hold."
             ),
         )

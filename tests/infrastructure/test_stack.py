@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from infra.components.monitoring import AUTHORIZER_ERROR_RATE_PERCENT
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROTOCOL_ROUTES = {"snapshot", "command", "result", "subscribe", "unsubscribe", "ack", "list"}
 MESSAGE_HANDLER = "functions.handlers.message.handler"
@@ -530,3 +532,90 @@ def test_the_template_with_every_option_on_is_cfn_lint_clean(options_template_pa
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _metric_alarms(resources: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The alarms defined by metric math (``Metrics``), as CloudFormation has them."""
+    return [
+        value["Properties"]
+        for value in of_type(resources, "AWS::CloudWatch::Alarm").values()
+        if "Metrics" in value["Properties"]
+    ]
+
+
+def test_the_authorizer_alarms_on_an_error_rate_and_refused_tokens_are_not_errors(
+    resources: dict[str, dict[str, Any]],
+) -> None:
+    # Given the authorizer function
+    authorizer = _function_by_handler(resources, "functions.handlers.authorizer.handler")
+    alarms = of_type(resources, "AWS::CloudWatch::Alarm").values()
+
+    def watches_authorizer_errors(properties: dict[str, Any]) -> bool:
+        metrics = [properties] + [
+            m["MetricStat"]["Metric"] for m in properties.get("Metrics", []) if "MetricStat" in m
+        ]
+        return any(
+            m.get("MetricName") == "Errors"
+            and {"Name": "FunctionName", "Value": {"Ref": authorizer}} in m.get("Dimensions", [])
+            for m in metrics
+        )
+
+    (alarm,) = [a["Properties"] for a in alarms if watches_authorizer_errors(a["Properties"])]
+    # Then no alarm pages on its first error: it is a rate of errors to invocations
+    expression = next(m["Expression"] for m in alarm["Metrics"] if "Expression" in m)
+    assert "errors / invocations" in expression
+    names = {m["MetricStat"]["Metric"]["MetricName"] for m in alarm["Metrics"] if "MetricStat" in m}
+    assert names == {"Errors", "Invocations"}
+    assert alarm["Threshold"] == AUTHORIZER_ERROR_RATE_PERCENT > 0
+    assert alarm["EvaluationPeriods"] == 2
+    assert alarm["AlarmActions"]
+    # And every other function keeps its alarm at the first error
+    for handler in ("connect", "disconnect", "message", "router", "delivery"):
+        function = _function_by_handler(resources, f"functions.handlers.{handler}.handler")
+        errors = [
+            a["Properties"]
+            for a in alarms
+            if a["Properties"].get("MetricName") == "Errors"
+            and a["Properties"]["Dimensions"]
+            == [{"Name": "FunctionName", "Value": {"Ref": function}}]
+        ]
+        assert [a["Threshold"] for a in errors] == [0], handler
+
+
+def test_dynamodb_throttles_raise_an_alarm(resources: dict[str, dict[str, Any]]) -> None:
+    # Given the connections table
+    (table,) = of_type(resources, "AWS::DynamoDB::Table")
+    # Then one alarm sums its read and write throttle events and pages at the first
+    throttles = [
+        alarm
+        for alarm in _metric_alarms(resources)
+        if {
+            (
+                m["MetricStat"]["Metric"]["MetricName"],
+                json.dumps(m["MetricStat"]["Metric"]["Dimensions"], sort_keys=True),
+            )
+            for m in alarm["Metrics"]
+            if "MetricStat" in m
+        }
+        == {
+            (name, json.dumps([{"Name": "TableName", "Value": {"Ref": table}}], sort_keys=True))
+            for name in ("ReadThrottleEvents", "WriteThrottleEvents")
+        }
+    ]
+    assert len(throttles) == 1
+    assert throttles[0]["Threshold"] == 0
+    assert throttles[0]["ComparisonOperator"] == "GreaterThanThreshold"
+    assert throttles[0]["AlarmActions"]
+    # And every function has a throttle alarm as well
+    functions = of_type(resources, "AWS::Lambda::Function")
+    throttled = {
+        a["Properties"]["Dimensions"][0]["Value"]["Ref"]
+        for a in of_type(resources, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "Throttles"
+    }
+    handlers = {
+        k
+        for k, v in functions.items()
+        if str(v["Properties"].get("Handler", "")).startswith("functions.")
+    }
+    assert handlers <= throttled

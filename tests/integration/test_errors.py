@@ -10,17 +10,25 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from functions.handlers.authorizer import REFUSED_PRINCIPAL
 from functions.logic.auth import AUDIENCE
 from simulation.harness import Harness
 from tests.integration.test_routing import snapshot
 
 
 def refused(gateway: Harness, token: str | None) -> bool:
-    try:
-        gateway.authorize(token)
-    except Exception as exc:
-        return str(exc) == "Unauthorized"
-    return False
+    """Whether the authorizer answered an explicit Deny (HTTP 403), naming no identity."""
+    policy = gateway.authorize(token)
+    statement = policy["policyDocument"]["Statement"]
+    return (
+        statement
+        == [
+            {"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": statement[0]["Resource"]}
+        ]
+        and statement[0]["Resource"].endswith("/$connect")
+        and policy["principalId"] == REFUSED_PRINCIPAL
+        and not policy["context"]
+    )
 
 
 def test_valid_token_is_allowed_with_identity_context(gateway: Harness) -> None:

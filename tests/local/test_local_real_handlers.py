@@ -117,3 +117,17 @@ async def test_handlers_get_their_own_credentials_whatever_session_the_process_b
         # Then the handshake succeeds: the handlers signed with the local credentials
         await consumer.send(json.dumps({"action": "ping", "id": "p"}))
         assert json.loads(await asyncio.wait_for(consumer.recv(), 20))["action"] == "pong"
+
+
+async def test_given_an_invalid_token_when_connecting_then_403_from_the_real_authorizer(
+    real: RunningGateway,
+) -> None:
+    # Given a token signed with a key nobody holds (the real authorizer reads the secret)
+    forged = real.token("browser", "acme", "b1")[:-4] + "AAAA"
+    # When it connects, Then the handshake is refused with the authorizer's Deny (403),
+    # and a missing token with 401 (API Gateway's identity-source check)
+    for query, status in ((f"?token={forged}", 403), ("", 401)):
+        with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+            async with websockets.connect(f"{real.url}{query}"):
+                pass
+        assert refused.value.response.status_code == status

@@ -9,15 +9,21 @@ import json
 
 import jwt
 import pytest
+from tabrelay import wire
 
 from functions.logic import auth
 from functions.logic.auth import (
+    _ID_PATTERN,
     AUDIENCE,
     Claims,
     InvalidTokenError,
+    SigningKey,
+    SigningKeys,
+    UnknownKeyIdError,
     _claims,
     mint_token,
     verify_token,
+    verify_with,
 )
 
 KEY = "k" * 48
@@ -227,3 +233,96 @@ def test_given_claims_when_minted_then_the_token_is_pyjwts_byte_for_byte(
         token, KEY, algorithms=["HS256"], audience=AUDIENCE, options={"verify_exp": False}
     )
     assert decoded["client_id"] == "c1"
+
+
+# -- key ids and rotation -------------------------------------------------------
+
+OLD = SigningKey("o" * 48, "v1")
+NEW = SigningKey("n" * 48, "v2")
+
+
+def _header(token: str) -> dict[str, object]:
+    header: dict[str, object] = jwt.get_unverified_header(token)
+    return header
+
+
+def test_given_a_key_with_an_id_when_minting_then_the_header_names_it_and_pyjwt_agrees() -> None:
+    token = mint_token(NEW, tenant="acme", role="browser", client_id="b1")
+    assert _header(token)["kid"] == "v2"
+    assert (
+        jwt.decode(token, NEW.secret, algorithms=["HS256"], audience=AUDIENCE)["tenant"] == "acme"
+    )
+    assert "kid" not in _header(
+        mint_token(NEW.secret, tenant="acme", role="browser", client_id="b1")
+    )
+
+
+def test_given_a_rotation_when_tokens_of_either_key_arrive_then_each_is_checked_with_its_own() -> (
+    None
+):
+    keys = SigningKeys(current=NEW, previous=OLD)
+    for key in (OLD, NEW):
+        token = mint_token(key, tenant="acme", role="browser", client_id="b1")
+        assert verify_token(token, keys).client_id == "b1"
+    # A token naming the current id but signed with the previous key is forged.
+    forged = mint_token(
+        SigningKey(OLD.secret, NEW.key_id), tenant="acme", role="browser", client_id="b"
+    )
+    with pytest.raises(InvalidTokenError, match="signature"):
+        verify_token(forged, keys)
+
+
+def test_given_a_token_without_kid_then_only_the_current_key_verifies_it() -> None:
+    keys = SigningKeys(current=NEW, previous=OLD)
+    assert verify_token(mint_token(NEW.secret, tenant="a", role="browser", client_id="b"), keys)
+    with pytest.raises(InvalidTokenError, match="signature"):
+        verify_token(mint_token(OLD.secret, tenant="a", role="browser", client_id="b"), keys)
+
+
+def test_given_a_retired_or_unknown_key_id_then_unknown_key_id_error() -> None:
+    token = mint_token(OLD, tenant="acme", role="browser", client_id="b1")
+    with pytest.raises(UnknownKeyIdError, match="v1"):
+        verify_token(token, SigningKeys(current=NEW))
+    assert issubclass(UnknownKeyIdError, InvalidTokenError)
+
+
+class _Source:
+    """A key source that has not seen a rotation yet until it is asked to refresh."""
+
+    def __init__(self, cached: SigningKeys, fresh: SigningKeys) -> None:
+        self.cached, self.fresh, self.refreshes = cached, fresh, 0
+
+    def keys(self) -> SigningKeys:
+        return self.cached
+
+    def refreshed(self) -> SigningKeys:
+        self.refreshes += 1
+        self.cached = self.fresh
+        return self.fresh
+
+
+def test_given_a_rotation_the_verifier_has_not_seen_when_a_new_token_arrives_then_it_reads_again() -> (
+    None
+):
+    source = _Source(SigningKeys(current=OLD), SigningKeys(current=NEW, previous=OLD))
+    token = mint_token(NEW, tenant="acme", role="consumer", client_id="c1")
+    assert verify_with(token, source).client_id == "c1"
+    assert source.refreshes == 1
+    # Known ids never cost a refresh.
+    assert verify_with(mint_token(OLD, tenant="a", role="browser", client_id="b"), source)
+    assert source.refreshes == 1
+
+
+def test_given_an_unknown_key_id_after_a_refresh_then_it_is_refused() -> None:
+    source = _Source(SigningKeys(current=NEW), SigningKeys(current=NEW))
+    with pytest.raises(UnknownKeyIdError):
+        verify_with(
+            mint_token(SigningKey("x" * 48, "forged"), tenant="a", role="browser", client_id="b"),
+            source,
+        )
+    assert source.refreshes == 1
+
+
+def test_id_pattern_allows_exactly_the_wire_id_length() -> None:
+    # The token's ids become the wire's ids: the two bounds are one number.
+    assert _ID_PATTERN.pattern.endswith(f"{{1,{wire.MAX_ID_CHARS}}}")
