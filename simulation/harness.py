@@ -11,7 +11,9 @@ What stands in for AWS here:
 
 The Lambda event source mapping is played by :meth:`Harness.drain`: it reads
 the queues in batches of ten, invokes the worker, and deletes what the worker
-did not report as failed.
+did not report as failed. A batch whose invocation died (raised anything) stays
+on its queue and comes back at the next drain, as after SQS's visibility
+timeout: past the dead invocation's deadline, for its idempotency records.
 
 Handler modules are imported by the caller (:func:`simulation.environment.handler_modules`),
 never at this module's import.
@@ -208,12 +210,52 @@ class Harness:
         if not messages:
             return 0
         event = self.sqs_event([(m["MessageId"], m["Body"]) for m in messages])
-        response = handler(event, LambdaContext())
+        try:
+            response = handler(event, LambdaContext())
+        except BaseException:
+            # The invocation died (a test runner's timeout signal, Ctrl-C, an injected
+            # fault): its batch stays on the queue and the next drain receives it.
+            self._pass_dead_deadline()
+            raise
         failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         assert not failed, f"worker failed records {failed}"
         for m in messages:
             self.raw_sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
         return len(messages)
+
+    def _pass_dead_deadline(self) -> None:
+        """Let a dead invocation's deadline pass, for its idempotency records.
+
+        SQS redelivers a dead invocation's batch only after the visibility timeout,
+        six times the function's timeout (``infra/components/queues.py``): by then
+        the INPROGRESS records Powertools left (it removes them only when an
+        ``Exception`` is raised) have passed their ``in_progress_expiration``, the
+        invocation's deadline, and the retry takes them over. Here the batch comes
+        back at once, so that time is made to pass for those records alone; else
+        every later drain of that batch fails ``IdempotencyAlreadyInProgressError``.
+        The harness runs one invocation at a time: every INPROGRESS record is the
+        dead one's.
+        """
+        # Powertools' default attribute names, which PowertoolsOnce keeps.
+        db = self.clients.dynamodb
+        past = str(int(time.time() * 1000) - 1)
+        pages = db.get_paginator("scan").paginate(
+            TableName=self.settings.table_name,
+            FilterExpression="begins_with(pk, :idempotency) AND #status = :inprogress",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":idempotency": {"S": "idempotency#"},
+                ":inprogress": {"S": "INPROGRESS"},
+            },
+        )
+        for page in pages:
+            for item in page["Items"]:
+                db.update_item(
+                    TableName=self.settings.table_name,
+                    Key={"pk": item["pk"], "sk": item["sk"]},
+                    UpdateExpression="SET in_progress_expiration = :past",
+                    ExpressionAttributeValues={":past": {"N": past}},
+                )
 
     def drain(self, *, max_rounds: int = 1000) -> None:
         """Run the workers until both queues are empty (held delays stay held)."""

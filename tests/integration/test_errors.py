@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from functions.handlers.authorizer import REFUSED_PRINCIPAL
 from functions.logic.auth import AUDIENCE
 from simulation.harness import Harness
-from tests.integration.test_routing import snapshot
+from tests.integration.test_routing import command, snapshot
 
 
 def refused(gateway: Harness, token: str | None) -> bool:
@@ -164,6 +164,46 @@ def test_raw_consumer_frame_too_long_for_a_command_name(gateway: Harness) -> Non
     consumer = gateway.connect("consumer", "acme", "c1")
     reply = gateway.send(consumer, "x" * 65)
     assert reply is not None and reply["code"] == "bad_request"
+
+
+class Interrupted(BaseException):
+    """What pytest-timeout's SIGALRM handler raises wherever the test is (``pytest.fail``):
+    not an ``Exception``, so Powertools leaves the idempotency record INPROGRESS."""
+
+
+def test_given_an_interrupted_router_when_its_batch_comes_back_then_the_command_is_answered_once(
+    gateway: Harness,
+) -> None:
+    # Given a command whose router invocation is interrupted just after posting it
+    # to the browser, inside the command's idempotent step
+    browser = gateway.connect("browser", "acme", "b1")
+    consumer = gateway.connect("consumer", "acme", "c1")
+    gateway.drain()
+    gateway.take(consumer)
+    record = gateway.api.delivered
+
+    def interrupt_once(connection_id: str, data: bytes) -> None:
+        record(connection_id, data)
+        if connection_id == browser.connection_id:
+            gateway.api.delivered = record  # type: ignore[method-assign]
+            raise Interrupted
+
+    gateway.api.delivered = interrupt_once  # type: ignore[method-assign]
+    gateway.send(consumer, command("k1", "b1"))
+    with pytest.raises(Interrupted):
+        gateway.drain()
+
+    # When the batch comes back (as SQS redelivers it) and the browser answers
+    gateway.drain()
+    (delivered,) = gateway.take(browser)
+    gateway.send(browser, json.dumps({"action": "result", "id": "k1", "ok": True, "value": 7}))
+    gateway.drain()
+
+    # Then the command reached the browser once and its result the consumer once
+    assert delivered["action"] == "command" and delivered["id"] == "k1"
+    assert gateway.take(browser) == []
+    (answer,) = [m for m in gateway.take(consumer) if m.get("id") == "k1"]
+    assert answer["action"] == "result" and answer["value"] == 7
 
 
 _frames = st.one_of(
