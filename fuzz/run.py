@@ -30,7 +30,7 @@ from random import Random
 from typing import Any
 
 from fuzz.frames import MARKER, Frame, FrameMaker, bad_tokens, dumps, token
-from fuzz.world import Connection, Observer, World, moto_world
+from fuzz.world import Connection, Observer, World, allows, moto_world
 from simulation.environment import SIGNING_KEY
 
 __all__ = ["FuzzReport", "run"]
@@ -371,7 +371,7 @@ class Fuzzer:
         case = bad_tokens(self.rng, SIGNING_KEY, tenant, role, client)
         self.observer.current = f"authorize token ({case.why}): {case.token!r}"
         self.stats["bad_tokens"] += 1
-        if self.world.authorize(case.token) is not None and not case.may_pass:
+        if allows(self.world.authorize(case.token)) and not case.may_pass:
             self.observer.add("invalid_tokens_accepted", case.why, case.token)
 
     def frames(self, kind: str, conn: Connection) -> list[Frame]:

@@ -78,6 +78,11 @@ def _client_error(code: str, status: int, message: str, operation: str) -> Clien
 # -- what the fuzzer counts ------------------------------------------------------------
 
 
+def allows(policy: dict[str, Any] | None) -> bool:
+    """Whether an authorizer's answer lets the connection in (a Deny or a raise does not)."""
+    return policy is not None and policy["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+
+
 @dataclass
 class Finding:
     """One kind of failure: how often, and the first frame that caused it."""
@@ -368,7 +373,7 @@ class World:
     def connect(self, token: str, *, acks: bool, now_ms: int) -> Connection | None:
         """Authorize and run ``$connect``; the id opens when both allowed it."""
         policy = self.authorize(token)
-        if policy is None or policy["policyDocument"]["Statement"][0]["Effect"] != "Allow":
+        if policy is None or not allows(policy):
             return None
         connection_id = base64.b64encode(uuid.uuid4().bytes[:9]).decode()[:11] + "="
         context = self._context(connection_id, "$connect", "CONNECT", now_ms)
