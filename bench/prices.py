@@ -68,6 +68,11 @@ PRICES: dict[str, Price] = {
         "DynamoDB on-demand read request unit (4 KB strongly consistent, 8 KB eventually)",
         "https://aws.amazon.com/dynamodb/pricing/on-demand/",
     ),
+    "xray_trace_recorded": Price(
+        5.00 / 1e6,
+        "X-Ray trace recorded (beyond the free tier of 100,000 a month)",
+        "https://aws.amazon.com/xray/pricing/",
+    ),
     "data_transfer_out_gb": Price(
         0.09,
         "data transfer out to the internet, per GB (first 10 TB per month, EC2 rates)",

@@ -37,7 +37,9 @@ def _workloads(scale: dict[str, Any]) -> list[str]:
         "delivery at one snapshot per 10 s); the extension pings every "
         f"{d['extension_ping_interval_s']:g} s. Every ping and",
         "pong is a billed message and a request against the account quota. Every connection",
-        "is cut after 2 h and reconnects: N / 7,200 new connections per second.",
+        "reconnects once per lifetime: the clients plan a reconnect at a moment drawn",
+        f"uniformly from their window before API Gateway's 2-h cut, {scale['connection_lifetime_s']:,.0f} s",
+        f"on average: N / {scale['connection_lifetime_s']:,.0f} new connections per second, spread out.",
     ]
     return lines
 
@@ -127,6 +129,8 @@ def _cost(scale: dict[str, Any]) -> list[str]:
         f"| floor (API Gateway: snapshot and command messages in and out, connection minutes) "
         f"| {a['monthly_floor_usd']:,.0f} |",
         f"| data transfer out (not in the total) | {a['monthly_data_transfer_usd']:,.0f} |",
+        f"| X-Ray traces (not in the total; Lambda's active tracing samples each function at "
+        f"1/s + 5%: {a['traces_per_s']:,.0f} traces/s) | {a['monthly_xray_usd']:,.0f} |",
     ]
     return lines
 
@@ -147,8 +151,8 @@ def _storm(scale: dict[str, Any]) -> list[str]:
         "that backlog: commands share the bus and the router with presence. This is a queueing "
         "estimate from the model (fluid queue: arrivals spread over the recovery, SQS standard taken "
         "as roughly first in, first out), not a measurement.",
-        "- The storm repeats every 2 hours as long as every client hits API Gateway's maximum "
-        "connection duration at the same time.",
+        "- It does not repeat every 2 hours: the clients' planned reconnects are spread over a "
+        "10-minute window before API Gateway's cut, and reconnects after a drop use full jitter.",
     ]
 
 

@@ -42,13 +42,13 @@ from typing import Any
 
 from moto import mock_aws
 from tabrelay import wire
-from tabrelay.core import Subscriptions
+from tabrelay.core import DEFAULT_EARLY_RECONNECT, Subscriptions
 
 from bench.cost import CostHarness
 from bench.meter import Usage, apigw_units
 from bench.pages import html_page, snapshot_frames
 from bench.prices import PRICES, PRICES_AS_OF
-from bench.quotas import MAX_CONNECTION_S, MESSAGE_FRAME_BYTES, QUOTAS
+from bench.quotas import MESSAGE_FRAME_BYTES, QUOTAS
 from bench.workloads import (
     FLEET,
     W1,
@@ -70,6 +70,7 @@ from simulation.resources import create_resources
 
 __all__ = [
     "CLASS_ENTITY",
+    "CONNECTION_LIFETIME_S",
     "GRID",
     "ScaleHarness",
     "crossing",
@@ -79,7 +80,18 @@ __all__ = [
     "measure_operations",
     "run_scale",
     "storm",
+    "traces_per_s",
 ]
+
+#: How long a connection lives on average: the shipped clients reconnect at a moment
+#: drawn uniformly from their planned window, before API Gateway's cut at
+#: ``MAX_CONNECTION_S`` (the extension's window is tested equal to the Python client's).
+CONNECTION_LIFETIME_S = sum(DEFAULT_EARLY_RECONNECT) / 2
+
+#: Lambda's active tracing records the first invocation each second per function and
+#: 5% of the rest (fixed for Lambda: X-Ray's sampling rules do not apply to it).
+TRACE_RESERVOIR_PER_S = 1.0
+TRACE_FIXED_RATE = 0.05
 
 #: Connections the sweep evaluates (the crossings are solved exactly in between).
 GRID = (1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000)
@@ -336,10 +348,10 @@ def op_rates(seg: Segment, defaults: ClientDefaults) -> dict[str, float]:
         f"snapshot_{shape}": seg.browsers / seg.snapshot_interval_s,
         "ack": deliveries * _acks(seg.delivery_interval_s, defaults),
         "command": seg.browsers / seg.command_interval_s,
-        f"browser_connect_{shape}": seg.browsers / MAX_CONNECTION_S,
-        f"browser_disconnect_{shape}": seg.browsers / MAX_CONNECTION_S,
-        f"consumer_connect_{shape}": seg.consumers / MAX_CONNECTION_S,
-        f"consumer_disconnect_{shape}": seg.consumers / MAX_CONNECTION_S,
+        f"browser_connect_{shape}": seg.browsers / CONNECTION_LIFETIME_S,
+        f"browser_disconnect_{shape}": seg.browsers / CONNECTION_LIFETIME_S,
+        f"consumer_connect_{shape}": seg.consumers / CONNECTION_LIFETIME_S,
+        f"consumer_disconnect_{shape}": seg.consumers / CONNECTION_LIFETIME_S,
     }
 
 
@@ -456,7 +468,19 @@ def evaluate(
         "monthly_usd": sum(by_service.values()),
         "monthly_floor_usd": floor,
         "monthly_data_transfer_usd": data_transfer,
+        "traces_per_s": traces_per_s(invocations),
+        "monthly_xray_usd": traces_per_s(invocations)
+        * SECONDS_PER_MONTH
+        * PRICES["xray_trace_recorded"].usd,
     }
+
+
+def traces_per_s(invocations: dict[str, float]) -> float:
+    """X-Ray traces recorded per second: Lambda samples each function on its own."""
+    return sum(
+        min(rate, TRACE_RESERVOIR_PER_S) + TRACE_FIXED_RATE * max(rate - TRACE_RESERVOIR_PER_S, 0)
+        for rate in invocations.values()
+    )
 
 
 def limit_loads(load: dict[str, Any]) -> dict[str, float]:
@@ -718,6 +742,7 @@ def run_scale(*, samples: int = 10) -> dict[str, Any]:
         "prices_as_of": PRICES_AS_OF,
         "quotas": {k: asdict(q) for k, q in QUOTAS.items()},
         "client_defaults": asdict(defaults),
+        "connection_lifetime_s": CONNECTION_LIFETIME_S,
         "workload_definitions": {
             w.name: {"title": w.title, "description": w.description,
                      "segments": [asdict(s) for s in w.at(w.scalable.connections)]}

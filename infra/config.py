@@ -81,9 +81,14 @@ class StackSettings:
     max_parks: int = 8
     secret_max_age_seconds: int = 300
     log_level: str = "INFO"
-    # API Gateway stage throttling (per stage, all routes).
-    throttle_rate_limit: int = 1000
-    throttle_burst_limit: int = 500
+    # API Gateway stage throttling (per stage, all routes). Routes are left to the
+    # account's request quota (10,000 requests/s, burst 5,000: its defaults): the
+    # per-connection rate limiter (``rate_limit_per_second``) is the flood guard, and
+    # a lower stage throttle would drop every tenant's snapshots and results long
+    # before the account quota binds (docs/architecture.md, "Stage throttling").
+    # Raise these with the account quota.
+    throttle_rate_limit: int = 10_000
+    throttle_burst_limit: int = 5_000
     # SQS -> Lambda event sources.
     router_batch_size: int = 10
     router_batching_window_seconds: int = 0

@@ -9,12 +9,22 @@ from typing import Any
 
 import pytest
 from tabrelay.client import RelayOptions
+from tabrelay.core import DEFAULT_EARLY_RECONNECT
 
 from bench.meter import partition_units
 from bench.prices import PRICES
-from bench.quotas import QUOTAS
+from bench.quotas import MAX_CONNECTION_S, QUOTAS
 from bench.report import SCALE_KEYS, write_report
-from bench.scale import CLASS_ENTITY, SECONDS_PER_MONTH, crossing, evaluate, limit_loads, run_scale
+from bench.scale import (
+    CLASS_ENTITY,
+    CONNECTION_LIFETIME_S,
+    SECONDS_PER_MONTH,
+    crossing,
+    evaluate,
+    limit_loads,
+    run_scale,
+    traces_per_s,
+)
 from bench.workloads import (
     ClientDefaults,
     Segment,
@@ -70,8 +80,9 @@ def test_given_a_small_segment_when_evaluated_then_every_figure_checks_by_hand()
     # Then: 1 snapshot/s (frame in + post), 1 ack/s (one per delivery at 10 s apart),
     # 1 ping/s from each role (ping + pong): 2 + 1 + 2 * 1 requests/s
     assert load["apigw_requests_per_s"] == pytest.approx(5.0)
-    assert load["stage_requests_per_s"] == pytest.approx(3.0 + 20 / 7200)
-    assert load["new_connections_per_s"] == pytest.approx(20 / 7200)
+    # And each connection reconnects once per lifetime (the clients' planned window)
+    assert load["stage_requests_per_s"] == pytest.approx(3.0 + 20 / CONNECTION_LIFETIME_S)
+    assert load["new_connections_per_s"] == pytest.approx(20 / CONNECTION_LIFETIME_S)
     # And the message function: 1 invocation/s of 100 ms -> 0.1 concurrent
     assert load["lambda"]["message"]["concurrency"] == pytest.approx(0.1)
     # And the hottest write partition: the account-wide idempotency key, 10/60 commands/s x 2,
@@ -86,6 +97,22 @@ def test_given_a_small_segment_when_evaluated_then_every_figure_checks_by_hand()
     assert load["monthly_floor_usd"] == pytest.approx(minutes + snapshots)
     # And the busiest connection: a consumer, 0.1 ack + 0.05 ping per second
     assert load["busiest_connection"]["messages_per_s"] == pytest.approx(0.15)
+
+
+def test_connections_live_as_long_as_the_clients_planned_reconnect_window_says() -> None:
+    # The mean of the uniform window both clients draw from, before API Gateway's 2-h cut
+    low, high = DEFAULT_EARLY_RECONNECT
+    assert (low + high) / 2 == pytest.approx(CONNECTION_LIFETIME_S)
+    assert CONNECTION_LIFETIME_S < MAX_CONNECTION_S
+
+
+def test_lambda_traces_are_sampled_per_function_one_per_second_and_five_percent() -> None:
+    # 101 invocations/s: 1 from the reservoir + 5% of the other 100; 0.5/s: every one
+    assert traces_per_s({"message": 101.0, "connect": 0.5}) == pytest.approx(1 + 5 + 0.5)
+    load = evaluate([SMALL], OPS, DEFAULTS)
+    assert load["monthly_xray_usd"] == pytest.approx(
+        load["traces_per_s"] * SECONDS_PER_MONTH * PRICES["xray_trace_recorded"].usd
+    )
 
 
 def test_given_a_global_key_when_connections_grow_then_the_crossing_is_solved_exactly() -> None:
