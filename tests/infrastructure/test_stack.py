@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
+from tabrelay import wire
 
 from functions.logic.gateway import ONE_WAY_ROUTES, ROUTES_WITH_RESPONSE
 from infra.components.monitoring import AUTHORIZER_ERROR_RATE_PERCENT
-from tabrelay import wire
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROTOCOL_ROUTES = {"snapshot", "command", "result", "subscribe", "unsubscribe", "ack", "list"}

@@ -199,7 +199,9 @@ def test_a_valid_snapshot_gets_no_reply_frame(gateway: Harness) -> None:
 
 def test_errors_on_routes_with_a_route_response_are_returned(gateway: Harness) -> None:
     consumer = gateway.connect("consumer", "acme", "c1")
-    response = _handler_reply(gateway, consumer, '{"action": "subscribe", "browsers": 1}', "subscribe")
+    response = _handler_reply(
+        gateway, consumer, '{"action": "subscribe", "browsers": 1}', "subscribe"
+    )
     assert json.loads(response["body"])["code"] == "bad_request"
     assert gateway.take(consumer) == []  # nothing posted: the route response carries it
 
