@@ -962,6 +962,9 @@ class KeepAlive:
         if ping is not None and now >= ping:
             return "ping"  # a ping goes out too: it keeps the connection alive as well
         if keepalive is not None and now >= keepalive:
+            after = self.policy.keepalive_after or 0.0
+            if ping is not None and ping < now + after:
+                return "ping"  # due before the next keepalive anyway: one frame, not two
             return "keepalive"
         return None
 

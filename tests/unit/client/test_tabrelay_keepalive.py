@@ -162,3 +162,15 @@ def test_a_keepalive_frame_goes_last_and_only_when_nothing_else_goes() -> None:
     frames.ack(3)
     assert frames.next() == ("ack", wire.encode(wire.Ack(seq=3)))
     assert frames.next() is None  # the ack kept the connection alive
+
+
+def test_a_due_keepalive_goes_as_the_ping_when_that_is_due_before_the_next() -> None:
+    alive = KeepAlive(BROWSER_KEEPALIVE)
+    alive.opened(0.0)
+    alive.received(5.0)  # a pong: the next ping is due at 125
+    alive.sent(90.0)  # the keepalive is due at 110, the one after it at 130
+    assert alive.due(110.0) == "ping"  # one frame instead of a keepalive and a ping
+    fresh = KeepAlive(BROWSER_KEEPALIVE)
+    fresh.opened(0.0)
+    fresh.received(50.0)
+    assert fresh.due(20.0) == "keepalive"  # the ping is 150 s away
