@@ -7,8 +7,8 @@ never posts to other connections itself, except to close a connection that a
 newer one superseded or that floods.
 
 A reply travels in the route response only on the routes that always reply
-(:data:`ROUTES_WITH_RESPONSE`): API Gateway bills a route response on every
-message of a route, even an empty one. The protocol's one-way routes
+(:data:`ROUTES_WITH_RESPONSE`): on a route with a route response API Gateway may
+bill an empty reply to a frame that needs none. The protocol's one-way routes
 (:data:`ONE_WAY_ROUTES`) have none, so their errors are posted to the sender
 with ``@connections`` by the delivery service instead.
 """

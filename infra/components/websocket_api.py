@@ -4,9 +4,9 @@ Routes follow docs/architecture.md: ``$connect`` behind a Lambda REQUEST authori
 reading ``route.request.querystring.token`` (browsers cannot set headers on a
 WebSocket); ``$disconnect``; ``$default`` and the protocol routes to the message
 function. Only the routes that always reply (:data:`REPLYING_ROUTES`) have a route
-response, so the handler's reply is its response body; API Gateway would bill one
-on every frame of a route, so the one-way routes (:data:`ONE_WAY_ROUTES`) have none
-and the handler posts their errors. ``ping`` is answered ``pong`` by a MOCK
+response, so the handler's reply is its response body; API Gateway may bill an
+empty one for every frame of such a route, so the one-way routes
+(:data:`ONE_WAY_ROUTES`) have none and the handler posts their errors. ``ping`` is answered ``pong`` by a MOCK
 integration (no Lambda call); ``keepalive`` goes to a MOCK integration with no
 route response: nothing is called, nothing answers, only the inbound message is billed.
 """
