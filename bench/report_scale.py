@@ -31,14 +31,18 @@ def _workloads(scale: dict[str, Any]) -> list[str]:
     lines += [
         "",
         "Clients at their shipped defaults, read from the clients (`bench/workloads.py`):",
-        f"the Python client pings every {d['python_ping_interval_s']:g} s and acks after "
+        "the Python consumer sends a one-way `keepalive` after "
+        f"{d['python_keepalive_interval_s']:g} s without sending and a `ping` after "
+        f"{d['python_ping_interval_s']:g} s without receiving, and acks after "
         f"{d['python_ack_every']} deliveries or {d['python_ack_delay_s']:g} s (its own `AckTracker`",
         f"run over the workload's delivery times: {scale['default_client']['acks_per_snapshot']:g} ack per",
-        "delivery at one snapshot per 10 s); the extension pings every "
-        f"{d['extension_ping_interval_s']:g} s. Every ping and",
-        "pong is a billed message and a request against the account quota. Every connection",
-        "reconnects once per lifetime: the clients plan a reconnect at a moment drawn",
-        f"uniformly from their window before API Gateway's 2-h cut, {scale['connection_lifetime_s']:,.0f} s",
+        "delivery at one snapshot per 10 s); the extension keeps alive after "
+        f"{d['extension_keepalive_interval_s']:g} s without sending and pings after "
+        f"{d['extension_ping_interval_s']:g} s without receiving (both run through the client's",
+        "own `KeepAlive` over each connection's traffic: a busy connection sends none). Every",
+        "keepalive, ping and pong is a billed message and a request against the account quota.",
+        "Every connection reconnects once per lifetime: the clients plan a reconnect at a moment",
+        f"drawn uniformly from their window before API Gateway's 2-h cut, {scale['connection_lifetime_s']:,.0f} s",
         f"on average: N / {scale['connection_lifetime_s']:,.0f} new connections per second, spread out.",
     ]
     return lines
@@ -162,8 +166,9 @@ def _headline(scale: dict[str, Any]) -> list[str]:
         f"`cost_usd_per_million_100kb_snapshot_default_client` = **${h['total']:.2f}**: the snapshot "
         f"with acks negotiated ${h['snapshot']:.2f}, the consumer's acks "
         f"({h['acks_per_snapshot']:g} per snapshot) ${h['acks']:.2f}, the Python consumer's "
-        f"keep-alive ({h['pings_per_snapshot']:g} ping and pong per snapshot) ${h['keepalive']:.2f}. "
-        f"The extension's own pings add ${h['extension_keepalive']:.2f} more per pair (not in the figure).",
+        f"keep-alive ({h['pings_per_snapshot']:g} messages per snapshot) ${h['keepalive']:.2f}. "
+        f"The extension's own keep-alive adds ${h['extension_keepalive']:.2f} more per pair "
+        "(not in the figure).",
     ]
 
 

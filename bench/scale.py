@@ -61,6 +61,7 @@ from bench.workloads import (
     Workload,
     acks_per_delivery,
     client_defaults,
+    keepalive_messages_per_s,
 )
 from functions.models.settings import GatewaySettings
 from infra.config import StackSettings
@@ -355,10 +356,32 @@ def op_rates(seg: Segment, defaults: ClientDefaults) -> dict[str, float]:
     }
 
 
-def _pings(seg: Segment, defaults: ClientDefaults) -> dict[str, float]:
+@lru_cache(maxsize=256)
+def _keepalive(
+    defaults: ClientDefaults, role: str, sends_every_s: float | None, receives_every_s: float
+) -> tuple[float, float]:
+    policy = defaults.keepalive("browser" if role == "browser" else "consumer")
+    return keepalive_messages_per_s(
+        policy, sends_every_s=sends_every_s, receives_every_s=receives_every_s
+    )
+
+
+def _pings(seg: Segment, defaults: ClientDefaults) -> dict[str, tuple[float, float]]:
+    """Keep-alive messages per second per connection of each role, ``(in, out)``: the
+    clients' own keep-alive run over the segment's traffic (a browser sends a snapshot
+    every ``snapshot_interval_s`` and receives a command every ``command_interval_s``;
+    a consumer sends its acks and commands and receives its deliveries)."""
+    acks = _acks(seg.delivery_interval_s, defaults) / seg.delivery_interval_s
+    commands = seg.browsers / seg.command_interval_s / seg.consumers
+    consumer_sends = acks + commands
     return {
-        "browser": 1 / defaults.extension_ping_interval_s,
-        "consumer": 1 / defaults.python_ping_interval_s,
+        "browser": _keepalive(defaults, "browser", seg.snapshot_interval_s, seg.command_interval_s),
+        "consumer": _keepalive(
+            defaults,
+            "consumer",
+            1 / consumer_sends if consumer_sends > 0 else None,
+            seg.delivery_interval_s,
+        ),
     }
 
 
@@ -403,8 +426,9 @@ def evaluate(
     for seg in segments:
         rates = op_rates(seg, defaults)
         pings = _pings(seg, defaults)
-        ping_rate = seg.browsers * pings["browser"] + seg.consumers * pings["consumer"]
-        inbound = {role: pings[role] for role in pings}
+        ping_in = seg.browsers * pings["browser"][0] + seg.consumers * pings["consumer"][0]
+        ping_out = seg.browsers * pings["browser"][1] + seg.consumers * pings["consumer"][1]
+        inbound = {role: pings[role][0] for role in pings}
         classes: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
         for name, rate in rates.items():
             op = ops[name]
@@ -428,9 +452,9 @@ def evaluate(
             for role, n in op["frames_in"].items():
                 inbound[role] += rate * n / _entities(seg, f"{role}s")
         _spread(seg, classes, partitions, account)
-        apigw += 2 * ping_rate
-        stage += ping_rate
-        usd["api_gateway_messages"] += 2 * ping_rate * message_price * SECONDS_PER_MONTH
+        apigw += ping_in + ping_out
+        stage += ping_in
+        usd["api_gateway_messages"] += (ping_in + ping_out) * message_price * SECONDS_PER_MONTH
         minutes = seg.connections * SECONDS_PER_MONTH / 60
         minute_usd = minutes * PRICES["apigw_connection_minute"].usd
         usd["api_gateway_connection_minutes"] += minute_usd
@@ -663,22 +687,23 @@ def default_client_usd_per_million(
 ) -> dict[str, float]:
     """A 100 KB snapshot to one consumer running the Python client at its shipped
     defaults, per million: the snapshot (acks negotiated), the consumer's acks at
-    W1's pace, and the consumer's keep-alive (ping and pong) in the time between two
+    W1's pace, and the consumer's keep-alive messages (keepalives, pings and pongs) in the time between two
     snapshots. The extension's own keep-alive is reported beside it, not in the total."""
     interval = FLEET.snapshot_interval_s
     acks = _acks(FLEET.delivery_interval_s, defaults)
-    pings = interval / defaults.python_ping_interval_s
+    keepalive = _pings(FLEET, defaults)
+    pings = interval * sum(keepalive["consumer"])  # keep-alive messages, in and out
     message = PRICES["apigw_message"].usd
     lines = {
         "snapshot": sum(ops["snapshot_one"]["usd"].values()),
         "acks": acks * sum(ops["ack"]["usd"].values()),
-        "keepalive": pings * 2 * message,
+        "keepalive": pings * message,
     }
     out = {k: v * 1e6 for k, v in lines.items()}
     out["total"] = sum(out.values())
     out["acks_per_snapshot"] = acks
     out["pings_per_snapshot"] = pings
-    out["extension_keepalive"] = interval / defaults.extension_ping_interval_s * 2 * message * 1e6
+    out["extension_keepalive"] = interval * sum(keepalive["browser"]) * message * 1e6
     return out
 
 

@@ -8,11 +8,14 @@
 * **W3 storm**: all W1 connections drop at once and reconnect.
 
 Clients run at their shipped defaults, read from the clients themselves (never
-typed in here): the Python client's ``RelayOptions`` (ping interval, ack
-cadence, run through its own sans-I/O :class:`~tabrelay.core.AckTracker`) and
-the extension's keep-alive constant in ``background.js``. Every connection is
-cut by API Gateway after its maximum duration (2 h, fixed), and its client
-reconnects: that is the steady rate of new connections.
+typed in here): the Python client's ack cadence (``RelayOptions``, run through
+its own sans-I/O :class:`~tabrelay.core.AckTracker`) and keep-alive (the
+consumer's :data:`~tabrelay.core.CONSUMER_KEEPALIVE`), and the extension's
+keep-alive constants in ``lib/wire.js``; both keep-alives are run through the
+client's own sans-I/O :class:`~tabrelay.core.KeepAlive` over a connection's
+traffic (a busy connection sends none). Every connection is cut by API Gateway
+after its maximum duration (2 h, fixed), and its client reconnects: that is the
+steady rate of new connections.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 from tabrelay.client import RelayOptions
-from tabrelay.core import AckTracker
+from tabrelay.core import AckTracker, KeepAlive, KeepAlivePolicy
 
 __all__ = [
     "W1",
@@ -36,10 +39,11 @@ __all__ = [
     "Workload",
     "acks_per_delivery",
     "client_defaults",
+    "keepalive_messages_per_s",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
-EXTENSION_WORKER = ROOT / "clients" / "extension" / "background.js"
+EXTENSION_WIRE = ROOT / "clients" / "extension" / "lib" / "wire.js"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,34 +133,103 @@ WORKLOADS = (W1, W2, W3)
 
 @dataclass(frozen=True, slots=True)
 class ClientDefaults:
-    """What the shipped clients send on their own, per connection."""
+    """What the shipped clients send on their own, per connection (seconds).
 
+    Keep-alive: a one-way ``keepalive`` (one inbound message, no reply) after
+    ``*_keepalive_interval_s`` without sending; a ``ping`` (and its ``pong``) after
+    ``*_ping_interval_s`` without receiving. The Python client as a consumer, the
+    extension as the browser.
+    """
+
+    python_keepalive_interval_s: float
     python_ping_interval_s: float
+    python_ping_timeout_s: float
     python_ack_every: int
     python_ack_delay_s: float
+    extension_keepalive_interval_s: float
     extension_ping_interval_s: float
+    extension_ping_timeout_s: float
     python_acks: bool
 
+    def keepalive(self, role: Literal["browser", "consumer"]) -> KeepAlivePolicy:
+        """The keep-alive policy of a connection of ``role`` (the extension for browsers)."""
+        if role == "browser":
+            return KeepAlivePolicy(
+                self.extension_keepalive_interval_s,
+                self.extension_ping_interval_s,
+                self.extension_ping_timeout_s,
+            )
+        return KeepAlivePolicy(
+            self.python_keepalive_interval_s,
+            self.python_ping_interval_s,
+            self.python_ping_timeout_s,
+        )
 
-def _extension_ping_interval_s(source: Path = EXTENSION_WORKER) -> float:
-    match = re.search(r"const PING_EVERY_MS = ([\d_]+);", source.read_text())
+
+def _extension_constant_s(name: str, source: Path = EXTENSION_WIRE) -> float:
+    match = re.search(rf"export const {name} = ([\d_]+);", source.read_text())
     if match is None:
-        raise ValueError(f"PING_EVERY_MS not found in {source}")
+        raise ValueError(f"{name} not found in {source}")
     return int(match.group(1).replace("_", "")) / 1000
 
 
 def client_defaults() -> ClientDefaults:
-    """The defaults as shipped: ``RelayOptions()`` and the extension's service worker."""
+    """The defaults as shipped: the Python consumer's ``RelayOptions()`` and the
+    extension's ``lib/wire.js``."""
     options = RelayOptions()
-    if options.ping_interval is None:
-        raise ValueError("the Python client no longer pings by default: revisit the model")
+    consumer = options.keepalive_policy("consumer")
+    if consumer.keepalive_after is None or consumer.ping_after is None:
+        raise ValueError("the Python consumer no longer keeps alive by default: revisit the model")
     return ClientDefaults(
-        python_ping_interval_s=options.ping_interval,
+        python_keepalive_interval_s=consumer.keepalive_after,
+        python_ping_interval_s=consumer.ping_after,
+        python_ping_timeout_s=consumer.ping_timeout,
         python_ack_every=options.ack_every,
         python_ack_delay_s=options.ack_delay,
-        extension_ping_interval_s=_extension_ping_interval_s(),
+        extension_keepalive_interval_s=_extension_constant_s("KEEPALIVE_AFTER_MS"),
+        extension_ping_interval_s=_extension_constant_s("PING_AFTER_MS"),
+        extension_ping_timeout_s=_extension_constant_s("PING_TIMEOUT_MS"),
         python_acks=options.acks,
     )
+
+
+def keepalive_messages_per_s(
+    policy: KeepAlivePolicy,
+    *,
+    sends_every_s: float | None,
+    receives_every_s: float | None,
+    hours: float = 6.0,
+) -> tuple[float, float]:
+    """Keep-alive messages per second of one connection, ``(in, out)`` at API Gateway:
+    keepalives and pings in, pongs out. The connection sends a frame of its own every
+    ``sends_every_s`` and receives one every ``receives_every_s`` (None: never); the
+    client's own :class:`KeepAlive` is run over that timeline (sans-I/O, no clock),
+    each ping answered at once."""
+    alive = KeepAlive(policy)
+    alive.opened(0.0)
+    end = hours * 3600
+    next_send, next_receive = sends_every_s, receives_every_s
+    keepalives = pings = 0
+    while True:
+        events = [t for t in (alive.deadline(), next_send, next_receive) if t is not None]
+        now = min(events, default=end + 1)
+        if now > end:
+            break
+        if next_send is not None and now >= next_send:
+            alive.sent(now)
+            next_send = now + (sends_every_s or 0.0)
+        if next_receive is not None and now >= next_receive:
+            alive.received(now)
+            next_receive = now + (receives_every_s or 0.0)
+        due = alive.due(now)
+        if due == "ping":
+            alive.pinged(now)
+            alive.received(now)  # the pong
+            pings += 1
+        elif due == "keepalive":
+            alive.sent(now)
+            keepalives += 1
+    return (keepalives + pings) / end, pings / end
 
 
 def acks_per_delivery(interval_s: float, defaults: ClientDefaults, deliveries: int = 1000) -> float:

@@ -34,6 +34,7 @@ import boto3
 from functions.dal.clients import AWSClients
 from functions.dal.secrets import SigningKeySource
 from functions.logic.auth import SigningKey, mint_token
+from functions.logic.gateway import ONE_WAY_ROUTES, ROUTES_WITH_RESPONSE
 from functions.models.settings import GatewaySettings
 from simulation.environment import ENVIRONMENT, REGION, SIGNING_KEY
 from simulation.events import (
@@ -58,6 +59,7 @@ __all__ = [
     "RecordingConnectionsApi",
     "install_runtime",
     "register_bystanders",
+    "select_route",
 ]
 
 #: The handler modules that take a ``RUNTIME`` (the authorizer takes ``KEYS``).
@@ -80,6 +82,18 @@ def install_runtime(
         max_age=300,
     )
     return runtime
+
+
+def select_route(body: str) -> str:
+    """The route API Gateway selects for a frame (``$request.body.action``): the
+    action's own route when it has one, else ``$default``."""
+    try:
+        action = json.loads(body).get("action")
+    except (ValueError, AttributeError, RecursionError):
+        return "$default"
+    if isinstance(action, str) and action in ONE_WAY_ROUTES | ROUTES_WITH_RESPONSE:
+        return action
+    return "$default"
 
 
 class RecordingConnectionsApi(ConnectionsApi):
@@ -172,16 +186,28 @@ class Harness:
         conn: Connection,
         body: str,
         *,
-        route: str = "$default",
+        route: str | None = None,
         lambda_context: LambdaContext | None = None,
     ) -> dict[str, Any] | None:
-        """Send one frame; return the decoded route response, if the handler replied."""
+        """Send one frame; return what the sender gets back for it, if anything.
+
+        ``route`` defaults to the one API Gateway selects (:func:`select_route`). On a
+        route with a route response that is the handler's response body; on a one-way
+        route (which has none: API Gateway would drop a body) the handler must return
+        no body, and what it posted to the sender meanwhile (an error) is returned.
+        """
+        route = select_route(body) if route is None else route
         context = self._context(conn.connection_id, route, "MESSAGE")
         context["authorizer"] = self._authorizers[conn.connection_id]
         event = message_event(context, body)
+        posted = len(self.api.received[conn.connection_id])
         response = self.handlers["message"].handler(event, lambda_context or LambdaContext())
         assert response["statusCode"] == 200
         body_out = response.get("body")
+        if route in ONE_WAY_ROUTES:
+            assert body_out is None, f"a reply on {route!r}, which has no route response"
+            replies = self.api.received[conn.connection_id][posted:]
+            return json.loads(replies[-1]) if replies else None
         return json.loads(body_out) if body_out else None
 
     def close(self, conn: Connection) -> None:

@@ -3,7 +3,9 @@
 //
 // Survival rules of a Manifest V3 service worker (Chrome 116+):
 // - a WebSocket that exchanges a message at least every 30 s keeps the worker
-//   alive, hence the `ping` every 20 s;
+//   alive, hence a one-way `keepalive` whenever nothing else went out for 20 s
+//   (keepAliveDue in lib/wire.js; a pong-answered `ping` only after 2 minutes
+//   without a frame from the gateway, every message being billed);
 // - while the gateway is unreachable, every reconnection attempt calls an
 //   extension API (the status write), which resets the idle timer; if the
 //   worker is stopped anyway, the 30 s watchdog alarm starts it again and the
@@ -15,19 +17,19 @@ import { CommandError, MUTATING, createCommands, inject, showsLocalFile } from '
 import { captureDocument } from './lib/page.js';
 import {
   DEFAULT_COMMAND_TIMEOUT,
+  KEEPALIVE_TICK_MS,
   backoffDelay,
   earlyReconnectDelay,
   errorMessage,
   jwtClaims,
+  keepAliveDue,
+  keepaliveMessage,
+  pingMessage,
   resultMessages,
   snapshotMessages,
   socketUrl,
 } from './lib/wire.js';
 
-const PING_EVERY_MS = 20_000;
-/** No frame at all from the gateway for this long: the socket is dead even
- * if the browser has not noticed (half-open TCP); drop it and reconnect. */
-const SILENCE_LIMIT_MS = 2 * PING_EVERY_MS + 5_000;
 /** Connections that lived this long reset the backoff. */
 const HEALTHY_AFTER_MS = 10_000;
 /** Automatic snapshots (load, navigation, DOM changes) at most this often. */
@@ -64,6 +66,8 @@ let nextSocket = null;
 let retiring = null; // the replaced socket, whose last frames are still read
 let openedAt = 0;
 let lastFrameAt = 0;
+let lastSentAt = 0; // the last message sent (or a keepalive queued)
+let pingSentAt = null; // the last liveness ping; a frame received after it answers it
 let seq = 0;
 let lastSent = null; // {url, title, html} of the newest snapshot sent
 const seenIds = new Set();
@@ -182,9 +186,10 @@ function openSocket() {
 }
 
 function onOpen(ws) {
-  openedAt = lastFrameAt = Date.now();
+  openedAt = lastFrameAt = lastSentAt = Date.now();
+  pingSentAt = null;
   setStatus({ state: 'connected', reason: '', since: openedAt, nextAttemptAt: null });
-  pingTimer = setInterval(keepAlive, PING_EVERY_MS);
+  pingTimer = setInterval(keepAlive, KEEPALIVE_TICK_MS);
   renewTimer = setTimeout(() => renew(ws), earlyReconnectDelay());
   flushOutbox();
   requestSnapshot(true);
@@ -250,13 +255,27 @@ function dropSocket(reason) {
   reconnectTimer = setTimeout(connect, delay);
 }
 
+/** Every KEEPALIVE_TICK_MS: a keepalive when nothing went out for 20 s, a
+ * ping when nothing came in for 2 minutes, a reconnect when that ping got no
+ * frame at all back (half-open TCP: the socket is dead though the browser has
+ * not noticed). A busy socket sends nothing extra. */
 function keepAlive() {
-  if (Date.now() - lastFrameAt > SILENCE_LIMIT_MS) {
+  const now = Date.now();
+  const due = keepAliveDue({ now, lastSentAt, lastFrameAt, pingSentAt });
+  if (due === 'dead') {
     dropSocket('no answer from the gateway (ping unanswered)');
     return;
   }
-  send(JSON.stringify({ action: 'ping' }), true);
-  setStatus({ heartbeatAt: Date.now() });
+  if (due === 'ping') {
+    pingSentAt = lastSentAt = now;
+    send(pingMessage(), true);
+  } else if (due === 'keepalive') {
+    lastSentAt = now; // queued: the next tick must not queue another
+    send(keepaliveMessage(), true);
+  } else {
+    return;
+  }
+  setStatus({ heartbeatAt: now });
 }
 
 function isOpen() {
@@ -267,7 +286,7 @@ function isOpen() {
 
 // Each queued message is {text, key, lane}; key (the message's id) lets a
 // rate_limited error find it again.
-const urgent = []; // results and pings: ahead of snapshot parts
+const urgent = []; // results, pings and keepalives: ahead of snapshot parts
 const bulk = []; // snapshot parts
 const recent = new Map(); // key -> {items, at}: recently sent, for resending
 let tokens = SEND_BURST;
@@ -292,6 +311,7 @@ function pump() {
   while (now >= pausedUntil && tokens >= 1 && (urgent.length || bulk.length)) {
     const item = urgent.length ? urgent.shift() : bulk.shift();
     socket.send(item.text);
+    lastSentAt = now;
     tokens -= 1;
     if (item.key) rememberSent(item, now);
   }

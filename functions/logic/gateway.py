@@ -1,10 +1,16 @@
 """What happens when a client connects, disconnects or sends a frame.
 
 The gateway validates and authorizes each inbound frame, answers what it can
-answer at once (``subscribe``, ``list``, ``ack``, ``ping``, errors) through the
-route response, and puts everything that must reach another connection on the
-bus, for the router to deliver. It never posts to other connections itself,
-except to close a connection that a newer one superseded or that floods.
+answer at once (``subscribe``, ``list``, ``ping``, errors), and puts everything
+that must reach another connection on the bus, for the router to deliver. It
+never posts to other connections itself, except to close a connection that a
+newer one superseded or that floods.
+
+A reply travels in the route response only on the routes that always reply
+(:data:`ROUTES_WITH_RESPONSE`): on a route with a route response API Gateway may
+bill an empty reply to a frame that needs none. The protocol's one-way routes
+(:data:`ONE_WAY_ROUTES`) have none, so their errors are posted to the sender
+with ``@connections`` by the delivery service instead.
 """
 
 from __future__ import annotations
@@ -33,7 +39,15 @@ from functions.logic.ratelimit import RateLimiter
 if TYPE_CHECKING:  # only the message handler fans out: the others never import it
     from functions.logic.delivery import Delivery
 
-__all__ = ["Gateway", "Limits"]
+__all__ = ["ONE_WAY_ROUTES", "ROUTES_WITH_RESPONSE", "Gateway", "Limits"]
+
+#: Routes deployed with a route response: each of their frames gets a reply
+#: (``subscribed``, ``browsers``, a ``pong``, a raw frame's or an unknown action's
+#: error), which API Gateway sends back as the integration's response body.
+#: ``infra/components/websocket_api.py`` deploys exactly these (a test holds them equal).
+ROUTES_WITH_RESPONSE: frozenset[str] = frozenset({"$default", "subscribe", "unsubscribe", "list"})
+#: Routes deployed without one: a valid frame gets no reply, and an error is posted.
+ONE_WAY_ROUTES: frozenset[str] = frozenset({"snapshot", "command", "result", "ack"})
 
 
 # A ``list`` cursor is the base64url text of the last client id of a page. It
@@ -133,15 +147,46 @@ class Gateway:
         *,
         message_id: str,
         remaining_ms: Callable[[], int] | None = None,
+        route: str = "$default",
     ) -> str | None:
-        """Handle one inbound frame; return the reply to send back, if any.
+        """Handle one inbound frame; return the route response to send back, if any.
 
         ``body`` is text, or the bytes of a binary frame. Every frame counts
         against the connection's rate limit, whatever it holds: one that is too
         large, does not decode or is forbidden costs a flooder as much as a valid one.
         ``remaining_ms`` tells the milliseconds left before the function times out
         (Lambda's ``get_remaining_time_in_millis``), so delivery can stop in time.
+        ``route`` is the route API Gateway selected: on a route without a route
+        response (:data:`ONE_WAY_ROUTES`) a reply is posted instead (see :meth:`reply`).
         """
+        answer = self._receive(identity, body, message_id, remaining_ms)
+        return self.reply(identity, answer, route=route, message_id=message_id)
+
+    def reply(
+        self, identity: Identity, answer: str | None, *, route: str, message_id: str
+    ) -> str | None:
+        """Send ``answer`` back to the sender the way ``route`` allows.
+
+        Returns it as the route response when the route has one; otherwise posts it
+        to the sender (410 forgets the connection, a throttled post is retried through
+        the delivery queue) and returns None, since API Gateway would discard it.
+        """
+        if answer is None or route not in ONE_WAY_ROUTES:
+            return answer
+        if self._delivery is not None:
+            self._delivery.post(identity.connection_id, answer, message_id)
+        else:  # no delivery service (a bare gateway): post once, best effort
+            with contextlib.suppress(ConnectionGoneError, DeliveryRetryableError):
+                self._poster.post(identity.connection_id, answer)
+        return None
+
+    def _receive(
+        self,
+        identity: Identity,
+        body: str | bytes,
+        message_id: str,
+        remaining_ms: Callable[[], int] | None,
+    ) -> str | None:
         raw: str | None = None
         message: wire.Message | None = None
         refusal: tuple[wire.ErrorCode, str, str | None] | None = None
@@ -217,6 +262,8 @@ class Gateway:
                 return self._ack(identity, message)
             case wire.Ping():
                 return wire.encode(wire.Pong(id=message.id))
+            case wire.Keepalive():
+                return None  # deployed, its route never calls a Lambda: nothing to do
         return self._error(  # pragma: no cover - every inbound action is matched above
             "unknown_action", f"unhandled action {message.action!r}", None
         )

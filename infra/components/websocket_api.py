@@ -1,10 +1,14 @@
-"""The API Gateway WebSocket API: authorizer, routes, the ``ping`` mock, stage and logs.
+"""The API Gateway WebSocket API: authorizer, routes, the keep-alive mocks, stage and logs.
 
 Routes follow docs/architecture.md: ``$connect`` behind a Lambda REQUEST authorizer
 reading ``route.request.querystring.token`` (browsers cannot set headers on a
 WebSocket); ``$disconnect``; ``$default`` and the protocol routes to the message
-function, each with a route response so the handler's reply is its response body;
-``ping`` answered by a MOCK integration, so a keep-alive every 20 s costs no Lambda call.
+function. Only the routes that always reply (:data:`REPLYING_ROUTES`) have a route
+response, so the handler's reply is its response body; API Gateway may bill an
+empty one for every frame of such a route, so the one-way routes
+(:data:`ONE_WAY_ROUTES`) have none and the handler posts their errors. ``ping`` is answered ``pong`` by a MOCK
+integration (no Lambda call); ``keepalive`` goes to a MOCK integration with no
+route response: nothing is called, nothing answers, only the inbound message is billed.
 """
 
 from __future__ import annotations
@@ -31,8 +35,11 @@ from infra.nag import acknowledge
 
 __all__ = [
     "IDENTITY_SOURCE",
+    "KEEPALIVE_ROUTE",
     "MESSAGE_ROUTES",
+    "ONE_WAY_ROUTES",
     "PONG",
+    "REPLYING_ROUTES",
     "ROUTE_SELECTION_EXPRESSION",
     "WebSocketGateway",
 ]
@@ -41,6 +48,13 @@ ROUTE_SELECTION_EXPRESSION = "$request.body.action"
 IDENTITY_SOURCE = "route.request.querystring.token"
 # The protocol's client actions that the message function handles (wire protocol v1).
 MESSAGE_ROUTES = ("snapshot", "command", "result", "subscribe", "unsubscribe", "ack", "list")
+# Routes of the message function whose every frame gets a reply: these have a route
+# response. The others reply only with an error, which the handler posts (the same
+# sets as functions/logic/gateway.py's, held equal by tests/infrastructure).
+REPLYING_ROUTES = ("$default", "subscribe", "unsubscribe", "list")
+ONE_WAY_ROUTES = ("snapshot", "command", "result", "ack")
+# The one-way keep-alive (tabrelay.wire.KEEPALIVE_ACTION): a MOCK, no route response.
+KEEPALIVE_ROUTE = "keepalive"
 _MANAGEMENT_METHODS = ("POST", "GET", "DELETE")
 PONG = json.dumps({"action": "pong"}, separators=(",", ":"))
 _ROUTE_ONLY_AUTHORIZATION = (
@@ -264,10 +278,13 @@ class WebSocketGateway(Construct):
         message_integration = integrations.WebSocketLambdaIntegration("Message", message)
         for route_key in ("$default", *MESSAGE_ROUTES):
             route = self.api.add_route(
-                route_key, integration=message_integration, return_response=True
+                route_key,
+                integration=message_integration,
+                return_response=route_key in REPLYING_ROUTES,
             )
             acknowledge(route, "AwsSolutions-APIG4", _ROUTE_ONLY_AUTHORIZATION)
         self._add_ping()
+        self._add_keepalive()
         self.connect_route = connect_route
 
     def _add_ping(self) -> None:
@@ -304,6 +321,28 @@ class WebSocketGateway(Construct):
             api_id=self.api.api_id,
             route_id=route.ref,
             route_response_key="$default",
+        )
+        acknowledge(route, "AwsSolutions-APIG4", _ROUTE_ONLY_AUTHORIZATION)
+
+    def _add_keepalive(self) -> None:
+        """``keepalive`` -> nothing: a MOCK integration and no route response, so the
+        frame resets API Gateway's idle timer and costs one inbound message, no Lambda
+        call and no billed reply."""
+        mock = apigwv2.CfnIntegration(
+            self,
+            "KeepaliveIntegration",
+            api_id=self.api.api_id,
+            integration_type="MOCK",
+            request_templates={"$default": json.dumps({"statusCode": 200})},
+            template_selection_expression="\\$default",
+        )
+        route = apigwv2.CfnRoute(
+            self,
+            "KeepaliveRoute",
+            api_id=self.api.api_id,
+            route_key=KEEPALIVE_ROUTE,
+            authorization_type="NONE",
+            target=f"integrations/{mock.ref}",
         )
         acknowledge(route, "AwsSolutions-APIG4", _ROUTE_ONLY_AUTHORIZATION)
 

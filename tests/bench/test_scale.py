@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from tabrelay.client import RelayOptions
-from tabrelay.core import DEFAULT_EARLY_RECONNECT
+from tabrelay.core import BROWSER_KEEPALIVE, CONSUMER_KEEPALIVE, DEFAULT_EARLY_RECONNECT
 
 from bench.meter import partition_units
 from bench.prices import PRICES
@@ -31,13 +31,18 @@ from bench.workloads import (
     Workload,
     acks_per_delivery,
     client_defaults,
+    keepalive_messages_per_s,
 )
 
 DEFAULTS = ClientDefaults(
-    python_ping_interval_s=20.0,
+    python_keepalive_interval_s=300.0,
+    python_ping_interval_s=600.0,
+    python_ping_timeout_s=30.0,
     python_ack_every=10,
     python_ack_delay_s=0.25,
-    extension_ping_interval_s=20.0,
+    extension_keepalive_interval_s=20.0,
+    extension_ping_interval_s=120.0,
+    extension_ping_timeout_s=20.0,
     python_acks=True,
 )
 
@@ -78,10 +83,10 @@ def test_given_a_small_segment_when_evaluated_then_every_figure_checks_by_hand()
     # When the model evaluates it
     load = evaluate([SMALL], OPS, DEFAULTS)
     # Then: 1 snapshot/s (frame in + post), 1 ack/s (one per delivery at 10 s apart),
-    # 1 ping/s from each role (ping + pong): 2 + 1 + 2 * 1 requests/s
-    assert load["apigw_requests_per_s"] == pytest.approx(5.0)
+    # and no keep-alive: every connection sends and receives well within its intervals
+    assert load["apigw_requests_per_s"] == pytest.approx(3.0)
     # And each connection reconnects once per lifetime (the clients' planned window)
-    assert load["stage_requests_per_s"] == pytest.approx(3.0 + 20 / CONNECTION_LIFETIME_S)
+    assert load["stage_requests_per_s"] == pytest.approx(2.0 + 20 / CONNECTION_LIFETIME_S)
     assert load["new_connections_per_s"] == pytest.approx(20 / CONNECTION_LIFETIME_S)
     # And the message function: 1 invocation/s of 100 ms -> 0.1 concurrent
     assert load["lambda"]["message"]["concurrency"] == pytest.approx(0.1)
@@ -95,8 +100,32 @@ def test_given_a_small_segment_when_evaluated_then_every_figure_checks_by_hand()
     minutes = 20 * SECONDS_PER_MONTH / 60 * PRICES["apigw_connection_minute"].usd
     snapshots = 1.0 * 2 * PRICES["apigw_message"].usd * SECONDS_PER_MONTH
     assert load["monthly_floor_usd"] == pytest.approx(minutes + snapshots)
-    # And the busiest connection: a consumer, 0.1 ack + 0.05 ping per second
-    assert load["busiest_connection"]["messages_per_s"] == pytest.approx(0.15)
+    # And the busiest connection: a browser's snapshot or a consumer's ack, 0.1 per second
+    assert load["busiest_connection"]["messages_per_s"] == pytest.approx(0.1)
+
+
+def test_given_browsers_quieter_than_the_keepalive_then_each_gap_costs_one_keepalive() -> None:
+    # Given browsers that send a snapshot every 30 s: silent for 20 s after each one
+    quiet = Segment("quiet", tenants=2, browsers=10, consumers=10, follow="one",
+                    snapshot_interval_s=30.0)  # fmt: skip
+    # When the model evaluates it
+    load = evaluate([quiet], OPS, DEFAULTS)
+    # Then each browser sends one one-way keepalive per snapshot and gets nothing back:
+    # 1/3 snapshot/s in and posted, 1/3 ack/s, 1/3 keepalive/s in, no pong
+    assert load["apigw_requests_per_s"] == pytest.approx(2 / 3 + 1 / 3 + 1 / 3)
+
+
+def test_keepalive_rates_come_from_the_clients_own_schedule() -> None:
+    consumer, browser = DEFAULTS.keepalive("consumer"), DEFAULTS.keepalive("browser")
+    # A busy connection (W1) sends none
+    assert keepalive_messages_per_s(consumer, sends_every_s=60.0, receives_every_s=10.0) == (0, 0)
+    assert keepalive_messages_per_s(browser, sends_every_s=10.0, receives_every_s=60.0) == (0, 0)
+    # An idle consumer: a keepalive and a ping in, a pong out, per 10 minutes
+    got_in, got_out = keepalive_messages_per_s(consumer, sends_every_s=None, receives_every_s=None)
+    assert (got_in, got_out) == (pytest.approx(2 / 600, rel=0.02), pytest.approx(1 / 600, rel=0.02))
+    # An idle browser: 5 keepalives and a ping in, a pong out, per 2 minutes
+    got_in, got_out = keepalive_messages_per_s(browser, sends_every_s=None, receives_every_s=None)
+    assert (got_in, got_out) == (pytest.approx(6 / 120, rel=0.02), pytest.approx(1 / 120, rel=0.02))
 
 
 def test_connections_live_as_long_as_the_clients_planned_reconnect_window_says() -> None:
@@ -144,10 +173,12 @@ def test_ack_cadence_comes_from_the_clients_own_tracker() -> None:
 def test_client_defaults_are_read_from_the_shipped_clients() -> None:
     options = RelayOptions()
     defaults = client_defaults()
-    assert defaults.python_ping_interval_s == options.ping_interval
+    assert defaults.keepalive("consumer") == CONSUMER_KEEPALIVE == options.keepalive_policy(None)
+    # The extension's constants (lib/wire.js) are the Python browser role's
+    # (tests/unit/extension/test_wire_js.py holds them equal)
+    assert defaults.keepalive("browser") == BROWSER_KEEPALIVE
     assert defaults.python_ack_delay_s == options.ack_delay
     assert defaults.python_ack_every == options.ack_every
-    assert defaults.extension_ping_interval_s > 0
 
 
 def test_partition_units_split_a_batch_by_key_and_sum_to_its_units() -> None:

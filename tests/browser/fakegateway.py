@@ -2,7 +2,7 @@
 
 An aiohttp WebSocket server on 127.0.0.1, port 0. It checks every frame the
 extension sends against the wire definition (``tabrelay.wire``) and
-the 32 KB frame limit, reassembles snapshots, answers ``ping`` with ``pong``
+the 32 KB frame limit, reassembles snapshots, answers ``ping`` with ``pong`` (and ``keepalive`` with nothing)
 and sends commands, collecting their (possibly multi-part) results.
 """
 
@@ -70,6 +70,7 @@ class FakeGateway:
         self.frame_sizes: list[int] = []
         self.violations: list[str] = []
         self.pings = 0
+        self.keepalives = 0
         self.connections = 0
         self._changed = asyncio.Condition()
         self._sockets: set[web.WebSocketResponse] = set()
@@ -148,6 +149,10 @@ class FakeGateway:
             await ws.send_str(wire.encode(wire.Pong(id=message.id)))
             async with self._changed:
                 self.pings += 1
+                self._changed.notify_all()
+        elif isinstance(message, wire.Keepalive):  # one-way: API Gateway answers nothing
+            async with self._changed:
+                self.keepalives += 1
                 self._changed.notify_all()
         elif isinstance(message, wire.Snapshot):
             key = f"{message.sid}/{message.part}"

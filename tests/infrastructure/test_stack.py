@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
+from tabrelay import wire
 
+from functions.logic.gateway import ONE_WAY_ROUTES, ROUTES_WITH_RESPONSE
 from infra.components.monitoring import AUTHORIZER_ERROR_RATE_PERCENT
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -79,7 +81,7 @@ def test_connect_authorizer_reads_the_token_from_the_query_string(
     assert connect["AuthorizerId"] == {"Ref": authorizer_id}
 
 
-def test_every_protocol_route_is_wired_to_its_handler_with_a_route_response(
+def test_every_protocol_route_is_wired_to_its_handler(
     template: dict[str, Any], resources: dict[str, dict[str, Any]]
 ) -> None:
     # Given the routes, integrations and route responses of the API
@@ -98,7 +100,14 @@ def test_every_protocol_route_is_wired_to_its_handler_with_a_route_response(
     assert api["ProtocolType"] == "WEBSOCKET"
     assert api["RouteSelectionExpression"] == "$request.body.action"
     # And exactly the protocol's routes exist
-    assert set(routes) == {"$connect", "$disconnect", "$default", "ping", *PROTOCOL_ROUTES}
+    assert set(routes) == {
+        "$connect",
+        "$disconnect",
+        "$default",
+        "ping",
+        "keepalive",
+        *PROTOCOL_ROUTES,
+    }
     # And each route runs the handler docs/architecture.md names for it
     expected = {
         "$connect": "functions.handlers.connect.handler",
@@ -109,10 +118,45 @@ def test_every_protocol_route_is_wired_to_its_handler_with_a_route_response(
         integration = integrations[_target_integration(routes[key])]
         assert integration["Properties"]["IntegrationType"] == "AWS_PROXY", key
         assert _integration_function(integration) == _function_by_handler(resources, handler), key
-    # And every message route returns the handler's response body to the client
-    for key in ("$default", *PROTOCOL_ROUTES):
+    # And exactly the routes that always reply return the handler's response body (a
+    # route response is billed on every frame); the one-way ones have none
+    with_response = {key for key, route_id in route_ids.items() if route_id in responded}
+    assert with_response == {"$default", "subscribe", "unsubscribe", "list", "ping"}
+    for key in with_response:
         assert routes[key]["Properties"]["RouteResponseSelectionExpression"] == "$default", key
-        assert route_ids[key] in responded, key
+    for key in ("snapshot", "command", "result", "ack", "keepalive"):
+        assert "RouteResponseSelectionExpression" not in routes[key]["Properties"], key
+    # And they are the routes the message handler answers in the response body
+    assert with_response - {"ping"} == ROUTES_WITH_RESPONSE
+    assert PROTOCOL_ROUTES - ROUTES_WITH_RESPONSE == ONE_WAY_ROUTES
+
+
+def test_keepalive_is_a_mock_with_no_route_response_and_no_lambda(
+    resources: dict[str, dict[str, Any]],
+) -> None:
+    # Given the keepalive route (the wire's one-way keep-alive action)
+    keepalive = _routes(resources)[wire.KEEPALIVE_ACTION]
+    integration_id = _target_integration(keepalive)
+    integration = of_type(resources, "AWS::ApiGatewayV2::Integration")[integration_id]["Properties"]
+    # Then a MOCK answers it: no Lambda is called
+    assert integration["IntegrationType"] == "MOCK"
+    # And nothing goes back: no route response, no integration response
+    assert "RouteResponseSelectionExpression" not in keepalive["Properties"]
+    route_id = next(
+        key
+        for key, value in of_type(resources, "AWS::ApiGatewayV2::Route").items()
+        if value["Properties"]["RouteKey"] == wire.KEEPALIVE_ACTION
+    )
+    assert not [
+        value
+        for value in of_type(resources, "AWS::ApiGatewayV2::RouteResponse").values()
+        if value["Properties"]["RouteId"] == {"Ref": route_id}
+    ]
+    assert not [
+        value
+        for value in of_type(resources, "AWS::ApiGatewayV2::IntegrationResponse").values()
+        if value["Properties"]["IntegrationId"] == {"Ref": integration_id}
+    ]
 
 
 def test_ping_is_answered_by_a_mock_integration_without_a_lambda(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import jwt
 import pytest
@@ -12,7 +13,9 @@ from hypothesis import strategies as st
 
 from functions.handlers.authorizer import REFUSED_PRINCIPAL
 from functions.logic.auth import AUDIENCE
-from simulation.harness import Harness
+from functions.logic.gateway import ONE_WAY_ROUTES
+from simulation.events import LambdaContext, message_event
+from simulation.harness import Connection, Harness
 from tests.integration.test_routing import command, snapshot
 
 
@@ -141,6 +144,78 @@ def test_malformed_frames_get_precise_errors(
     assert reply is not None and reply["action"] == "error"
     assert reply["code"] == code
     assert fragment in reply["message"]
+
+
+# -- one-way routes: no route response, errors posted ------------------------------
+
+
+def _handler_reply(gateway: Harness, conn: Connection, frame: str, route: str) -> Any:
+    """The message handler's own response to ``frame`` on ``route`` (what API Gateway
+    would send back if the route had a route response)."""
+    context = gateway._context(conn.connection_id, route, "MESSAGE")
+    context["authorizer"] = gateway._authorizers[conn.connection_id]
+    return gateway.handlers["message"].handler(message_event(context, frame), LambdaContext())
+
+
+@pytest.mark.parametrize(
+    ("role", "frame", "code"),
+    [
+        ("browser", '{"action": "snapshot", "sid": "s", "seq": -1, "data": ""}', "bad_request"),
+        ("consumer", '{"action": "snapshot", "sid": "s", "seq": 1, "data": ""}', "forbidden"),
+        ("consumer", '{"action": "command", "id": "k", "target": 5, "name": "x"}', "bad_request"),
+        ("browser", '{"action": "result", "id": "k", "ok": "yes"}', "bad_request"),
+        ("consumer", '{"action": "ack", "seq": 99}', "bad_request"),
+    ],
+    ids=["snapshot", "snapshot-forbidden", "command", "result", "ack"],
+)
+def test_errors_on_one_way_routes_are_posted_not_returned(
+    gateway: Harness, role: str, frame: str, code: str
+) -> None:
+    # Given a route deployed without a route response (API Gateway drops any body)
+    route = json.loads(frame)["action"]
+    assert route in ONE_WAY_ROUTES
+    conn = gateway.connect(role, "acme", "x1", acks=True)
+    gateway.drain()
+    gateway.take(conn)
+    # When a bad frame arrives on it
+    response = _handler_reply(gateway, conn, frame, route)
+    # Then the handler returns no body, and the error reaches the sender by @connections
+    assert "body" not in response
+    (error,) = gateway.take(conn)
+    assert error["action"] == "error" and error["code"] == code
+
+
+def test_a_valid_snapshot_gets_no_reply_frame(gateway: Harness) -> None:
+    browser = gateway.connect("browser", "acme", "b1")
+    consumer = gateway.connect("consumer", "acme", "c1")
+    gateway.drain()
+    gateway.take(browser)
+    gateway.take(consumer)
+    assert gateway.send(browser, snapshot(1)) is None
+    gateway.drain()
+    assert gateway.take(browser) == []
+    assert [m["action"] for m in gateway.take(consumer)] == ["snapshot"]
+
+
+def test_errors_on_routes_with_a_route_response_are_returned(gateway: Harness) -> None:
+    consumer = gateway.connect("consumer", "acme", "c1")
+    response = _handler_reply(
+        gateway, consumer, '{"action": "subscribe", "browsers": 1}', "subscribe"
+    )
+    assert json.loads(response["body"])["code"] == "bad_request"
+    assert gateway.take(consumer) == []  # nothing posted: the route response carries it
+
+
+def test_keepalive_changes_nothing_and_gets_no_reply(gateway: Harness) -> None:
+    # Deployed, keepalive never reaches a Lambda; should it reach $default, it is a no-op
+    consumer = gateway.connect("consumer", "acme", "c1", acks=True)
+    browser = gateway.connect("browser", "acme", "b1")
+    gateway.drain()
+    gateway.take(consumer)
+    for conn in (consumer, browser):
+        assert gateway.send(conn, '{"action": "keepalive"}') is None
+    gateway.drain()
+    assert gateway.take(consumer) == [] and gateway.take(browser) == []
 
 
 def test_error_names_the_id_it_refers_to(gateway: Harness) -> None:

@@ -86,14 +86,14 @@ async def reply_to(gw: RunningGateway, action: str) -> Any:
 
 
 async def test_route_key_follows_infra(tmp_path: Path, baseline: dict[str, Any]) -> None:
-    # Given the app with the mock route's key edited from "ping" to "keepalive"
+    # Given the app with the ping mock's route key edited from "ping" to "heartbeat"
     edited = edited_app(
-        tmp_path, "infra/components/websocket_api.py", 'route_key="ping"', 'route_key="keepalive"'
+        tmp_path, "infra/components/websocket_api.py", 'route_key="ping"', 'route_key="heartbeat"'
     )
     async with running_gateway(template=baseline) as gw:
-        before = await reply_to(gw, "keepalive")
+        before = await reply_to(gw, "heartbeat")
     async with running_gateway(template=edited) as gw:
-        after = await reply_to(gw, "keepalive")
-    # Then "keepalive" went to the message handler before, and to the mock after
+        after = await reply_to(gw, "heartbeat")
+    # Then "heartbeat" went to the message handler before, and to the mock after
     assert before != {"action": "pong"}
     assert after == {"action": "pong"}

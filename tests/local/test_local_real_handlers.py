@@ -131,3 +131,37 @@ async def test_given_an_invalid_token_when_connecting_then_403_from_the_real_aut
             async with websockets.connect(f"{real.url}{query}"):
                 pass
         assert refused.value.response.status_code == status
+
+
+def _message_function_invocations(gw: RunningGateway) -> int:
+    (function,) = [
+        f
+        for f in gw.system.functions.values()
+        if f.handler_path == "functions.handlers.message.handler"
+    ]
+    return function.invocations
+
+
+async def test_keepalive_gets_no_reply_and_calls_no_lambda(real: RunningGateway) -> None:
+    async with open_as(real, "consumer", "c1", "&acks=1") as consumer:
+        before = _message_function_invocations(real)
+        await consumer.send('{"action":"keepalive"}')
+        await consumer.send('{"action":"ping","id":"p-1"}')
+        # The first frame back answers the ping: nothing answered the keepalive
+        first = json.loads(await asyncio.wait_for(consumer.recv(), 20))
+        assert first == {"action": "pong"}
+        # And neither frame invoked the message function (both are mock integrations)
+        assert _message_function_invocations(real) == before
+
+
+async def test_one_way_routes_post_their_errors_and_reply_nothing_when_valid(
+    real: RunningGateway,
+) -> None:
+    async with open_as(real, "browser", "b1") as browser:
+        # A valid snapshot (no route response) gets no reply frame...
+        await browser.send(json.dumps({"action": "snapshot", "sid": "s", "seq": 1, "data": "x"}))
+        # ...and an invalid one gets its error, posted by the handler
+        await browser.send(json.dumps({"action": "snapshot", "sid": "s", "seq": -1, "data": ""}))
+        first = json.loads(await asyncio.wait_for(browser.recv(), 20))
+    assert first["action"] == "error" and first["code"] == "bad_request"
+    assert "snapshot.seq" in first["message"]

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from tabrelay import wire
 
+from functions.models.settings import DEFAULT_MAX_UNACKED
+
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "wire"
 
 
@@ -252,3 +254,8 @@ def test_list_limit_above_the_page_size_is_refused() -> None:
         wire.decode(json.dumps({"action": "list", "id": "l", "limit": wire.LIST_PAGE_MAX + 1}))
     assert refused.value.code == "bad_request" and "list.limit" in refused.value.message
     assert refused.value.id == "l"
+
+
+def test_the_gateways_default_window_is_the_wires() -> None:
+    # The clients batch acks by wire.MAX_UNACKED; the gateway's setting defaults to it
+    assert DEFAULT_MAX_UNACKED == wire.MAX_UNACKED

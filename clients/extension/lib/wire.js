@@ -157,6 +157,52 @@ export function earlyReconnectDelay({ from = EARLY_RECONNECT_FROM_MS, to = EARLY
   return Math.round(from + random() * (to - from));
 }
 
+/** Keep-alive, the same schedule as the Python client's browser role
+ * (tabrelay.core.BROWSER_KEEPALIVE). API Gateway closes a connection idle for
+ * 10 minutes and bills every message, a ping and its pong alike; a Manifest V3
+ * service worker stays alive only while its WebSocket exchanges a message at
+ * least every 30 s. So: a one-way `keepalive` (API Gateway answers it with
+ * nothing and calls no Lambda) when nothing else went out for
+ * KEEPALIVE_AFTER_MS; a `ping` (answered `pong`) only when nothing came in for
+ * PING_AFTER_MS; and the socket is dead when nothing at all came in
+ * PING_TIMEOUT_MS after that ping (noticed within 140 s of the last frame,
+ * plus one tick). */
+export const KEEPALIVE_AFTER_MS = 20000;
+export const PING_AFTER_MS = 120000;
+export const PING_TIMEOUT_MS = 20000;
+/** How often the service worker asks keepAliveDue: a keepalive goes out 20 to
+ * 25 s after the last message, inside the service worker's 30 s. */
+export const KEEPALIVE_TICK_MS = 5000;
+
+/** The one-way keep-alive and the liveness ping, as sent. */
+export function keepaliveMessage() {
+  return JSON.stringify({ action: 'keepalive' });
+}
+
+export function pingMessage() {
+  return JSON.stringify({ action: 'ping' });
+}
+
+/** What the keep-alive needs now: 'dead', 'ping', 'keepalive' or null.
+ * Times in ms: `lastSentAt` the last message sent, `lastFrameAt` the last one
+ * received, `pingSentAt` the last ping (null if none); any frame received after
+ * a ping answers it. A ping counts as sent: it keeps the connection alive too,
+ * so a keepalive that is due goes as the ping when that would be due before the
+ * next keepalive anyway. */
+export function keepAliveDue(
+  { now, lastSentAt, lastFrameAt, pingSentAt = null },
+  { keepaliveAfter = KEEPALIVE_AFTER_MS, pingAfter = PING_AFTER_MS, pingTimeout = PING_TIMEOUT_MS } = {},
+) {
+  const waiting = pingSentAt !== null && lastFrameAt < pingSentAt;
+  if (waiting && now - pingSentAt >= pingTimeout) return 'dead';
+  if (!waiting && now - lastFrameAt >= pingAfter) return 'ping';
+  if (now - lastSentAt >= keepaliveAfter) {
+    // A ping due before the next keepalive anyway goes now instead: one message, not two.
+    return !waiting && lastFrameAt + pingAfter < now + keepaliveAfter ? 'ping' : 'keepalive';
+  }
+  return null;
+}
+
 /** The claims of a JWT, without verifying it (for display and expiry checks);
  * null when the token is not a JWT. */
 export function jwtClaims(token) {

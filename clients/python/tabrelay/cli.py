@@ -311,14 +311,14 @@ def _parse_args(pairs: Sequence[str]) -> dict[str, Any]:
 
 async def _send(args: argparse.Namespace) -> int:
     command_args: dict[str, Any] = args.command_args
-    async with _relay(args, role="consumer", ping_interval=None) as relay:
+    async with _relay(args, role="consumer") as relay:
         value = await relay.command(args.target, args.name, timeout=args.timeout, args=command_args)
     _line(sys.stdout, safe_json(value))
     return EXIT_CODES["ok"]
 
 
 async def _browsers(args: argparse.Namespace) -> int:
-    async with _relay(args, role="consumer", ping_interval=None) as relay:
+    async with _relay(args, role="consumer") as relay:
         infos = await relay.browsers()
     if args.json:
         rows = [{"client_id": b.client_id, "connected_at": b.connected_at} for b in infos]

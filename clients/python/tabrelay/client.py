@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import math
 import time
 import uuid
 from collections import deque
@@ -28,7 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Itera
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
@@ -36,6 +37,10 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from tabrelay import wire
 from tabrelay.core import (
+    BROWSER_KEEPALIVE,
+    CONSUMER_KEEPALIVE,
+    DEFAULT_ACK_DELAY,
+    DEFAULT_ACK_EVERY,
     DEFAULT_EARLY_RECONNECT,
     DEFAULT_FRAME_BUDGET,
     DEFAULT_MAX_PENDING_RESULTS,
@@ -47,6 +52,8 @@ from tabrelay.core import (
     CommandLedger,
     ControlFrames,
     InboundSnapshots,
+    KeepAlive,
+    KeepAlivePolicy,
     Listing,
     Malformed,
     OutboundBuffer,
@@ -71,6 +78,7 @@ from tabrelay.core import (
     request_frame,
     result_error,
     snapshot_frames,
+    token_role,
 )
 from tabrelay.errors import (
     AuthError,
@@ -111,6 +119,7 @@ class RelayStats:
     parts_resent: int = 0
     acks_sent: int = 0
     pings_sent: int = 0
+    keepalives_sent: int = 0
     commands_run: int = 0
     duplicate_commands: int = 0
     planned_reconnects: int = 0  # connections replaced on purpose before the 2-hour cut
@@ -129,8 +138,9 @@ class RelayOptions:
     acks: bool = True
     queue_size: int = 100
     overflow: Overflow = "block"
-    ping_interval: float | None = 20.0
-    ping_timeout: float = 20.0
+    keepalive_interval: float | None = None
+    ping_interval: float | None = None
+    ping_timeout: float | None = None
     reconnect: bool = True
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
@@ -138,8 +148,8 @@ class RelayOptions:
     open_timeout: float = 10.0
     request_timeout: float = 10.0
     close_timeout: float = 5.0
-    ack_every: int = 10
-    ack_delay: float = 0.25
+    ack_every: int = DEFAULT_ACK_EVERY
+    ack_delay: float = DEFAULT_ACK_DELAY
     frame_budget: int = DEFAULT_FRAME_BUDGET
     max_rate: float | None = 20.0
     max_burst: int = 20
@@ -156,6 +166,24 @@ class RelayOptions:
         if self.overflow not in OVERFLOW_POLICIES:
             raise ValueError(f"overflow must be one of {sorted(OVERFLOW_POLICIES)}")
         Reconnects(window=self.early_reconnect)  # raises ValueError on a bad window
+        self.keepalive_policy("consumer")  # raises ValueError on a bad interval
+
+    def keepalive_policy(self, role: str | None) -> KeepAlivePolicy:
+        """The keep-alive of a connection with ``role`` (``self.role`` wins): the
+        role's default (:data:`~tabrelay.core.CONSUMER_KEEPALIVE`,
+        :data:`~tabrelay.core.BROWSER_KEEPALIVE`) with this object's overrides."""
+        base = BROWSER_KEEPALIVE if (self.role or role) == "browser" else CONSUMER_KEEPALIVE
+
+        def pick(value: float | None, default: float | None) -> float | None:
+            if value is None:
+                return default
+            return None if math.isinf(value) else value
+
+        return KeepAlivePolicy(
+            keepalive_after=pick(self.keepalive_interval, base.keepalive_after),
+            ping_after=pick(self.ping_interval, base.ping_after),
+            ping_timeout=base.ping_timeout if self.ping_timeout is None else self.ping_timeout,
+        )
 
 
 def connect(
@@ -194,9 +222,17 @@ class Relay:
       :meth:`snapshots` for incoming ones). No snapshot disappears silently:
       incoming drops add to ``Snapshot.missed``, outgoing ones to
       :attr:`stats` ``.outgoing_dropped``.
-    * ``ping_interval`` (20 s), ``ping_timeout`` (20 s): a JSON ``ping`` every
-      interval; if nothing arrives within the timeout the connection is treated
-      as dead and reopened.
+    * ``keepalive_interval``, ``ping_interval``, ``ping_timeout``: a one-way
+      ``keepalive`` when nothing went out for ``keepalive_interval`` (API Gateway
+      closes a connection idle for 10 minutes; it answers a keepalive with
+      nothing and calls no Lambda), a ``ping`` when nothing came in for
+      ``ping_interval``, and the connection is treated as dead and reopened when
+      nothing at all arrives ``ping_timeout`` after that ping. ``None`` takes the
+      role's default (the role is ``role``, else the token's claim, else
+      consumer): a consumer 300 s, 600 s and 30 s (a dead connection is noticed
+      within 10.5 minutes of its last frame); a browser 20 s (a Manifest V3
+      service worker needs a message every 30 s), 120 s and 20 s.
+      ``math.inf`` never sends that one.
     * ``reconnect`` (True), ``backoff_initial`` (0.5 s), ``backoff_max`` (30 s):
       after a drop, attempt ``n`` waits a random delay in ``[0, d]`` with
       ``d = min(backoff_max, backoff_initial * 2**n)`` (full jitter); a
@@ -212,8 +248,11 @@ class Relay:
       ends with :class:`AuthError` as on any reconnect.
     * ``open_timeout`` (10 s), ``request_timeout`` (10 s) for ``list`` and
       ``subscribe`` replies, ``close_timeout`` (5 s) to flush on close.
-    * ``ack_every`` (10), ``ack_delay`` (0.25 s): an ack goes out after that many
-      deliveries or that long after the first unacknowledged one.
+    * ``ack_every`` (50), ``ack_delay`` (60 s): one cumulative ack goes out once
+      that many deliveries became acknowledgeable, or that long after the oldest
+      one not yet acknowledged. 50 is half the gateway's window of 100
+      (``wire.MAX_UNACKED``), so a consumer that keeps up never fills it; lower
+      ``ack_every`` with a gateway configured with a smaller window.
     * ``frame_budget`` (30,000 bytes) per outgoing frame.
     * ``max_rate`` (20 frames/s), ``max_burst`` (20): outgoing pacing that keeps
       the connection under the gateway's rate limit (50 messages/s as deployed)
@@ -265,6 +304,9 @@ class Relay:
         )
         self._ack = AckTracker(every=opts.ack_every, delay=opts.ack_delay)
         self._ack_timer: asyncio.TimerHandle | None = None
+        self._token_role: str | None = None
+        self._alive = KeepAlive(opts.keepalive_policy(None))
+        self._alive_changed = asyncio.Event()
         self._bucket = TokenBucket(opts.max_rate, opts.max_burst) if opts.max_rate else None
         self._control = ControlFrames()
         self._ready_timer: asyncio.TimerHandle | None = None
@@ -597,6 +639,9 @@ class Relay:
 
     def _connect_url(self) -> str:
         token = self._token() if callable(self._token) else self._token
+        self._token_role = token_role(token) or token_role(
+            dict(parse_qsl(urlsplit(self.url).query)).get("token")
+        )
         return connect_url(self.url, token, acks=self.options.acks)
 
     async def _open(self) -> ClientConnection:
@@ -604,7 +649,7 @@ class Relay:
             return await ws_connect(
                 self._connect_url(),
                 open_timeout=self.options.open_timeout,
-                ping_interval=None,  # API Gateway: JSON ping, answered without a Lambda call
+                ping_interval=None,  # API Gateway: JSON keepalive and ping (tabrelay.core.KeepAlive)
                 compression=None,  # API Gateway does not negotiate permessage-deflate
                 max_size=4 * wire.MESSAGE_LIMIT,
                 close_timeout=self.options.close_timeout,
@@ -670,6 +715,8 @@ class Relay:
         self._ws = ws
         self._last_rx = self._now()
         self._reconnects.opened(self._last_rx)
+        self._alive = KeepAlive(self.options.keepalive_policy(self._token_role))
+        self._alive.opened(self._last_rx)
         self._ack.reset()
         # Rebuild the subscriptions; requests written on the lost connection
         # never got their reply: ask again.
@@ -744,6 +791,8 @@ class Relay:
         try:
             async for text in ws:
                 self._last_rx = self._now()
+                if self._alive.received(self._last_rx):
+                    self._alive_changed.set()  # the next ping is due sooner than "dead"
                 await self._dispatch(text)
         except ConnectionClosed:
             pass
@@ -780,6 +829,7 @@ class Relay:
                 await asyncio.sleep(wait)  # pacing, not synchronization
             self._bucket.take(self._now())
         await ws.send(frame)
+        self._alive.sent(self._now())
         self.stats.frames_sent += 1
 
     def _take_control(self) -> str | None:
@@ -791,33 +841,40 @@ class Relay:
             self.stats.acks_sent += 1
         elif kind == "ping":
             self.stats.pings_sent += 1
+        elif kind == "keepalive":
+            self.stats.keepalives_sent += 1
         return frame
 
     async def _keepalive(self, ws: ClientConnection) -> None:
-        """A JSON ping every ``ping_interval``; abort the connection when the oldest
-        unanswered one is older than ``ping_timeout`` (any frame counts as an answer)."""
-        if self.options.ping_interval is None:
-            return
-        unanswered: float | None = None
+        """Send a ``keepalive`` or a ``ping`` when the core says one is due; abort the
+        connection when a ping got no frame at all within ``ping_timeout``."""
+        alive = self._alive
         while True:
-            await asyncio.sleep(self.options.ping_interval)
             now = self._now()
-            if unanswered is not None and self._last_rx >= unanswered:
-                unanswered = None
-            if (
-                unanswered is not None
-                and now - unanswered >= self.options.ping_timeout
-                and not self._reader_paused
-            ):
-                logger.warning(
-                    "tabrelay: no answer to ping in %.0f s; reconnecting", now - unanswered
-                )
+            if self._reader_paused:
+                alive.received(now)  # not reading: silence proves nothing
+            action = alive.due(now)
+            if action == "dead":
+                logger.warning("tabrelay: no answer to ping; reconnecting")
                 ws.transport.abort()
                 return
-            if unanswered is None:
-                unanswered = now
-            self._control.ping()
-            self._wake.set()
+            if action == "ping":
+                alive.pinged(now)
+                self._control.ping()
+                self._wake.set()
+            elif action == "keepalive":
+                alive.sent(now)
+                self._control.keepalive()
+                self._wake.set()
+            deadline = alive.deadline()
+            if deadline is None:
+                return
+            # A deadline, not synchronization: frames move it later, except an
+            # answered ping, which wakes this loop.
+            self._alive_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, deadline - self._now())):
+                    await self._alive_changed.wait()
 
     def _finish(self) -> None:
         if self._finished.is_set():

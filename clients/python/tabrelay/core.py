@@ -11,6 +11,9 @@ unit-tested without a network:
 * results: :func:`result_frames` / :class:`ResultAssembler` do the same for
   command results too large for one frame;
 * acks: :class:`AckTracker` decides which cumulative ``ack`` to send and when;
+* keep-alive: :class:`KeepAlive` decides when a one-way ``keepalive`` or a
+  liveness ``ping`` goes out, and when a silent connection is dead
+  (:data:`CONSUMER_KEEPALIVE`, :data:`BROWSER_KEEPALIVE`, :func:`token_role`);
 * reconnecting: :func:`backoff` yields full-jitter reconnection delays;
   :class:`Reconnects` decides when to reconnect, after a drop and on purpose
   before API Gateway's 2-hour cut;
@@ -27,8 +30,8 @@ unit-tested without a network:
 * commands (browser side): :class:`CommandLedger` runs each command id once
   and remembers its answer;
 * parts: :class:`PartResender` sends a part refused as ``rate_limited`` again;
-* control frames: :class:`ControlFrames` orders restore, ack and ping frames
-  before queued items.
+* control frames: :class:`ControlFrames` orders restore, ack, ping and
+  keepalive frames before queued items.
 """
 
 from __future__ import annotations
@@ -57,6 +60,10 @@ from tabrelay.errors import (
 from tabrelay.models import Snapshot
 
 __all__ = [
+    "BROWSER_KEEPALIVE",
+    "CONSUMER_KEEPALIVE",
+    "DEFAULT_ACK_DELAY",
+    "DEFAULT_ACK_EVERY",
     "DEFAULT_EARLY_RECONNECT",
     "DEFAULT_FRAME_BUDGET",
     "DEFAULT_MAX_PENDING_RESULTS",
@@ -73,6 +80,8 @@ __all__ = [
     "ControlFrames",
     "Duplicate",
     "InboundSnapshots",
+    "KeepAlive",
+    "KeepAlivePolicy",
     "Listing",
     "Malformed",
     "OutboundBuffer",
@@ -99,6 +108,7 @@ __all__ = [
     "result_error",
     "result_frames",
     "snapshot_frames",
+    "token_role",
 ]
 
 #: Bytes of JSON per frame the client allows itself: API Gateway's frame limit
@@ -723,6 +733,17 @@ class ResultAssembler:
 # Cumulative acknowledgements.
 # --------------------------------------------------------------------------
 
+#: An ack goes out once this many deliveries became acknowledgeable: half the
+#: gateway's window (``wire.MAX_UNACKED``), so the other half is still open while
+#: the ack travels. The window fills only if 50 more deliveries arrive before the
+#: gateway has the ack (a round trip), far beyond any one connection's rate.
+DEFAULT_ACK_EVERY = wire.MAX_UNACKED // 2
+#: ... or this many seconds after the oldest delivery not yet acknowledged (a
+#: trickle): fewer than DEFAULT_ACK_EVERY deliveries in that time leave more than
+#: half the window open, so the delay never stalls a consumer; it only bounds how
+#: long the gateway counts them. At one delivery per 10 s that is one ack per six.
+DEFAULT_ACK_DELAY = 60.0
+
 
 class AckTracker:
     """Decides which cumulative ``ack`` to send, and when.
@@ -743,9 +764,14 @@ class AckTracker:
     or ``delay`` seconds after the first one did, never once per message.
     :meth:`reset` starts a new connection (``dseq`` restarts there; tokens of
     the old one are ignored).
+
+    With the defaults (:data:`DEFAULT_ACK_EVERY` = half the window,
+    :data:`DEFAULT_ACK_DELAY`) a consumer that processes what it receives never
+    fills the window: at most ``every`` acknowledgeable deliveries wait for an
+    ack, and the rest of the window covers the ack's round trip.
     """
 
-    def __init__(self, *, every: int = 10, delay: float = 0.25) -> None:
+    def __init__(self, *, every: int = DEFAULT_ACK_EVERY, delay: float = DEFAULT_ACK_DELAY) -> None:
         if every < 1:
             raise ValueError("every must be >= 1")
         self.every = every
@@ -824,6 +850,129 @@ class AckTracker:
         if self._last_sent is None or seq > self._last_sent:
             self._last_sent = seq
         self._since = None
+
+
+# --------------------------------------------------------------------------
+# Keep-alive and liveness.
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KeepAlivePolicy:
+    """When a connection sends keep-alives, all in seconds (``None``: never).
+
+    * ``keepalive_after``: send a one-way ``keepalive`` (no reply, no Lambda) when
+      nothing went out for this long. API Gateway closes a connection idle for
+      10 minutes; every frame the client sends (an ack, a snapshot) counts, so a
+      busy connection never sends one.
+    * ``ping_after``: send a ``ping`` (answered ``pong``) when nothing came in for
+      this long: a liveness check, since a half-open TCP connection looks alive
+      to the side that only sends.
+    * ``ping_timeout``: nothing at all came in this long after such a ping: the
+      connection is dead. A dead connection is noticed at most
+      ``ping_after + ping_timeout`` after its last received frame.
+    """
+
+    keepalive_after: float | None
+    ping_after: float | None
+    ping_timeout: float
+
+    def __post_init__(self) -> None:
+        for name in ("keepalive_after", "ping_after", "ping_timeout"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0 (or None)")
+
+
+#: A consumer: one keepalive after 5 minutes without sending (half API Gateway's
+#: 10-minute idle limit), a liveness ping after 10 minutes without receiving; a
+#: dead connection is noticed within 10.5 minutes of its last frame. An idle
+#: consumer sends 3 messages per 10 minutes (keepalive, ping, and the pong it
+#: gets back) instead of 60 with a ping every 20 s; a busy one none.
+CONSUMER_KEEPALIVE = KeepAlivePolicy(keepalive_after=300.0, ping_after=600.0, ping_timeout=30.0)
+#: A browser (``tabrelay simulate-browser``, the extension): a keepalive when
+#: nothing else went out for 20 s, since a Manifest V3 service worker needs a
+#: message at least every 30 s; a liveness ping after 2 minutes without
+#: receiving; a dead connection is noticed within 140 s of its last frame.
+BROWSER_KEEPALIVE = KeepAlivePolicy(keepalive_after=20.0, ping_after=120.0, ping_timeout=20.0)
+
+
+def token_role(token: str | None) -> str | None:
+    """The ``role`` claim of a JWT, read without verifying it (the gateway verifies);
+    None when ``token`` is not a JWT or names no known role."""
+    if not token or token.count(".") != 2:
+        return None
+    payload = token.split(".")[1]
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    role = claims.get("role") if isinstance(claims, dict) else None
+    return role if role in ("browser", "consumer") else None
+
+
+class KeepAlive:
+    """Decides when to send a ``keepalive`` or a ``ping``, and when the connection is dead.
+
+    Contract, with the current time ``now``: :meth:`opened` on each new
+    connection; :meth:`sent` for every frame written, :meth:`received` for every
+    frame read; at :meth:`deadline` (or any time) ask :meth:`due`, which returns
+    ``"keepalive"`` or ``"ping"`` (send one, then call :meth:`sent` /
+    :meth:`pinged`), ``"dead"`` (abort the connection) or ``None``. Only an
+    answered ping (:meth:`received` returns True) moves :meth:`deadline` earlier.
+    """
+
+    def __init__(self, policy: KeepAlivePolicy) -> None:
+        self.policy = policy
+        self.opened(0.0)
+
+    def opened(self, now: float) -> None:
+        self._last_out = self._last_in = now
+        self._ping_at: float | None = None
+
+    def sent(self, now: float) -> None:
+        self._last_out = max(self._last_out, now)
+
+    def received(self, now: float) -> bool:
+        """Returns True when the frame answered a ping (:meth:`deadline` moved earlier)."""
+        self._last_in = max(self._last_in, now)
+        answered = self._ping_at is not None
+        self._ping_at = None  # any frame answers the ping
+        return answered
+
+    def pinged(self, now: float) -> None:
+        self._ping_at = now
+        self.sent(now)
+
+    def _ping_due_at(self) -> float | None:
+        after = self.policy.ping_after
+        return None if after is None or self._ping_at is not None else self._last_in + after
+
+    def _keepalive_due_at(self) -> float | None:
+        after = self.policy.keepalive_after
+        return None if after is None else self._last_out + after
+
+    def _dead_at(self) -> float | None:
+        return None if self._ping_at is None else self._ping_at + self.policy.ping_timeout
+
+    def due(self, now: float) -> Literal["dead", "ping", "keepalive"] | None:
+        dead, ping, keepalive = self._dead_at(), self._ping_due_at(), self._keepalive_due_at()
+        if dead is not None and now >= dead:
+            return "dead"
+        if ping is not None and now >= ping:
+            return "ping"  # a ping goes out too: it keeps the connection alive as well
+        if keepalive is not None and now >= keepalive:
+            after = self.policy.keepalive_after or 0.0
+            if ping is not None and ping < now + after:
+                return "ping"  # due before the next keepalive anyway: one frame, not two
+            return "keepalive"
+        return None
+
+    def deadline(self) -> float | None:
+        """When :meth:`due` will next return something without new input."""
+        times = (self._dead_at(), self._ping_due_at(), self._keepalive_due_at())
+        known = [t for t in times if t is not None]
+        return min(known) if known else None
 
 
 # --------------------------------------------------------------------------
@@ -1600,22 +1749,25 @@ class Listing:
 
 class ControlFrames:
     """The frames that go before any queued item, in order: the frames that
-    restore a new connection, then the latest cumulative ``ack``, then a ``ping``.
+    restore a new connection, then the latest cumulative ``ack``, then a ``ping``,
+    then a ``keepalive``.
 
     Contract: :meth:`start` on each new connection (what was pending for the
-    old one is dropped), :meth:`ack` / :meth:`ping` when one is due, and the
-    writer takes :meth:`next` until it returns ``None``.
+    old one is dropped), :meth:`ack` / :meth:`ping` / :meth:`keepalive` when one
+    is due, and the writer takes :meth:`next` until it returns ``None``.
     """
 
     def __init__(self) -> None:
         self._restore: deque[str] = deque()
         self._ack: int | None = None
         self._ping = False
+        self._keepalive = False
 
     def start(self, restore: list[str]) -> None:
         self._restore = deque(restore)
         self._ack = None
         self._ping = False
+        self._keepalive = False
 
     def ack(self, seq: int) -> None:
         self._ack = seq
@@ -1623,7 +1775,12 @@ class ControlFrames:
     def ping(self) -> None:
         self._ping = True
 
-    def next(self) -> tuple[Literal["restore", "ack", "ping"], str] | None:
+    def keepalive(self) -> None:
+        self._keepalive = True
+
+    def next(self) -> tuple[Literal["restore", "ack", "ping", "keepalive"], str] | None:
+        if self._restore or self._ack is not None or self._ping:
+            self._keepalive = False  # any frame keeps the connection alive
         if self._restore:
             return "restore", self._restore.popleft()
         if self._ack is not None:
@@ -1632,4 +1789,7 @@ class ControlFrames:
         if self._ping:
             self._ping = False
             return "ping", wire.encode(wire.Ping())
+        if self._keepalive:
+            self._keepalive = False
+            return "keepalive", wire.encode(wire.Keepalive())
         return None

@@ -42,6 +42,7 @@ __all__ = [
     "ERROR_CODES",
     "FRAME_LIMIT",
     "INBOUND",
+    "KEEPALIVE_ACTION",
     "LIST_PAGE_MAX",
     "MAX_COMMAND_TIMEOUT",
     "MAX_CURSOR_CHARS",
@@ -53,6 +54,7 @@ __all__ = [
     "MAX_PARTS",
     "MAX_SUBSCRIPTIONS",
     "MAX_TITLE_CHARS",
+    "MAX_UNACKED",
     "MAX_URL_CHARS",
     "MESSAGE_LIMIT",
     "MIN_COMMAND_TIMEOUT",
@@ -66,6 +68,7 @@ __all__ = [
     "CommandDelivery",
     "ErrorCode",
     "ErrorMessage",
+    "Keepalive",
     "List",
     "Message",
     "Ping",
@@ -103,6 +106,13 @@ RAW_COMMAND_MAX_TARGETS = 10
 MAX_DEPTH = 64
 #: Largest integer a stored field (``seq``) may hold: exact in JavaScript and DynamoDB.
 MAX_INTEGER = 2**53 - 1
+#: A consumer connection's window: snapshot deliveries it may have unacknowledged
+#: (the gateway's ``MAX_UNACKED`` setting defaults to it). Also the commands one
+#: browser may have in flight.
+MAX_UNACKED = 100
+#: The one-way keep-alive's action: API Gateway answers its route with nothing and
+#: calls no Lambda (a MOCK integration without a route response).
+KEEPALIVE_ACTION = "keepalive"
 
 Role = Literal["browser", "consumer"]
 ErrorCode = Literal[
@@ -307,6 +317,14 @@ class Ping(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class Keepalive(Message):
+    """One-way keep-alive: nothing answers it (deployed, its route calls no Lambda
+    and has no route response; should it reach the gateway, it changes nothing)."""
+
+    action: ClassVar[str] = KEEPALIVE_ACTION
+
+
+@dataclass(frozen=True, slots=True)
 class Ack(Message):
     """Cumulative acknowledgement: every delivery with ``dseq <= seq`` is processed."""
 
@@ -443,7 +461,8 @@ class ErrorMessage(Message):
 
 
 INBOUND: dict[str, type[Message]] = {
-    cls.action: cls for cls in (Snapshot, Subscribe, Unsubscribe, Command, Result, Ping, Ack, List)
+    cls.action: cls
+    for cls in (Snapshot, Subscribe, Unsubscribe, Command, Result, Ping, Keepalive, Ack, List)
 }
 OUTBOUND: dict[str, type[Message]] = {
     cls.action: cls
@@ -459,9 +478,9 @@ OUTBOUND: dict[str, type[Message]] = {
     )
 }
 #: Which inbound actions each role may send.
-BROWSER_ACTIONS: frozenset[str] = frozenset({"snapshot", "result", "ping", "ack"})
+BROWSER_ACTIONS: frozenset[str] = frozenset({"snapshot", "result", "ping", "keepalive", "ack"})
 CONSUMER_ACTIONS: frozenset[str] = frozenset(
-    {"subscribe", "unsubscribe", "command", "ping", "ack", "list"}
+    {"subscribe", "unsubscribe", "command", "ping", "keepalive", "ack", "list"}
 )
 
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 import tabrelay
-from tabrelay import CommandRequest, Relay, Snapshot
+from tabrelay import CommandRequest, Relay, Snapshot, wire
+from tabrelay.core import DEFAULT_ACK_EVERY
 
 from tests.unit.client.fake_gateway import WAIT, FakeGateway
 
@@ -475,3 +476,49 @@ async def test_given_gateway_down_when_command_queued_then_it_goes_out_after_rec
                 await pending
     (conn,) = [c for c in gateway.conns if c.received and c.received[0]["action"] == "command"]
     assert conn.number == 2
+
+
+async def test_given_defaults_when_a_window_enforcing_gateway_delivers_then_no_stall_and_few_acks(
+    gateway: FakeGateway,
+) -> None:
+    # Given a consumer at the shipped ack defaults and a gateway that, like the real
+    # one, sends a delivery only while fewer than MAX_UNACKED are unacknowledged
+    deliveries = 4 * wire.MAX_UNACKED
+    async with tabrelay.connect(gateway.url, token="consumer:c1") as consumer:
+        conn = gateway.conns[-1]
+        snaps = consumer.snapshots()
+
+        def acked() -> int:
+            return max((m["seq"] for m in gateway.messages("c1", "ack")), default=0)
+
+        async def deliver() -> None:
+            for i in range(1, deliveries + 1):
+                if i - acked() > wire.MAX_UNACKED:
+                    # the window is full: only an ack opens it (WAIT bounds a stall)
+                    await gateway.wait_for(lambda i=i: i - acked() <= wire.MAX_UNACKED)  # type: ignore[misc]
+                await gateway.deliver_snapshot(
+                    conn, "b1", {"action": "snapshot", "sid": f"s{i}", "seq": i, "data": "x"}
+                )
+
+        # When the application takes every snapshot as it comes
+        delivering = asyncio.create_task(deliver())
+        got = [await _next(snaps) for _ in range(deliveries)]
+        await delivering
+        # Then every delivery arrived, and acks came once per half window
+        await gateway.wait_for(lambda: acked() >= deliveries - DEFAULT_ACK_EVERY)
+    assert [s.seq for s in got] == list(range(1, deliveries + 1))
+    acks = [m["seq"] for m in gateway.messages("c1", "ack")]
+    assert acks == sorted(acks)
+    assert len(acks) <= deliveries // DEFAULT_ACK_EVERY  # the old defaults sent 40 or more
+    assert consumer.stats.acks_sent == len(acks)
+
+
+async def test_given_a_short_keepalive_interval_then_one_way_keepalives_are_sent(
+    gateway: FakeGateway,
+) -> None:
+    async with tabrelay.connect(
+        gateway.url, token="consumer:c1", keepalive_interval=0.02
+    ) as consumer:
+        await gateway.wait_for(lambda: len(gateway.messages("c1", "keepalive")) >= 2)
+    assert consumer.stats.keepalives_sent >= 2
+    assert gateway.messages("c1", "ping") == []  # the consumer's ping waits 10 minutes

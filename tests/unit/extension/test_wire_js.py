@@ -37,6 +37,13 @@ JS_CONSTANTS: dict[str, float] = {
     # The planned reconnect's window, the same in both clients (ms here, s in Python).
     "EARLY_RECONNECT_FROM_MS": core.DEFAULT_EARLY_RECONNECT[0] * 1000,
     "EARLY_RECONNECT_TO_MS": core.DEFAULT_EARLY_RECONNECT[1] * 1000,
+    # The keep-alive, the Python client's browser role's (ms here, s in Python).
+    "KEEPALIVE_AFTER_MS": (core.BROWSER_KEEPALIVE.keepalive_after or 0) * 1000,
+    "PING_AFTER_MS": (core.BROWSER_KEEPALIVE.ping_after or 0) * 1000,
+    "PING_TIMEOUT_MS": core.BROWSER_KEEPALIVE.ping_timeout * 1000,
+    # How often the worker asks keepAliveDue: keepalive after + one tick < MV3's 30 s
+    # (tests/unit/extension/test_keepalive_js.py checks that sum).
+    "KEEPALIVE_TICK_MS": 5000,
 }
 
 
