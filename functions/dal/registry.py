@@ -23,10 +23,12 @@ from functions.logic.ports import (
     CommandKey,
     ConnectionGoneError,
     ConnectionRecord,
+    FanOut,
     Identity,
     PendingCommand,
     Recipient,
     Reservation,
+    combine_recipients,
 )
 
 __all__ = ["DynamoRegistry"]
@@ -308,27 +310,28 @@ class DynamoRegistry:
         return True
 
     def recipients(self, tenant: str, browser_client_id: str) -> list[Recipient]:
-        seen: dict[str, Recipient] = {}
+        return combine_recipients(
+            self.fan_out_partition(tenant, browser_client_id), self.fan_out_partition(tenant, _ALL)
+        )
+
+    def fan_out_partition(self, tenant: str, browser: str) -> FanOut:
+        recipients: list[Recipient] = []
         dropped: set[str] = set()
-        for browser in (browser_client_id, _ALL):
-            for item in self._query(f"S#{tenant}#{browser}"):
-                if not self._live(item):
-                    continue
-                connection_id = item["sk"]["S"]
-                if connection_id.startswith(_DROPPED):
-                    dropped.add(connection_id[len(_DROPPED) :])
-                    continue
-                seen[connection_id] = Recipient(
+        for item in self._query(f"S#{tenant}#{browser}"):
+            if not self._live(item):
+                continue
+            connection_id = item["sk"]["S"]
+            if connection_id.startswith(_DROPPED):
+                dropped.add(connection_id[len(_DROPPED) :])
+                continue
+            recipients.append(
+                Recipient(
                     connection_id=connection_id,
                     client_id=item["client_id"]["S"],
                     acks=bool(item.get("acks", {}).get("BOOL", False)),
                 )
-        return [
-            Recipient(r.connection_id, r.client_id, r.acks, missed=True)
-            if r.connection_id in dropped
-            else r
-            for r in seen.values()
-        ]
+            )
+        return FanOut(tuple(recipients), frozenset(dropped))
 
     # -- commands -----------------------------------------------------------------
 

@@ -363,6 +363,22 @@ def test_idempotency_records_are_keyed_by_their_own_id(template: dict[str, Any])
     )
 
 
+def test_gateway_functions_cache_recipients_for_the_default_seconds(
+    resources: dict[str, dict[str, Any]],
+) -> None:
+    # The delay a subscription change can see (docs/protocol.md, "Subscriptions").
+    from functions.models.settings import DEFAULT_RECIPIENT_CACHE_SECONDS
+
+    cached = {
+        value["Properties"]["Handler"]: value["Properties"]["Environment"]["Variables"].get(
+            "RECIPIENT_CACHE_SECONDS"
+        )
+        for value in of_type(resources, "AWS::Lambda::Function").values()
+        if "authorizer" not in value["Properties"]["Handler"]
+    }
+    assert set(cached.values()) == {str(DEFAULT_RECIPIENT_CACHE_SECONDS)}, cached
+
+
 def test_the_stage_is_throttled_and_access_logged(template: dict[str, Any]) -> None:
     Template.from_json(template).has_resource_properties(
         "AWS::ApiGatewayV2::Stage",
