@@ -634,29 +634,30 @@ class DynamoRegistry:
             ExpressionAttributeValues={":one": _n(1), ":ttl": _n(ttl)},
         )
 
-    def release(self, connection_id: str, dseq: int) -> None:
+    def release(self, connection_id: str, dseq: int, count: int = 1) -> None:
+        last = dseq + count - 1
         try:
-            # The newest slot: take it back, so the next delivery reuses the number.
+            # The newest slots: take them back, so the next deliveries reuse the numbers.
             self._db.update_item(
                 TableName=self._table,
                 Key=_meta_key(connection_id),
-                UpdateExpression="SET sent = sent - :one, room = room + :one",
-                ConditionExpression="sent = :d",
-                ExpressionAttributeValues={":one": _n(1), ":d": _n(dseq)},
+                UpdateExpression="SET sent = sent - :n, room = room + :n",
+                ConditionExpression="sent = :last",
+                ExpressionAttributeValues={":n": _n(count), ":last": _n(last)},
             )
             return
         except ClientError as error:
             if not _conditional_failed(error):
                 raise
         try:
-            # A later slot was taken meanwhile: leave a gap in the numbers (an ack
+            # Later slots were taken meanwhile: leave a gap in the numbers (an ack
             # beyond it covers it) and free the room.
             self._db.update_item(
                 TableName=self._table,
                 Key=_meta_key(connection_id),
-                UpdateExpression="SET room = room + :one",
-                ConditionExpression="attribute_exists(pk) AND sent > :d",
-                ExpressionAttributeValues={":one": _n(1), ":d": _n(dseq)},
+                UpdateExpression="SET room = room + :n",
+                ConditionExpression="attribute_exists(pk) AND sent > :last",
+                ExpressionAttributeValues={":n": _n(count), ":last": _n(last)},
             )
         except ClientError as error:
             if not _conditional_failed(error):

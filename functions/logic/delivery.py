@@ -40,6 +40,7 @@ from functions.logic.ports import (
     Recipient,
 )
 from functions.logic.recipients import RecipientCache
+from functions.logic.window import WindowBlocks
 
 __all__ = ["MAX_POST_ATTEMPTS", "Delivery", "DeliveryFailedError"]
 
@@ -88,6 +89,8 @@ class Delivery:
             ttl_seconds=limits.recipient_cache_seconds,
             clock=clock,
         )
+        #: Consumers' windows, reserved in blocks (functions/logic/window.py).
+        self.windows = WindowBlocks(self._flow, bound=limits.max_unacked, clock=clock)
 
     def begin_batch(self) -> None:
         """Start a queue batch (or an inline fan-out): lookups older than the
@@ -170,14 +173,13 @@ class Delivery:
         dseq: int | None = None
         if acks:
             try:
-                reservation = self._flow.reserve(connection_id, 1)
+                dseq = self.windows.take(connection_id)
             except ConnectionGoneError:
                 self.forget(connection_id)
                 return
-            if reservation.granted == 0:
+            if dseq is None:
                 self._park(send, parks or 0)
                 return
-            dseq = reservation.first_dseq
         missed = self._flow.mark_delivered(connection_id, source, seq) if parks or dropped else 0
         delivery = wire.SnapshotDelivery(
             source=source,
@@ -194,10 +196,11 @@ class Delivery:
         )
         outcome = self._post_snapshot(connection_id, wire.encode(delivery), cid)
         if outcome == "throttled":
-            # Dropped, not retried: the slot goes back to the window, and the
-            # consumer's next snapshot of this browser says what it missed.
+            # Dropped, not retried: the slot goes back to the window (it numbers
+            # the next delivery), and the consumer's next snapshot of this
+            # browser says what it missed.
             if dseq is not None:
-                self._flow.release(connection_id, dseq)
+                self.windows.untake(connection_id, dseq)
             ttl = int(self._clock()) + self._limits.connection_ttl_seconds
             self._flow.note_dropped(tenant, connection_id, source, missed + 1, ttl)
             self._mark_recipient(tenant, source, connection_id, missed=True)
@@ -358,6 +361,7 @@ class Delivery:
         """The target is gone (410): remove *its* records, never the sender's."""
         self._counters.count("Gone")
         self.recipient_cache.forget_connection(connection_id)
+        self.windows.forget(connection_id)
         record, owned = self._registry.unregister(connection_id)
         if record is not None and owned and record.identity.role == "browser":
             identity: Identity = record.identity

@@ -309,8 +309,10 @@ class FlowControl(Protocol):
         """Note that snapshot ``seq`` reached the consumer; return and reset the
         count of snapshots missed before it."""
 
-    def release(self, connection_id: str, dseq: int) -> None:
-        """Give back the window slot ``dseq`` of a delivery that was never posted."""
+    def release(self, connection_id: str, dseq: int, count: int = 1) -> None:
+        """Give back the window slots ``dseq .. dseq + count - 1`` (the end of a
+        reserved block), never posted: their numbers are reused when nothing was
+        reserved after them, else they are a gap that a later ack covers."""
 
     def note_dropped(
         self, tenant: str, consumer_connection: str, browser_client: str, missed: int, ttl: int

@@ -170,3 +170,128 @@ def test_a_gone_recipient_is_dropped_from_the_cache_on_410(
     counter = CallCounter([gateway.clients.management])
     gateway.send(b1, snapshot(3))
     assert counter.stop()["apigatewaymanagementapi.PostToConnection"] == 0
+
+
+class WindowWrites:
+    """Counts the writes on one connection's item (its window), by operation."""
+
+    def __init__(self, gateway: Harness, connection_id: str) -> None:
+        self.key = {"pk": {"S": f"C#{connection_id}"}, "sk": {"S": "META"}}
+        self.calls: list[str] = []
+        self._events = gateway.clients.dynamodb.meta.events
+        self._events.register("provide-client-params.dynamodb.UpdateItem", self._seen)
+
+    def _seen(self, params: dict[str, Any], **_: Any) -> None:
+        if params.get("Key") == self.key:
+            self.calls.append(params["UpdateExpression"])
+
+    def stop(self) -> list[str]:
+        self._events.unregister("provide-client-params.dynamodb.UpdateItem", self._seen)
+        return self.calls
+
+
+def test_a_consumer_following_many_browsers_takes_its_window_in_blocks(
+    make_gateway: Callable[..., Harness],
+) -> None:
+    # Given a consumer with acks following every browser of a tenant
+    gateway, clock = cached(make_gateway, 0)
+    browsers = [gateway.connect("browser", "acme", f"b{n}") for n in range(20)]
+    consumer = gateway.connect("consumer", "acme", "c1", acks=True)
+    gateway.drain()
+
+    # When 60 snapshots of 20 browsers reach it in quick succession, each sent
+    # inline by its own message invocation
+    writes = WindowWrites(gateway, consumer.connection_id)
+    for n in range(60):
+        gateway.send(browsers[n % 20], snapshot(n + 1))
+        clock.now += 0.01
+    window_writes = writes.stop()
+
+    # Then it got all 60, numbered 1..60, for one window write per block
+    assert [m["dseq"] for m in snapshots(gateway, consumer)] == list(range(1, 61))
+    assert len(window_writes) == 9  # blocks of 1, 2, 4, 8, then 10
+    assert all(w.startswith("SET sent = sent + :k") for w in window_writes)
+
+
+def test_a_block_still_fills_the_window_and_conflates_beyond_it(
+    make_gateway: Callable[..., Harness],
+) -> None:
+    # Given a consumer with acks that acks nothing, its window taken in blocks
+    gateway, clock = cached(make_gateway, 0)
+    browser = gateway.connect("browser", "acme", "b1")
+    slow = gateway.connect("consumer", "acme", "slow", acks=True)
+    gateway.drain()
+
+    # When 105 snapshots come in quick succession
+    for seq in range(1, 106):
+        gateway.send(browser, snapshot(seq))
+        clock.now += 0.01
+    gateway.drain()
+
+    # Then exactly its window of 100 arrived, 1..100; the rest are parked
+    assert [m["dseq"] for m in snapshots(gateway, slow)] == list(range(1, 101))
+    gateway.take(slow)
+
+    # When it acks them all and the parked snapshot returns
+    gateway.send(slow, json.dumps({"action": "ack", "seq": 100}))
+    gateway.advance(2)
+
+    # Then only the newest comes, numbered next, counting the 4 it replaced
+    (latest,) = snapshots(gateway, slow)
+    assert (latest["seq"], latest["missed"], latest["dseq"]) == (105, 4, 101)
+
+
+def test_a_throttled_delivery_gives_its_number_to_the_next_without_a_write(
+    make_gateway: Callable[..., Harness],
+) -> None:
+    # Given a consumer receiving a stream (its block holds numbers)
+    gateway, clock = cached(make_gateway, 0)
+    browser = gateway.connect("browser", "acme", "b1")
+    consumer = gateway.connect("consumer", "acme", "c1", acks=True)
+    gateway.drain()
+    for seq in range(1, 5):  # blocks of 1 (1), 2 (2, 3), then 4 (4..7): 5 to 7 held
+        gateway.send(browser, snapshot(seq))
+        clock.now += 0.01
+    gateway.take(consumer)
+
+    # When the post of the next delivery is throttled
+    writes = WindowWrites(gateway, consumer.connection_id)
+    gateway.api.throttle_next = 1
+    gateway.send(browser, snapshot(5))
+
+    # Then the next delivery carries its number, told it missed one, and the
+    # window was not written for either
+    gateway.send(browser, snapshot(6))
+    (delivery,) = snapshots(gateway, consumer)
+    assert (delivery["seq"], delivery["missed"], delivery["dseq"]) == (6, 1, 5)
+    assert writes.stop() == []
+
+
+def test_numbers_a_container_held_too_long_are_given_back_without_a_gap(
+    make_gateway: Callable[..., Harness],
+) -> None:
+    # Given a block of 4 with 3 numbers unused (5, 6, 7)
+    gateway, clock = cached(make_gateway, 0)
+    browser = gateway.connect("browser", "acme", "b1")
+    consumer = gateway.connect("consumer", "acme", "c1", acks=True)
+    gateway.drain()
+    for seq in range(1, 5):
+        gateway.send(browser, snapshot(seq))
+        clock.now += 0.01
+    gateway.take(consumer)
+
+    # When the next snapshot comes after the block's time
+    writes = WindowWrites(gateway, consumer.connection_id)
+    clock.now += 1
+    gateway.send(browser, snapshot(5))
+
+    # Then the 3 went back in one write and the delivery is numbered 5, so an ack
+    # of 5 covers everything and the whole window is free again
+    (delivery,) = snapshots(gateway, consumer)
+    assert delivery["dseq"] == 5
+    assert writes.stop()[0] == "SET sent = sent - :n, room = room + :n"
+    assert gateway.send(consumer, json.dumps({"action": "ack", "seq": 5})) is None
+    item = gateway.clients.dynamodb.get_item(
+        TableName=gateway.settings.table_name, Key=writes.key, ConsistentRead=True
+    )["Item"]
+    assert (item["sent"]["N"], item["room"]["N"]) == ("5", str(gateway.settings.max_unacked))
