@@ -295,3 +295,35 @@ def test_numbers_a_container_held_too_long_are_given_back_without_a_gap(
         TableName=gateway.settings.table_name, Key=writes.key, ConsistentRead=True
     )["Item"]
     assert (item["sent"]["N"], item["room"]["N"]) == ("5", str(gateway.settings.max_unacked))
+
+
+def rate_window_writes(gateway: Harness) -> list[str]:
+    """Collects the sort keys of the rate-window writes (``R#{second}``)."""
+    written: list[str] = []
+
+    def seen(params: dict[str, Any], **_: Any) -> None:
+        sk = params.get("Key", {}).get("sk", {}).get("S", "")
+        if sk.startswith("R#"):
+            written.append(sk)
+
+    gateway.clients.dynamodb.meta.events.register("provide-client-params.dynamodb.UpdateItem", seen)
+    return written
+
+
+def test_a_connection_well_under_its_rate_limit_costs_no_rate_write(
+    make_gateway: Callable[..., Harness],
+) -> None:
+    # Given a limit of 100 frames/s
+    gateway = make_gateway(rate_limit_per_second=100)
+    browser = gateway.connect("browser", "acme", "b1")
+    consumer = gateway.connect("consumer", "acme", "c1")
+    written = rate_window_writes(gateway)
+
+    # When a browser sends a 40-part burst and the consumer 40 frames of its own
+    for seq in range(1, 41):
+        gateway.send(browser, snapshot(seq))
+        gateway.send(consumer, json.dumps({"action": "list"}))
+
+    # Then no rate window was written, and everything got through
+    assert written == []
+    assert len(snapshots(gateway, consumer)) == 40
