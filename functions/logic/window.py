@@ -78,14 +78,25 @@ class WindowBlocks:
         self._clock = clock
         self._max_tracked = max_tracked
         self._blocks: dict[str, _Block] = {}
-        # A Lambda container runs one call at a time; the local emulator runs
-        # concurrent calls in threads that share one container's rules.
+        # Threads may deliver at once (the local emulator's concurrent calls, a
+        # concurrent fan-out): one lock per consumer, so a reservation (an AWS call)
+        # holds up only deliveries to the same consumer.
         self._lock = threading.Lock()
+        self._consumer_locks: dict[str, threading.Lock] = {}
+
+    def _consumer_lock(self, connection_id: str) -> threading.Lock:
+        with self._lock:
+            lock = self._consumer_locks.get(connection_id)
+            if lock is None:
+                if len(self._consumer_locks) >= self._max_tracked:
+                    self._consumer_locks.clear()
+                lock = self._consumer_locks[connection_id] = threading.Lock()
+            return lock
 
     def take(self, connection_id: str) -> int | None:
         """The ``dseq`` of the next delivery to the consumer, or None when its
         window is full. Raises ConnectionGoneError (the connection is gone)."""
-        with self._lock:
+        with self._consumer_lock(connection_id):
             now = self._clock()
             block = self._blocks.get(connection_id)
             fresh = block is not None and now - block.reserved_at < BLOCK_SECONDS
@@ -98,24 +109,25 @@ class WindowBlocks:
                     self._flow.release(connection_id, block.next, block.left)
                 elif fresh:  # used up in time: deliveries keep coming
                     size = min(self._max_block, 2 * block.size)
-                del self._blocks[connection_id]
+                self._blocks.pop(connection_id, None)
             reservation = self._flow.reserve(connection_id, size)
             if reservation.granted == 0:
                 return None
-            if len(self._blocks) >= self._max_tracked:
-                self._blocks.clear()  # forgetting a block leaves a gap an ack covers
             first = reservation.first_dseq
-            self._blocks[connection_id] = _Block(
-                next=first + 1,
-                last=first + reservation.granted - 1,
-                size=reservation.granted,
-                reserved_at=now,
-            )
+            with self._lock:
+                if len(self._blocks) >= self._max_tracked:
+                    self._blocks.clear()  # forgetting a block leaves a gap an ack covers
+                self._blocks[connection_id] = _Block(
+                    next=first + 1,
+                    last=first + reservation.granted - 1,
+                    size=reservation.granted,
+                    reserved_at=now,
+                )
             return first
 
     def untake(self, connection_id: str, dseq: int) -> None:
         """``dseq`` was never sent (a throttled post): the next delivery reuses it."""
-        with self._lock:
+        with self._consumer_lock(connection_id):
             block = self._blocks.get(connection_id)
             if block is not None and block.next - 1 == dseq:
                 block.next = dseq
@@ -126,6 +138,7 @@ class WindowBlocks:
         """The connection is gone: its block is of no use."""
         with self._lock:
             self._blocks.pop(connection_id, None)
+            self._consumer_locks.pop(connection_id, None)
 
     def held(self, connection_id: str) -> int:
         """How many reserved numbers this container holds for the consumer."""

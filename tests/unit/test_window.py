@@ -126,3 +126,24 @@ def test_a_gone_connection_raises_and_its_block_is_forgotten() -> None:
     window.gone = True
     with pytest.raises(ConnectionGoneError):
         windows.take("c")
+
+
+def test_concurrent_deliveries_in_one_process_never_share_a_number() -> None:
+    # The local emulator (and a concurrent fan-out) deliver from several threads.
+    import threading
+
+    windows, window, _ = blocks()
+    start = threading.Barrier(40)
+    numbers: list[int | None] = []
+
+    def deliver() -> None:
+        start.wait()
+        numbers.append(windows.take("c"))
+
+    threads = [threading.Thread(target=deliver) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(n for n in numbers if n is not None) == list(range(1, 41))
+    assert window.sent == 40 + windows.held("c")  # the rest of the last block, held
