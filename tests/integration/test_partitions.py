@@ -21,7 +21,7 @@ def idempotency_records(gateway: Harness) -> list[dict[str, Any]]:
 
 
 def test_idempotency_records_of_two_commands_are_two_partitions(gateway: Harness) -> None:
-    # Given a browser and two consumers of two tenants' worth of commands
+    # Given a browser and two consumers
     gateway.connect("browser", "acme", "b1")
     first = gateway.connect("consumer", "acme", "c1")
     second = gateway.connect("consumer", "acme", "c2")
