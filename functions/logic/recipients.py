@@ -4,13 +4,15 @@ Every snapshot needs its browser's recipients: two fan-out partitions, the
 browser's own subscribers (``S#{tenant}#{browser}``) and the consumers that
 follow every browser of the tenant (``S#{tenant}#*``). The second is the same
 partition for every snapshot of a tenant, so without a cache a busy tenant reads
-one partition once per snapshot. :class:`RecipientCache` keeps each partition
-for ``ttl_seconds`` per container, so a partition is read at most once per TTL
-by each warm container (plus once per queue batch: the records of one batch
+one partition once per snapshot. :class:`RecipientCache` keeps a *busy*
+partition (looked up more than :data:`BUSY_LOOKUPS` times within a TTL) for
+``ttl_seconds`` per container, so it is read about :data:`BUSY_LOOKUPS` times
+per TTL by each warm container however many snapshots use it; a quiet one is
+read for every snapshot, as without a cache (the records of one queue batch
 always share their lookups, even with a TTL of 0).
 
 What it costs (docs/protocol.md, "Subscriptions"): the cache is per container,
-so a change of subscriptions, or a consumer's connect, reaches the containers
+so in a busy tenant a change of subscriptions, or a consumer's connect, reaches the containers
 that cached the partition only when their entry expires: a new subscriber may
 miss snapshots for up to the TTL, and one that left may still be sent some (its
 first post answers 410, which drops every cached partition listing it, so a
@@ -29,10 +31,16 @@ from dataclasses import dataclass, replace
 
 from functions.logic.ports import FanOut, Recipient, combine_recipients
 
-__all__ = ["EVERY_BROWSER", "RecipientCache"]
+__all__ = ["BUSY_LOOKUPS", "EVERY_BROWSER", "RecipientCache"]
 
 #: The partition of the consumers that follow every browser of a tenant.
 EVERY_BROWSER = "*"
+
+
+#: A partition is served from the cache only while busy: looked up more than
+#: this many times within one TTL in the container. A quiet tenant's snapshots
+#: read it every time, so there a change of recipients is seen at once.
+BUSY_LOOKUPS = 5
 
 
 @dataclass(slots=True)
@@ -40,6 +48,8 @@ class _Entry:
     partition: FanOut
     read_at: float
     batch: int
+    period_start: float  # lookups are counted per TTL-long period
+    lookups: int
 
 
 class RecipientCache:
@@ -86,18 +96,23 @@ class RecipientCache:
     def _partition(self, tenant: str, browser: str) -> FanOut:
         key = (tenant, browser)
         now = self._clock()
+        period_start, lookups = now, 1
         with self._lock:
             entry = self._entries.get(key)
-            if entry is not None and (
-                entry.batch == self._batch or now - entry.read_at < self._ttl
-            ):
-                return entry.partition
+            if entry is not None:
+                if now - entry.period_start >= self._ttl:
+                    entry.period_start, entry.lookups = now, 0
+                entry.lookups += 1
+                busy = entry.lookups > BUSY_LOOKUPS and now - entry.read_at < self._ttl
+                if entry.batch == self._batch or busy:
+                    return entry.partition
+                period_start, lookups = entry.period_start, entry.lookups
         partition = self._lookup(tenant, browser)  # outside the lock: an AWS call
         with self._lock:
             self._entries.pop(key, None)
             if len(self._entries) >= self._max_entries:
                 del self._entries[next(iter(self._entries))]
-            self._entries[key] = _Entry(partition, now, self._batch)
+            self._entries[key] = _Entry(partition, now, self._batch, period_start, lookups)
         return partition
 
     def invalidate(self, tenant: str, browsers: Iterable[str]) -> None:

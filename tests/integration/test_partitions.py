@@ -10,6 +10,7 @@ from typing import Any
 
 from functions.dal.idempotency import KEY_PREFIX, RECORD_SORT_KEY
 from functions.logic.delivery import Delivery
+from functions.logic.recipients import BUSY_LOOKUPS
 from simulation.harness import Harness, LambdaContext
 from tests.integration.test_delivery import CallCounter
 from tests.integration.test_routing import command, snapshot, snapshots
@@ -89,36 +90,40 @@ def fan_out_reads(counter: CallCounter) -> int:
 def test_warm_snapshots_share_their_recipient_lookups(
     make_gateway: Callable[..., Harness],
 ) -> None:
-    # Given a recipient cache of 5 s and a consumer following every browser
+    # Given a recipient cache of 5 s, a consumer following every browser, and a
+    # browser busy enough for its partitions to be cached
     gateway, clock = cached(make_gateway, 5)
     b1 = gateway.connect("browser", "acme", "b1")
     consumer = gateway.connect("consumer", "acme", "c1")
     gateway.drain()
-    gateway.send(b1, snapshot(1))
+    for seq in range(1, BUSY_LOOKUPS + 1):
+        gateway.send(b1, snapshot(seq))
 
-    # When the browser sends again within the TTL, in another invocation
+    # When the browser sends again within the TTL, in other invocations
     counter = CallCounter([gateway.clients.dynamodb])
     clock.now += 4.9
-    gateway.send(b1, snapshot(2))
+    gateway.send(b1, snapshot(6))
+    gateway.send(b1, snapshot(7))
 
-    # Then no fan-out partition is read again, and both snapshots arrived
+    # Then no fan-out partition is read again, and every snapshot arrived
     assert fan_out_reads(counter) == 0
-    assert [m["seq"] for m in snapshots(gateway, consumer)] == [1, 2]
+    assert [m["seq"] for m in snapshots(gateway, consumer)] == list(range(1, 8))
 
     # And once the TTL has passed, the partitions are read again (two Queries)
     counter = CallCounter([gateway.clients.dynamodb])
     clock.now += 0.1
-    gateway.send(b1, snapshot(3))
+    gateway.send(b1, snapshot(8))
     assert fan_out_reads(counter) == 2
 
 
 def test_a_consumer_connecting_elsewhere_is_seen_within_the_ttl(
     make_gateway: Callable[..., Harness],
 ) -> None:
-    # Given the browser's recipients cached (no consumer yet)
+    # Given a busy browser's recipients cached (no consumer yet)
     gateway, clock = cached(make_gateway, 5)
     b1 = gateway.connect("browser", "acme", "b1")
-    gateway.send(b1, snapshot(1))
+    for _ in range(BUSY_LOOKUPS + 1):
+        gateway.send(b1, snapshot(1))
 
     # When a consumer connects (its $connect runs in another container in AWS)
     consumer = gateway.connect("consumer", "acme", "c1")
@@ -142,7 +147,8 @@ def test_a_subscribe_takes_effect_at_once_in_its_own_container(
     b1 = gateway.connect("browser", "acme", "b1")
     consumer = gateway.connect("consumer", "acme", "c1")
     gateway.send(consumer, json.dumps({"action": "subscribe", "browsers": ["b2"]}))
-    gateway.send(b1, snapshot(1))
+    for _ in range(BUSY_LOOKUPS + 1):
+        gateway.send(b1, snapshot(1))
     assert snapshots(gateway, consumer) == []
 
     # When it subscribes to b1 through this container
@@ -160,7 +166,8 @@ def test_a_gone_recipient_is_dropped_from_the_cache_on_410(
     gateway, _ = cached(make_gateway, 5)
     b1 = gateway.connect("browser", "acme", "b1")
     gone = gateway.connect("consumer", "acme", "c1")
-    gateway.send(b1, snapshot(1))
+    for _ in range(BUSY_LOOKUPS + 1):
+        gateway.send(b1, snapshot(1))
     gateway.vanish(gone)
 
     # When the next snapshot's post to it answers 410
