@@ -79,6 +79,7 @@ class StackSettings:
     connection_ttl_seconds: int = 2 * 3600 + 600
     park_delay_seconds: int = 2
     max_parks: int = 8
+    recipient_cache_seconds: int = 2
     secret_max_age_seconds: int = 300
     log_level: str = "INFO"
     # API Gateway stage throttling (per stage, all routes). Routes are left to the

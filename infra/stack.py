@@ -63,6 +63,7 @@ class TabRelayStack(Stack):
             "CONNECTION_TTL_SECONDS": str(settings.connection_ttl_seconds),
             "PARK_DELAY_SECONDS": str(settings.park_delay_seconds),
             "MAX_PARKS": str(settings.max_parks),
+            "RECIPIENT_CACHE_SECONDS": str(settings.recipient_cache_seconds),
             **powertools,
         }
         environment = {name: gateway_environment for name in GATEWAY_FUNCTIONS}

@@ -45,6 +45,9 @@ ENVIRONMENT = {
     "SIGNING_SECRET_ID": "tabrelay-signing-key",
     "MAX_UNACKED": "100",
     "RATE_LIMIT_PER_SECOND": "100000",
+    # One Runtime serves every handler here, as if one container ran them all; a
+    # cache would hide what another container's $connect wrote only in AWS.
+    "RECIPIENT_CACHE_SECONDS": "0",
     "POWERTOOLS_SERVICE_NAME": "tabrelay",
     "POWERTOOLS_METRICS_NAMESPACE": "TabRelay",
     "POWERTOOLS_TRACE_DISABLED": "1",

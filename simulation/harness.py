@@ -262,7 +262,8 @@ class Harness:
         The harness runs one invocation at a time: every INPROGRESS record is the
         dead one's.
         """
-        # Powertools' default attribute names, which PowertoolsOnce keeps.
+        # Powertools' default status attribute names, which PowertoolsOnce keeps; every
+        # record id (its pk) starts with ``idempotency#`` (functions/dal/idempotency.py).
         db = self.clients.dynamodb
         past = str(int(time.time() * 1000) - 1)
         pages = db.get_paginator("scan").paginate(

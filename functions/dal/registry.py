@@ -23,10 +23,12 @@ from functions.logic.ports import (
     CommandKey,
     ConnectionGoneError,
     ConnectionRecord,
+    FanOut,
     Identity,
     PendingCommand,
     Recipient,
     Reservation,
+    combine_recipients,
 )
 
 __all__ = ["DynamoRegistry"]
@@ -308,27 +310,28 @@ class DynamoRegistry:
         return True
 
     def recipients(self, tenant: str, browser_client_id: str) -> list[Recipient]:
-        seen: dict[str, Recipient] = {}
+        return combine_recipients(
+            self.fan_out_partition(tenant, browser_client_id), self.fan_out_partition(tenant, _ALL)
+        )
+
+    def fan_out_partition(self, tenant: str, browser: str) -> FanOut:
+        recipients: list[Recipient] = []
         dropped: set[str] = set()
-        for browser in (browser_client_id, _ALL):
-            for item in self._query(f"S#{tenant}#{browser}"):
-                if not self._live(item):
-                    continue
-                connection_id = item["sk"]["S"]
-                if connection_id.startswith(_DROPPED):
-                    dropped.add(connection_id[len(_DROPPED) :])
-                    continue
-                seen[connection_id] = Recipient(
+        for item in self._query(f"S#{tenant}#{browser}"):
+            if not self._live(item):
+                continue
+            connection_id = item["sk"]["S"]
+            if connection_id.startswith(_DROPPED):
+                dropped.add(connection_id[len(_DROPPED) :])
+                continue
+            recipients.append(
+                Recipient(
                     connection_id=connection_id,
                     client_id=item["client_id"]["S"],
                     acks=bool(item.get("acks", {}).get("BOOL", False)),
                 )
-        return [
-            Recipient(r.connection_id, r.client_id, r.acks, missed=True)
-            if r.connection_id in dropped
-            else r
-            for r in seen.values()
-        ]
+            )
+        return FanOut(tuple(recipients), frozenset(dropped))
 
     # -- commands -----------------------------------------------------------------
 
@@ -631,29 +634,30 @@ class DynamoRegistry:
             ExpressionAttributeValues={":one": _n(1), ":ttl": _n(ttl)},
         )
 
-    def release(self, connection_id: str, dseq: int) -> None:
+    def release(self, connection_id: str, dseq: int, count: int = 1) -> None:
+        last = dseq + count - 1
         try:
-            # The newest slot: take it back, so the next delivery reuses the number.
+            # The newest slots: take them back, so the next deliveries reuse the numbers.
             self._db.update_item(
                 TableName=self._table,
                 Key=_meta_key(connection_id),
-                UpdateExpression="SET sent = sent - :one, room = room + :one",
-                ConditionExpression="sent = :d",
-                ExpressionAttributeValues={":one": _n(1), ":d": _n(dseq)},
+                UpdateExpression="SET sent = sent - :n, room = room + :n",
+                ConditionExpression="sent = :last",
+                ExpressionAttributeValues={":n": _n(count), ":last": _n(last)},
             )
             return
         except ClientError as error:
             if not _conditional_failed(error):
                 raise
         try:
-            # A later slot was taken meanwhile: leave a gap in the numbers (an ack
+            # Later slots were taken meanwhile: leave a gap in the numbers (an ack
             # beyond it covers it) and free the room.
             self._db.update_item(
                 TableName=self._table,
                 Key=_meta_key(connection_id),
-                UpdateExpression="SET room = room + :one",
-                ConditionExpression="attribute_exists(pk) AND sent > :d",
-                ExpressionAttributeValues={":one": _n(1), ":d": _n(dseq)},
+                UpdateExpression="SET room = room + :n",
+                ConditionExpression="attribute_exists(pk) AND sent > :last",
+                ExpressionAttributeValues={":n": _n(count), ":last": _n(last)},
             )
         except ClientError as error:
             if not _conditional_failed(error):

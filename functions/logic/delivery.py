@@ -22,7 +22,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Literal, NamedTuple
 
 from tabrelay import wire
@@ -39,6 +39,8 @@ from functions.logic.ports import (
     Ports,
     Recipient,
 )
+from functions.logic.recipients import RecipientCache
+from functions.logic.window import WindowBlocks
 
 __all__ = ["MAX_POST_ATTEMPTS", "Delivery", "DeliveryFailedError"]
 
@@ -80,12 +82,24 @@ class Delivery:
         self._counters = ports.counters
         self._limits = limits
         self._clock = clock
-        self._recipients: dict[tuple[str, str], list[Recipient]] = {}
+        #: Routing lookups, shared by the records of one batch (ten snapshots of one
+        #: browser cost one pair of Queries) and kept for the TTL across warm calls.
+        self.recipient_cache = RecipientCache(
+            self._registry.fan_out_partition,
+            ttl_seconds=limits.recipient_cache_seconds,
+            clock=clock,
+        )
+        #: Consumers' windows, reserved in blocks (functions/logic/window.py).
+        self.windows = WindowBlocks(self._flow, bound=limits.max_unacked, clock=clock)
 
     def begin_batch(self) -> None:
-        """Start a queue batch: routing lookups are shared by the records of one
-        batch (ten snapshots of one browser cost one pair of Queries), never longer."""
-        self._recipients.clear()
+        """Start a queue batch (or an inline fan-out): lookups older than the
+        recipient cache's TTL are read again."""
+        self.recipient_cache.begin_batch()
+
+    def invalidate_recipients(self, tenant: str, browsers: Iterable[str]) -> None:
+        """This container saw these browsers' subscribers change (a ``subscribe``)."""
+        self.recipient_cache.invalidate(tenant, browsers)
 
     def fan_out_inline(
         self, envelope: SnapshotEnvelope, remaining_ms: Callable[[], int] | None = None
@@ -140,11 +154,7 @@ class Delivery:
         self.observe_latency(envelope.t)
 
     def _recipients_of(self, tenant: str, source: str) -> list[Recipient]:
-        recipients = self._recipients.get((tenant, source))
-        if recipients is None:
-            recipients = self._registry.recipients(tenant, source)
-            self._recipients[(tenant, source)] = recipients
-        return recipients
+        return self.recipient_cache.recipients(tenant, source)
 
     def _deliver_snapshot(
         self, send: _Send, *, acks: bool, parks: int | None, dropped: bool = False
@@ -163,14 +173,13 @@ class Delivery:
         dseq: int | None = None
         if acks:
             try:
-                reservation = self._flow.reserve(connection_id, 1)
+                dseq = self.windows.take(connection_id)
             except ConnectionGoneError:
                 self.forget(connection_id)
                 return
-            if reservation.granted == 0:
+            if dseq is None:
                 self._park(send, parks or 0)
                 return
-            dseq = reservation.first_dseq
         missed = self._flow.mark_delivered(connection_id, source, seq) if parks or dropped else 0
         delivery = wire.SnapshotDelivery(
             source=source,
@@ -187,10 +196,11 @@ class Delivery:
         )
         outcome = self._post_snapshot(connection_id, wire.encode(delivery), cid)
         if outcome == "throttled":
-            # Dropped, not retried: the slot goes back to the window, and the
-            # consumer's next snapshot of this browser says what it missed.
+            # Dropped, not retried: the slot goes back to the window (it numbers
+            # the next delivery), and the consumer's next snapshot of this
+            # browser says what it missed.
             if dseq is not None:
-                self._flow.release(connection_id, dseq)
+                self.windows.untake(connection_id, dseq)
             ttl = int(self._clock()) + self._limits.connection_ttl_seconds
             self._flow.note_dropped(tenant, connection_id, source, missed + 1, ttl)
             self._mark_recipient(tenant, source, connection_id, missed=True)
@@ -206,13 +216,8 @@ class Delivery:
     def _mark_recipient(
         self, tenant: str, source: str, connection_id: str, *, missed: bool
     ) -> None:
-        """Keep this batch's routing lookup in step with a drop or its report."""
-        cached = self._recipients.get((tenant, source))
-        if cached is not None:
-            self._recipients[(tenant, source)] = [
-                dataclasses.replace(r, missed=missed) if r.connection_id == connection_id else r
-                for r in cached
-            ]
+        """Keep the cached routing lookup in step with a drop or its report."""
+        self.recipient_cache.mark_dropped(tenant, source, connection_id, dropped=missed)
 
     def _park(self, send: _Send, parks: int) -> None:
         tenant, source, connection_id, msg, cid = send
@@ -355,6 +360,8 @@ class Delivery:
     def forget(self, connection_id: str) -> None:
         """The target is gone (410): remove *its* records, never the sender's."""
         self._counters.count("Gone")
+        self.recipient_cache.forget_connection(connection_id)
+        self.windows.forget(connection_id)
         record, owned = self._registry.unregister(connection_id)
         if record is not None and owned and record.identity.role == "browser":
             identity: Identity = record.identity

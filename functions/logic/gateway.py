@@ -329,6 +329,11 @@ class Gateway:
         self._registry.set_subscriptions(
             record, updated, ttl=int(self._clock()) + self._limits.connection_ttl_seconds
         )
+        if self._delivery is not None:
+            # This container's cached recipients of what changed; other containers
+            # see the change when their entries expire (RECIPIENT_CACHE_SECONDS).
+            before = record.subscriptions if record.subscriptions is not None else {"*"}
+            self._delivery.invalidate_recipients(identity.tenant, before | updated)
         return wire.encode(wire.Subscribed(browsers=sorted(updated), id=message.id))
 
     def _list(self, identity: Identity, message: wire.List) -> str:

@@ -11,6 +11,7 @@ from functions.models.settings import (
     DEFAULT_MAX_PARKS,
     DEFAULT_MAX_UNACKED,
     DEFAULT_PARK_DELAY_SECONDS,
+    DEFAULT_RECIPIENT_CACHE_SECONDS,
 )
 
 __all__ = ["Limits"]
@@ -25,6 +26,8 @@ class Limits:
     connection_ttl_seconds: int = DEFAULT_CONNECTION_TTL_SECONDS
     park_delay_seconds: int = DEFAULT_PARK_DELAY_SECONDS
     max_parks: int = DEFAULT_MAX_PARKS
+    #: How long a warm container keeps a fan-out partition it read (0: one batch).
+    recipient_cache_seconds: float = DEFAULT_RECIPIENT_CACHE_SECONDS
     #: Room left under API Gateway's 128 KB for what a delivery adds.
     max_inbound_bytes: int = wire.MESSAGE_LIMIT - 1024
     #: Commands in flight per browser.

@@ -23,6 +23,7 @@ __all__ = [
     "Counters",
     "DeliveryRetryableError",
     "DeliveryThrottledError",
+    "FanOut",
     "FlowControl",
     "Identity",
     "Once",
@@ -32,6 +33,7 @@ __all__ = [
     "Recipient",
     "Registry",
     "Reservation",
+    "combine_recipients",
 ]
 
 #: SQS's longest per-message delay: the most :meth:`Bus.schedule` can wait.
@@ -89,6 +91,34 @@ class Recipient:
     #: A snapshot of the browser was dropped for this consumer (a throttled post):
     #: its next delivery reads and reports the ``missed`` count.
     missed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FanOut:
+    """One fan-out partition (``S#{tenant}#{browser}`` or ``S#{tenant}#*``): the
+    consumers in it, and the consumers with a dropped mark there (a throttled
+    snapshot of that browser they have not been told about)."""
+
+    recipients: tuple[Recipient, ...] = ()
+    dropped: frozenset[str] = frozenset()
+
+
+def combine_recipients(*partitions: FanOut) -> list[Recipient]:
+    """The recipients of a browser from its fan-out partitions (its own, then
+    ``*``): each connection once, marked ``missed`` if any partition has its
+    dropped mark."""
+    seen: dict[str, Recipient] = {}
+    dropped: set[str] = set()
+    for partition in partitions:
+        dropped |= partition.dropped
+        for recipient in partition.recipients:
+            seen[recipient.connection_id] = recipient
+    return [
+        Recipient(r.connection_id, r.client_id, r.acks, missed=True)
+        if r.connection_id in dropped
+        else r
+        for r in seen.values()
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +224,10 @@ class Registry(Protocol):
     def recipients(self, tenant: str, browser_client_id: str) -> list[Recipient]:
         """Consumers that receive ``browser_client_id``'s snapshots (deduplicated)."""
 
+    def fan_out_partition(self, tenant: str, browser: str) -> FanOut:
+        """One fan-out partition: ``browser``'s own subscribers, or with ``"*"`` the
+        consumers that follow every browser of the tenant (one Query)."""
+
     def open_command(self, command: PendingCommand, ttl: int) -> PendingCommand | None:
         """Store ``command`` unless its browser has a live command with that id:
         None when stored, else the existing command (unchanged)."""
@@ -275,8 +309,10 @@ class FlowControl(Protocol):
         """Note that snapshot ``seq`` reached the consumer; return and reset the
         count of snapshots missed before it."""
 
-    def release(self, connection_id: str, dseq: int) -> None:
-        """Give back the window slot ``dseq`` of a delivery that was never posted."""
+    def release(self, connection_id: str, dseq: int, count: int = 1) -> None:
+        """Give back the window slots ``dseq .. dseq + count - 1`` (the end of a
+        reserved block), never posted: their numbers are reused when nothing was
+        reserved after them, else they are a gap that a later ack covers."""
 
     def note_dropped(
         self, tenant: str, consumer_connection: str, browser_client: str, missed: int, ttl: int

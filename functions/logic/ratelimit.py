@@ -1,10 +1,23 @@
-"""Per-connection inbound rate limit, counted in DynamoDB but cheaply.
+"""Per-connection inbound rate limit, counted in DynamoDB only near the limit.
 
-Messages are counted in fixed one-second windows shared by every Lambda
-container (an atomic counter per connection and window). To keep the cost per
-message low, a container adds its local count to the shared counter only every
-``flush_every`` messages (one write per ten messages at the default limit), so
-the shared count can lag by at most ``flush_every - 1`` messages per container.
+Messages are counted in fixed one-second windows, per connection. Each warm
+container counts what it serves in memory, and writes to the counter shared by
+every container (an atomic counter per connection and window) only once its own
+count in the window passes half the limit (``quiet``): then it adds what it
+counted so far, and from there every ``flush_every`` messages (one write per
+ten at the default limit). A connection that stays under half its limit in
+every container costs no write at all; one near or over its limit is counted
+across containers.
+
+The bound this leaves (docs/architecture.md, "The rate limiter"): a container
+keeps up to ``quiet`` messages of a window, plus ``flush_every - 1`` past it,
+out of the shared count. A connection whose frames are spread over ``K``
+containers in one second can send up to ``K x limit / 2`` frames in it before
+any container writes; from then on the shared count lags by at most
+``limit / 2`` per container that has not passed half the limit itself. Served
+by one container (the common case at low rates) it is counted exactly. Its
+frames cost API Gateway messages all the same, and the stage's throttle
+(``throttleRateLimit``) caps what any one flood can send.
 
 A client over ``limit`` in a window gets ``rate_limited`` for each further
 message; one that keeps sending to more than ``disconnect_factor`` times the
@@ -33,6 +46,7 @@ class _Window:
     window: int
     unflushed: int = 0
     shared_total: int = 0
+    flushed: bool = False  # this container has written to the shared count
 
 
 class RateLimiter:
@@ -51,6 +65,8 @@ class RateLimiter:
         self._limit = limit_per_second
         self._disconnect_at = limit_per_second * disconnect_factor
         self._flush_every = max(1, min(10, limit_per_second // 10))
+        #: What a container counts on its own before it writes (half the limit).
+        self._quiet = limit_per_second // 2
         self._clock = clock
         self._max_tracked = max_tracked
         self._windows: dict[str, _Window] = {}
@@ -74,11 +90,13 @@ class RateLimiter:
         state = self._windows.get(connection_id)
         if state is None or state.window != window:
             if len(self._windows) >= self._max_tracked:
-                self._windows.clear()  # a cold cache only delays detection by one flush
+                self._windows.clear()  # forgetting local counts only delays detection
             state = _Window(window)
             self._windows[connection_id] = state
         state.unflushed += 1
-        if state.unflushed >= self._flush_every:
+        near = state.shared_total + state.unflushed > self._quiet
+        if near and (not state.flushed or state.unflushed >= self._flush_every):
+            state.flushed = True
             state.shared_total = self._counter.count_inbound(
                 connection_id, window, state.unflushed, ttl=int(now) + 120
             )

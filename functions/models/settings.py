@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_MAX_UNACKED",
     "DEFAULT_PARK_DELAY_SECONDS",
     "DEFAULT_RATE_LIMIT_PER_SECOND",
+    "DEFAULT_RECIPIENT_CACHE_SECONDS",
     "STRICT_VARIABLE",
     "AuthorizerSettings",
     "GatewaySettings",
@@ -38,6 +39,9 @@ DEFAULT_RATE_LIMIT_PER_SECOND = 100
 DEFAULT_CONNECTION_TTL_SECONDS = 2 * 3600 + 600
 DEFAULT_PARK_DELAY_SECONDS = 2
 DEFAULT_MAX_PARKS = 8
+# How long a warm container keeps a browser's recipients (a fan-out partition) it
+# read: a subscription change reaches other containers this much later.
+DEFAULT_RECIPIENT_CACHE_SECONDS = 2
 
 
 class MissingSettingError(RuntimeError):
@@ -99,6 +103,7 @@ class GatewaySettings:
     connection_ttl_seconds: int
     park_delay_seconds: int
     max_parks: int
+    recipient_cache_seconds: int
 
     @classmethod
     def from_env(cls) -> GatewaySettings:
@@ -114,4 +119,7 @@ class GatewaySettings:
             ),
             park_delay_seconds=env_int("PARK_DELAY_SECONDS", DEFAULT_PARK_DELAY_SECONDS),
             max_parks=env_int("MAX_PARKS", DEFAULT_MAX_PARKS),
+            recipient_cache_seconds=env_int(
+                "RECIPIENT_CACHE_SECONDS", DEFAULT_RECIPIENT_CACHE_SECONDS
+            ),
         )

@@ -384,6 +384,45 @@ def test_the_table_is_keyed_pk_sk_with_ttl_and_point_in_time_recovery(
     )
 
 
+def test_idempotency_records_are_keyed_by_their_own_id(template: dict[str, Any]) -> None:
+    # The idempotency key shape (issue 11, no single hot partition): Powertools writes
+    # each record under its own id as the partition key, in the table's key and TTL
+    # attributes, so commands spread over partitions instead of sharing one.
+    from functions.dal.idempotency import KEY_PREFIX, RECORD_SORT_KEY, PowertoolsOnce
+
+    (table,) = of_type(template["Resources"], "AWS::DynamoDB::Table").values()
+    schema = {k["KeyType"]: k["AttributeName"] for k in table["Properties"]["KeySchema"]}
+    ttl = table["Properties"]["TimeToLiveSpecification"]["AttributeName"]
+
+    layer = PowertoolsOnce(object(), "table").persistence_layer()
+    record_id = f"{KEY_PREFIX}#0123456789abcdef0123456789abcdef"
+    assert layer._get_key(record_id) == {
+        schema["HASH"]: {"S": record_id},
+        schema["RANGE"]: {"S": RECORD_SORT_KEY},
+    }
+    assert (layer.key_attr, layer.sort_key_attr, layer.expiry_attr) == (
+        schema["HASH"],
+        schema["RANGE"],
+        ttl,
+    )
+
+
+def test_gateway_functions_cache_recipients_for_the_default_seconds(
+    resources: dict[str, dict[str, Any]],
+) -> None:
+    # The delay a subscription change can see (docs/protocol.md, "Subscriptions").
+    from functions.models.settings import DEFAULT_RECIPIENT_CACHE_SECONDS
+
+    cached = {
+        value["Properties"]["Handler"]: value["Properties"]["Environment"]["Variables"].get(
+            "RECIPIENT_CACHE_SECONDS"
+        )
+        for value in of_type(resources, "AWS::Lambda::Function").values()
+        if "authorizer" not in value["Properties"]["Handler"]
+    }
+    assert set(cached.values()) == {str(DEFAULT_RECIPIENT_CACHE_SECONDS)}, cached
+
+
 def test_the_stage_is_throttled_and_access_logged(template: dict[str, Any]) -> None:
     Template.from_json(template).has_resource_properties(
         "AWS::ApiGatewayV2::Stage",
