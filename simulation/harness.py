@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 #: The handler modules that take a ``RUNTIME`` (the authorizer takes ``KEYS``).
-RUNTIME_HANDLERS = ("connect", "disconnect", "message", "router", "delivery")
+RUNTIME_HANDLERS = ("connect", "disconnect", "message", "router", "commands", "delivery")
 
 
 def install_runtime(
@@ -257,11 +257,21 @@ class Harness:
                     ExpressionAttributeValues={":past": {"N": past}},
                 )
 
+    def worker_queues(self) -> tuple[tuple[str, str], ...]:
+        """(queue URL, consuming handler) of each event source mapping."""
+        settings = self.settings
+        return (
+            (settings.command_queue_url, "commands"),
+            (settings.bus_queue_url, "router"),
+            (settings.delivery_queue_url, "delivery"),
+        )
+
     def drain(self, *, max_rounds: int = 1000) -> None:
-        """Run the workers until both queues are empty (held delays stay held)."""
+        """Run the workers until every queue is empty (held delays stay held)."""
         for _ in range(max_rounds):
-            moved = self._poll(self.settings.bus_queue_url, self.handlers["router"].handler)
-            moved += self._poll(self.settings.delivery_queue_url, self.handlers["delivery"].handler)
+            moved = sum(
+                self._poll(url, self.handlers[name].handler) for url, name in self.worker_queues()
+            )
             if not moved:
                 return
         raise AssertionError("queues did not drain")

@@ -1,6 +1,6 @@
-"""SQS batch plumbing of the two queue workers (router, delivery).
+"""SQS batch plumbing of the queue workers (router, commands, delivery).
 
-Only those two use Powertools' batch utility, and they import it with their
+Only those use Powertools' batch utility, and they import it with their
 first batch: it imports asyncio and every Powertools event class (about a
 fifth of a bare ``import boto3``), which the first invocation counts.
 """
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from functions.handlers._powertools import logger
-from functions.logic.envelopes import BusEnvelope, DeliveryEnvelope
+from functions.logic.envelopes import BusEnvelope, CommandLaneEnvelope, DeliveryEnvelope
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch import BatchProcessor
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from functions.handlers._wiring import Runtime
     from functions.logic.relay import Relay
 
-_E = TypeVar("_E", BusEnvelope, DeliveryEnvelope)
+_E = TypeVar("_E", BusEnvelope, CommandLaneEnvelope, DeliveryEnvelope)
 
 __all__ = ["process_queue_batch"]
 

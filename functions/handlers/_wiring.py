@@ -50,7 +50,12 @@ class Runtime:
     @cached_property
     def bus(self) -> SqsBus:
         settings = self.settings
-        return SqsBus(self.clients.sqs, settings.bus_queue_url, settings.delivery_queue_url)
+        return SqsBus(
+            self.clients.sqs,
+            settings.bus_queue_url,
+            settings.delivery_queue_url,
+            settings.command_queue_url,
+        )
 
     @cached_property
     def poster(self) -> ManagementApiPoster:

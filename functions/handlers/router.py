@@ -1,4 +1,4 @@
-"""The bus worker: fan-out of snapshots, routing of commands, results and presence.
+"""The bus worker: fan-out of snapshots and presence (commands have their own lane).
 
 Failing records are reported as batch item failures, retried by SQS, then
 moved to the bus DLQ.

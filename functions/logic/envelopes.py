@@ -8,9 +8,13 @@ that caused it), so one client message can be followed through every log line
 it produces. The wire messages they carry are :mod:`tabrelay.wire`
 dataclasses, encoded as on the wire.
 
-Bus (message handler -> router): ``snapshot``, ``command``, ``raw_command``,
-``result``, ``presence``, ``browser_gone``. A ``snapshot`` with ``to`` (connection
-ids) is the rest of an inline fan-out that ran out of time: only those get it.
+Bus (message handler -> router): ``snapshot``, ``presence``, ``browser_gone``.
+A ``snapshot`` with ``to`` (connection ids) is the rest of an inline fan-out
+that ran out of time: only those get it.
+Command lane (message handler -> commands function): ``command``,
+``raw_command``, ``result``, so no command waits behind a fan-out or a presence
+storm. Each envelope class names its queue in ``lane``; the router still reads
+the command kinds, which the bus carried before the lane existed (a deploy).
 Delivery queue (router/delivery -> delivery): ``post`` (a retry of a failed
 post), ``park`` (a snapshot waiting for a consumer's window), ``timeout``.
 """
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from tabrelay import wire
 
@@ -29,8 +33,10 @@ __all__ = [
     "BrowserGone",
     "BusEnvelope",
     "CommandEnvelope",
+    "CommandLaneEnvelope",
     "DeliveryEnvelope",
     "EnvelopeError",
+    "Lane",
     "Park",
     "Post",
     "Presence",
@@ -39,9 +45,14 @@ __all__ = [
     "SnapshotEnvelope",
     "Timeout",
     "decode_bus",
+    "decode_command",
     "decode_delivery",
     "encode",
 ]
+
+
+#: Which queue an envelope travels on: the bus or the command lane.
+Lane = Literal["bus", "commands"]
 
 
 class EnvelopeError(ValueError):
@@ -109,6 +120,7 @@ class _Sent:
 @dataclass(frozen=True, slots=True)
 class SnapshotEnvelope(_Sent):
     kind: ClassVar[str] = "snapshot"
+    lane: ClassVar[Lane] = "bus"
     msg: wire.Snapshot
     #: When the gateway took it (ms): the delivery-latency metric.
     t: int | None = None
@@ -148,6 +160,7 @@ class SnapshotEnvelope(_Sent):
 @dataclass(frozen=True, slots=True)
 class CommandEnvelope(_Sent):
     kind: ClassVar[str] = "command"
+    lane: ClassVar[Lane] = "commands"
     msg: wire.Command
     t: int | None = None
 
@@ -180,6 +193,7 @@ class RawCommand(_Sent):
     """A seed consumer's raw frame: a command name for every browser it follows."""
 
     kind: ClassVar[str] = "raw_command"
+    lane: ClassVar[Lane] = "commands"
     name: str
 
     @classmethod
@@ -203,6 +217,7 @@ class RawCommand(_Sent):
 @dataclass(frozen=True, slots=True)
 class ResultEnvelope(_Sent):
     kind: ClassVar[str] = "result"
+    lane: ClassVar[Lane] = "commands"
     msg: wire.Result
     t: int | None = None
 
@@ -235,6 +250,7 @@ class Presence:
     """A browser came online (``$connect``); offline goes as :class:`BrowserGone`."""
 
     kind: ClassVar[str] = "presence"
+    lane: ClassVar[Lane] = "bus"
     cid: str
     tenant: str
     client: str
@@ -265,6 +281,7 @@ class Presence:
 @dataclass(frozen=True, slots=True)
 class BrowserGone(_Sent):
     kind: ClassVar[str] = "browser_gone"
+    lane: ClassVar[Lane] = "bus"
     at: int
 
     @classmethod
@@ -390,12 +407,15 @@ class Timeout:
 BusEnvelope = (
     SnapshotEnvelope | CommandEnvelope | RawCommand | ResultEnvelope | Presence | BrowserGone
 )
+#: What the command lane carries (a subset of what the router reads).
+CommandLaneEnvelope = CommandEnvelope | RawCommand | ResultEnvelope
 DeliveryEnvelope = Post | Park | Timeout
 
 _BUS: dict[str, Any] = {
     c.kind: c
     for c in (SnapshotEnvelope, CommandEnvelope, RawCommand, ResultEnvelope, Presence, BrowserGone)
 }
+_COMMANDS: dict[str, Any] = {c.kind: c for c in (CommandEnvelope, RawCommand, ResultEnvelope)}
 _DELIVERY: dict[str, Any] = {c.kind: c for c in (Post, Park, Timeout)}
 
 
@@ -417,6 +437,13 @@ def _decode(obj: Any, table: dict[str, Any], queue: str) -> Any:
 def decode_bus(text: str) -> BusEnvelope:
     """A bus record's envelope; :class:`EnvelopeError` when it is none."""
     envelope: BusEnvelope = _decode(_load(text), _BUS, "bus")
+    return envelope
+
+
+def decode_command(text: str) -> CommandLaneEnvelope:
+    """A command-lane record's envelope; :class:`EnvelopeError` when it is none, or
+    when it belongs on the bus (a snapshot or presence has no business here)."""
+    envelope: CommandLaneEnvelope = _decode(_load(text), _COMMANDS, "command lane")
     return envelope
 
 

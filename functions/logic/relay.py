@@ -1,8 +1,10 @@
 """The workers' rules: fan-out, command routing, flow control and retries.
 
-:meth:`Relay.handle_bus` consumes what the message handler published (the
-router function); :meth:`Relay.handle_delivery` consumes the delivery queue
-(retries, parked snapshots, command timeouts). Promises kept here:
+:meth:`Relay.handle_bus` consumes what the message handler published on the
+bus (the router function: snapshots and presence); :meth:`Relay.handle_command`
+consumes the command lane (the commands function: commands and results, which
+never wait behind a fan-out); :meth:`Relay.handle_delivery` consumes the
+delivery queue (retries, parked snapshots, command timeouts). Promises kept here:
 
 * a snapshot reaches every consumer that wants it, within each consumer's
   window; beyond the window the newest snapshot per browser waits (is parked)
@@ -37,6 +39,7 @@ from functions.logic.envelopes import (
     BrowserGone,
     BusEnvelope,
     CommandEnvelope,
+    CommandLaneEnvelope,
     DeliveryEnvelope,
     Park,
     Post,
@@ -95,20 +98,27 @@ class Relay:
         self._delivery.begin_batch()
 
     def handle_bus(self, envelope: BusEnvelope) -> None:
-        """Route one envelope from the bus."""
+        """Route one envelope from the bus (commands and results too: the bus
+        carried them before the command lane existed, and a deploy drains it)."""
         match envelope:
             case SnapshotEnvelope():
                 self._delivery.fan_out(envelope)
+            case CommandEnvelope() | RawCommand() | ResultEnvelope():
+                self.handle_command(envelope)
+            case Presence():
+                self._presence(envelope.tenant, envelope.client, envelope.online, envelope)
+            case BrowserGone():
+                self._browser_gone(envelope)
+
+    def handle_command(self, envelope: CommandLaneEnvelope) -> None:
+        """Route one envelope from the command lane."""
+        match envelope:
             case CommandEnvelope():
                 self._command(envelope, envelope.msg)
             case RawCommand():
                 self._raw_command(envelope)
             case ResultEnvelope():
                 self._result(envelope)
-            case Presence():
-                self._presence(envelope.tenant, envelope.client, envelope.online, envelope)
-            case BrowserGone():
-                self._browser_gone(envelope)
 
     def handle_delivery(self, envelope: DeliveryEnvelope) -> None:
         """Handle one envelope from the delivery queue."""

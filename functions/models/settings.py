@@ -88,10 +88,13 @@ class GatewaySettings:
 
     ``callback_url`` is the Management API endpoint
     (``https://{api-id}.execute-api.{region}.amazonaws.com/{stage}``).
+    ``command_queue_url`` is the command lane: commands and results, never
+    behind snapshot fan-out or presence on the bus.
     """
 
     table_name: str
     bus_queue_url: str
+    command_queue_url: str
     delivery_queue_url: str
     callback_url: str
     max_unacked: int
@@ -105,6 +108,7 @@ class GatewaySettings:
         return cls(
             table_name=env_str("TABLE_NAME"),
             bus_queue_url=env_str("BUS_QUEUE_URL"),
+            command_queue_url=env_str("COMMAND_QUEUE_URL"),
             delivery_queue_url=env_str("DELIVERY_QUEUE_URL"),
             callback_url=env_str("CALLBACK_URL"),
             max_unacked=env_int("MAX_UNACKED", DEFAULT_MAX_UNACKED),
