@@ -87,6 +87,7 @@ class StackSettings:
     connection_ttl_seconds: int = 2 * 3600 + 600
     park_delay_seconds: int = 2
     max_parks: int = 8
+    presence_chunk: int = 100
     secret_max_age_seconds: int = 300
     log_level: str = "INFO"
     # API Gateway stage throttling (per stage, all routes).
@@ -187,6 +188,8 @@ class StackSettings:
                 raise InvalidSettingError(
                     f"a {worker} batch size over 10 needs a batching window >= 1 s"
                 )
+        if self.presence_chunk < 1:
+            raise InvalidSettingError("presenceChunk must be at least 1 (posts per chunk)")
         if not 1 <= self.max_receive_count <= 1000:
             raise InvalidSettingError("maxReceiveCount must be within 1..1000")
         self._validate_reserved_concurrency()

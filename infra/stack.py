@@ -66,6 +66,7 @@ class TabRelayStack(Stack):
             "CONNECTION_TTL_SECONDS": str(settings.connection_ttl_seconds),
             "PARK_DELAY_SECONDS": str(settings.park_delay_seconds),
             "MAX_PARKS": str(settings.max_parks),
+            "PRESENCE_CHUNK": str(settings.presence_chunk),
             **powertools,
         }
         environment = {name: gateway_environment for name in GATEWAY_FUNCTIONS}

@@ -7,8 +7,10 @@ fifth of a bare ``import boto3``), which the first invocation counts.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from functions.handlers._powertools import logger
 from functions.logic.envelopes import BusEnvelope, CommandLaneEnvelope, DeliveryEnvelope
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
 
 _E = TypeVar("_E", BusEnvelope, CommandLaneEnvelope, DeliveryEnvelope)
 
-__all__ = ["process_queue_batch"]
+__all__ = ["QueueWorker", "process_queue_batch"]
 
 _PROCESSOR: list[BatchProcessor] = []  # the container's one processor, made by the first batch
 
@@ -37,15 +39,22 @@ def _processor() -> BatchProcessor:
     return _PROCESSOR[0]
 
 
+@dataclass(frozen=True, slots=True)
+class QueueWorker(Generic[_E]):
+    """What a queue worker does with its records: ``decode`` each body, ``handle``
+    each envelope; ``prepare``, if given, first sees every envelope of the batch
+    (the router coalesces presence)."""
+
+    decode: Callable[[str], _E]
+    handle: Callable[[Relay, _E], None]
+    prepare: Callable[[Relay, list[_E]], None] | None = None
+
+
 def process_queue_batch(
-    event: dict[str, Any],
-    context: LambdaContext,
-    runtime: Runtime,
-    decode: Callable[[str], _E],
-    handle: Callable[[Relay, _E], None],
+    event: dict[str, Any], context: LambdaContext, runtime: Runtime, worker: QueueWorker[_E]
 ) -> PartialItemFailureResponse:
-    """Run ``handle`` on each record's envelope (read by ``decode``); report only
-    the failed records (a record that is no envelope fails too).
+    """Run the worker on each record's envelope; report only the failed records
+    (a record that is no envelope fails too).
 
     The event source mapping has ``ReportBatchItemFailures``, so only a failing
     record is retried and, after ``maxReceiveCount`` receives, lands in its DLQ.
@@ -53,10 +62,17 @@ def process_queue_batch(
     runtime.once.register_lambda_context(context)
     relay = runtime.relay
     relay.begin_batch()
+    decode, handle = worker.decode, worker.handle
+    decoded: dict[str, _E] = {}
+    if worker.prepare is not None:
+        for raw in event.get("Records", []):
+            with contextlib.suppress(Exception):  # it fails as its own record below
+                decoded[raw["messageId"]] = decode(raw["body"])
+        worker.prepare(relay, list(decoded.values()))
 
     def record_handler(record: SQSRecord) -> None:
         try:
-            envelope = decode(record.body)
+            envelope = decoded.get(record.message_id) or decode(record.body)
             logger.append_keys(
                 correlation_id=envelope.cid, tenant=getattr(envelope, "tenant", None)
             )

@@ -84,6 +84,7 @@ class Runtime:
             connection_ttl_seconds=settings.connection_ttl_seconds,
             park_delay_seconds=settings.park_delay_seconds,
             max_parks=settings.max_parks,
+            presence_chunk=settings.presence_chunk,
             max_inflight_commands=settings.max_unacked,
             handoff_reserve_ms=(MANAGEMENT_POST_WORST_SECONDS + HANDOFF_SECONDS) * 1000,
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from functions.handlers._batch import process_queue_batch
+from functions.handlers._batch import QueueWorker, process_queue_batch
 from functions.handlers._powertools import logger, metrics
 from functions.handlers._wiring import Runtime
 from functions.logic.envelopes import decode_command
@@ -24,9 +24,10 @@ __all__ = ["handler"]
 
 SETTINGS = GatewaySettings.from_env()
 RUNTIME = Runtime(SETTINGS)
+WORKER = QueueWorker(decode_command, Relay.handle_command)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_queue_batch(event, context, RUNTIME, decode_command, Relay.handle_command)
+    return process_queue_batch(event, context, RUNTIME, WORKER)

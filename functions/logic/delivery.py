@@ -22,7 +22,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal, NamedTuple
 
 from tabrelay import wire
@@ -270,6 +270,17 @@ class Delivery:
         except DeliveryRetryableError:
             self.schedule_retry(connection_id, data, cid)
         return True
+
+    def post_all(self, posts: Sequence[tuple[str, str]], cid: str) -> None:
+        """:meth:`post` each ``(connection id, data)``, each with its own outcome; a
+        connection's posts go in their order and stop once it is gone (410)."""
+        by_connection: dict[str, list[str]] = {}
+        for connection_id, data in posts:
+            by_connection.setdefault(connection_id, []).append(data)
+        for connection_id, messages in by_connection.items():
+            for data in messages:
+                if not self.post(connection_id, data, cid):
+                    break
 
     def _post_snapshot(
         self, connection_id: str, data: str, cid: str

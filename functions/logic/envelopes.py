@@ -8,9 +8,11 @@ that caused it), so one client message can be followed through every log line
 it produces. The wire messages they carry are :mod:`tabrelay.wire`
 dataclasses, encoded as on the wire.
 
-Bus (message handler -> router): ``snapshot``, ``presence``, ``browser_gone``.
-A ``snapshot`` with ``to`` (connection ids) is the rest of an inline fan-out
-that ran out of time: only those get it.
+Bus (message handler -> router): ``snapshot``, ``presence``, ``browser_gone``,
+``presence_fan_out``. A ``snapshot`` with ``to`` (connection ids) is the rest of
+an inline fan-out that ran out of time: only those get it. A
+``presence_fan_out`` is one chunk of a tenant's coalesced presence, for the
+consumers in ``to`` (:mod:`functions.logic.presence`).
 Command lane (message handler -> commands function): ``command``,
 ``raw_command``, ``result``, so no command waits behind a fan-out or a presence
 storm. Each envelope class names its queue in ``lane``; the router still reads
@@ -40,6 +42,7 @@ __all__ = [
     "Park",
     "Post",
     "Presence",
+    "PresenceFanOut",
     "RawCommand",
     "ResultEnvelope",
     "SnapshotEnvelope",
@@ -279,6 +282,49 @@ class Presence:
 
 
 @dataclass(frozen=True, slots=True)
+class PresenceFanOut:
+    """One chunk of a tenant's coalesced presence: every change to every consumer
+    connection in ``to`` (the router posts the first chunk itself)."""
+
+    kind: ClassVar[str] = "presence_fan_out"
+    lane: ClassVar[Lane] = "bus"
+    cid: str
+    tenant: str
+    changes: tuple[wire.Presence, ...]
+    to: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "cid": self.cid,
+            "tenant": self.tenant,
+            "changes": [wire.to_dict(change) for change in self.changes],
+            "to": list(self.to),
+        }
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> PresenceFanOut:
+        raw, to = obj.get("changes"), obj.get("to")
+        if not isinstance(raw, list) or not raw:
+            raise EnvelopeError("'presence_fan_out' envelope: 'changes' must be a non-empty list")
+        if not (isinstance(to, list) and all(isinstance(c, str) for c in to)):
+            raise EnvelopeError("'presence_fan_out' envelope: 'to' must be a list of strings")
+        changes = []
+        for change in raw:
+            if not isinstance(change, dict):
+                raise EnvelopeError("'presence_fan_out' envelope: a change must be an object")
+            checked = {"kind": cls.kind, **change}
+            changes.append(
+                wire.Presence(
+                    client_id=_str(checked, "client_id"),
+                    online=_bool(checked, "online"),
+                    at=_int(checked, "at"),
+                )
+            )
+        return cls(_str(obj, "cid"), _str(obj, "tenant"), tuple(changes), tuple(to))
+
+
+@dataclass(frozen=True, slots=True)
 class BrowserGone(_Sent):
     kind: ClassVar[str] = "browser_gone"
     lane: ClassVar[Lane] = "bus"
@@ -405,7 +451,13 @@ class Timeout:
 
 
 BusEnvelope = (
-    SnapshotEnvelope | CommandEnvelope | RawCommand | ResultEnvelope | Presence | BrowserGone
+    SnapshotEnvelope
+    | CommandEnvelope
+    | RawCommand
+    | ResultEnvelope
+    | Presence
+    | BrowserGone
+    | PresenceFanOut
 )
 #: What the command lane carries (a subset of what the router reads).
 CommandLaneEnvelope = CommandEnvelope | RawCommand | ResultEnvelope
@@ -413,7 +465,15 @@ DeliveryEnvelope = Post | Park | Timeout
 
 _BUS: dict[str, Any] = {
     c.kind: c
-    for c in (SnapshotEnvelope, CommandEnvelope, RawCommand, ResultEnvelope, Presence, BrowserGone)
+    for c in (
+        SnapshotEnvelope,
+        CommandEnvelope,
+        RawCommand,
+        ResultEnvelope,
+        Presence,
+        BrowserGone,
+        PresenceFanOut,
+    )
 }
 _COMMANDS: dict[str, Any] = {c.kind: c for c in (CommandEnvelope, RawCommand, ResultEnvelope)}
 _DELIVERY: dict[str, Any] = {c.kind: c for c in (Post, Park, Timeout)}

@@ -11,6 +11,7 @@ from functions.models.settings import (
     DEFAULT_MAX_PARKS,
     DEFAULT_MAX_UNACKED,
     DEFAULT_PARK_DELAY_SECONDS,
+    DEFAULT_PRESENCE_CHUNK,
 )
 
 __all__ = ["Limits"]
@@ -36,3 +37,6 @@ class Limits:
     #: (the longest one post can take, plus a hand-off to the bus); then it hands
     #: the recipients left to the router.
     handoff_reserve_ms: int = 6000
+    #: Posts per chunk of a tenant's coalesced presence (the router posts one
+    #: chunk per tenant per batch and puts the others back on the bus).
+    presence_chunk: int = DEFAULT_PRESENCE_CHUNK

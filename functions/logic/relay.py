@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
 from tabrelay import wire
 
+from functions.logic import presence
 from functions.logic.delivery import Delivery, DeliveryFailedError
 from functions.logic.envelopes import (
     BrowserGone,
@@ -44,6 +45,7 @@ from functions.logic.envelopes import (
     Park,
     Post,
     Presence,
+    PresenceFanOut,
     RawCommand,
     ResultEnvelope,
     SnapshotEnvelope,
@@ -60,12 +62,16 @@ from functions.logic.ports import (
     Ports,
 )
 
-__all__ = ["DeliveryFailedError", "Relay"]
+__all__ = ["DeliveryFailedError", "PresenceFanOutError", "Relay"]
 
 RAW_COMMAND_TIMEOUT = wire.DEFAULT_COMMAND_TIMEOUT
 #: How long a command's item outlives its timeout: the same id sent again to that
 #: browser within this time is a reuse and gets ``conflict`` (docs/protocol.md).
 COMMAND_MEMORY_SECONDS = 3600
+
+
+class PresenceFanOutError(Exception):
+    """The coalesced presence of this record's tenant failed: the record is retried."""
 
 
 class Relay:
@@ -90,12 +96,41 @@ class Relay:
         self._counters = ports.counters
         self._limits = limits
         self._clock = clock
+        #: Tenants whose presence this batch fanned out: None, or why it failed.
+        self._presence_done: dict[str, Exception | None] = {}
 
     # -- entry points -----------------------------------------------------------
 
     def begin_batch(self) -> None:
         """Start a queue batch (routing lookups are shared within one batch)."""
         self._delivery.begin_batch()
+        self._presence_done.clear()
+
+    def prepare_bus(self, batch: Sequence[BusEnvelope]) -> None:
+        """Before a bus batch's records run: fan out its presence, coalesced per tenant.
+
+        Each browser's latest change (``presence`` and the offline of
+        ``browser_gone``) goes to the tenant's consumers, one Query per tenant;
+        the first chunk is posted here, the rest goes back on the bus as
+        ``presence_fan_out`` chunks. A tenant whose fan-out fails makes each of
+        its presence records fail (and come back), so nothing is lost.
+        """
+        changes = [
+            (
+                e.tenant,
+                wire.Presence(client_id=e.client, online=not isinstance(e, BrowserGone), at=e.at),
+            )
+            for e in batch
+            if isinstance(e, Presence | BrowserGone)
+        ]
+        cids = {e.tenant: e.cid for e in batch if isinstance(e, Presence | BrowserGone)}
+        for tenant, latest in presence.coalesce(changes).items():
+            try:
+                self._fan_out_presence(tenant, latest, cids[tenant])
+            except Exception as exc:  # every presence record of the tenant fails with it
+                self._presence_done[tenant] = exc
+            else:
+                self._presence_done[tenant] = None
 
     def handle_bus(self, envelope: BusEnvelope) -> None:
         """Route one envelope from the bus (commands and results too: the bus
@@ -106,9 +141,11 @@ class Relay:
             case CommandEnvelope() | RawCommand() | ResultEnvelope():
                 self.handle_command(envelope)
             case Presence():
-                self._presence(envelope.tenant, envelope.client, envelope.online, envelope)
+                self._presence(envelope)
             case BrowserGone():
                 self._browser_gone(envelope)
+            case PresenceFanOut():
+                self._post_presence(envelope.changes, envelope.to, envelope.cid)
 
     def handle_command(self, envelope: CommandLaneEnvelope) -> None:
         """Route one envelope from the command lane."""
@@ -489,13 +526,34 @@ class Relay:
 
     # -- presence -----------------------------------------------------------------
 
-    def _presence(
-        self, tenant: str, client: str, online: bool, envelope: Presence | BrowserGone
-    ) -> None:
+    def _presence(self, envelope: Presence | BrowserGone) -> None:
+        """One presence record: done by :meth:`prepare_bus` (coalesced with its
+        batch), failed with it, or (not prepared) fanned out alone."""
+        tenant = envelope.tenant
+        if tenant in self._presence_done:
+            failure = self._presence_done[tenant]
+            if failure is not None:
+                raise PresenceFanOutError(f"presence of tenant {tenant!r} failed") from failure
+            return
+        online = not isinstance(envelope, BrowserGone)
         at = int(envelope.at or self._clock() * 1000)
-        data = wire.encode(wire.Presence(client_id=client, online=online, at=at))
-        for _, connection_id, _ in self._registry.list_clients(tenant, "consumer"):
-            self._delivery.post(connection_id, data, envelope.cid)
+        change = wire.Presence(client_id=envelope.client, online=online, at=at)
+        self._fan_out_presence(tenant, [change], envelope.cid)
+
+    def _fan_out_presence(self, tenant: str, changes: Sequence[wire.Presence], cid: str) -> None:
+        """Post ``changes`` to every consumer of the tenant: the first chunk now, the
+        others as ``presence_fan_out`` envelopes on the bus (bounded work per record)."""
+        consumers = [c for _, c, _ in self._registry.list_clients(tenant, "consumer")]
+        if not consumers:
+            return
+        first, *rest = presence.chunks(changes, consumers, self._limits.presence_chunk)
+        for chunk in rest:
+            self._bus.publish(PresenceFanOut(cid, tenant, chunk.changes, chunk.to))
+        self._post_presence(first.changes, first.to, cid)
+
+    def _post_presence(self, changes: Sequence[wire.Presence], to: Sequence[str], cid: str) -> None:
+        encoded = [wire.encode(change) for change in changes]
+        self._delivery.post_all([(c, data) for c in to for data in encoded], cid)
 
     def _browser_gone(self, envelope: BrowserGone) -> None:
         tenant, client, connection_id = (
@@ -518,7 +576,7 @@ class Relay:
                 + self._progress(command),
                 cid=envelope.cid,
             )
-        self._presence(tenant, client, False, envelope)
+        self._presence(envelope)
 
 
 def _sent_at(envelope: CommandEnvelope | RawCommand | ResultEnvelope) -> int | None:

@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_MAX_PARKS",
     "DEFAULT_MAX_UNACKED",
     "DEFAULT_PARK_DELAY_SECONDS",
+    "DEFAULT_PRESENCE_CHUNK",
     "DEFAULT_RATE_LIMIT_PER_SECOND",
     "STRICT_VARIABLE",
     "AuthorizerSettings",
@@ -38,6 +39,9 @@ DEFAULT_RATE_LIMIT_PER_SECOND = 100
 DEFAULT_CONNECTION_TTL_SECONDS = 2 * 3600 + 600
 DEFAULT_PARK_DELAY_SECONDS = 2
 DEFAULT_MAX_PARKS = 8
+#: Posts per chunk of a tenant's coalesced presence (functions/logic/presence.py):
+#: the most one presence record makes the router post.
+DEFAULT_PRESENCE_CHUNK = 100
 
 
 class MissingSettingError(RuntimeError):
@@ -102,6 +106,7 @@ class GatewaySettings:
     connection_ttl_seconds: int
     park_delay_seconds: int
     max_parks: int
+    presence_chunk: int = DEFAULT_PRESENCE_CHUNK
 
     @classmethod
     def from_env(cls) -> GatewaySettings:
@@ -118,4 +123,5 @@ class GatewaySettings:
             ),
             park_delay_seconds=env_int("PARK_DELAY_SECONDS", DEFAULT_PARK_DELAY_SECONDS),
             max_parks=env_int("MAX_PARKS", DEFAULT_MAX_PARKS),
+            presence_chunk=env_int("PRESENCE_CHUNK", DEFAULT_PRESENCE_CHUNK),
         )

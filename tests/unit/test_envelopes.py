@@ -61,7 +61,12 @@ def test_delivery_fixture_decodes_and_encodes_back_unchanged(
 
 
 def test_every_envelope_kind_has_a_fixture() -> None:
-    assert {o["kind"] for _, o in _load("bus")} == {"snapshot", "presence", "browser_gone"}
+    assert {o["kind"] for _, o in _load("bus")} == {
+        "snapshot",
+        "presence",
+        "browser_gone",
+        "presence_fan_out",
+    }
     assert {o["kind"] for _, o in _load("commands")} == {"command", "raw_command", "result"}
     assert {o["kind"] for _, o in _load("delivery")} == {"post", "park", "timeout"}
 
