@@ -88,6 +88,7 @@ class StackSettings:
     park_delay_seconds: int = 2
     max_parks: int = 8
     presence_chunk: int = 100
+    fan_out_concurrency: int = 8
     secret_max_age_seconds: int = 300
     log_level: str = "INFO"
     # API Gateway stage throttling (per stage, all routes).
@@ -188,6 +189,9 @@ class StackSettings:
                 raise InvalidSettingError(
                     f"a {worker} batch size over 10 needs a batching window >= 1 s"
                 )
+        # At most the clients' connection pool (functions/dal/clients.py, 16).
+        if not 1 <= self.fan_out_concurrency <= 16:
+            raise InvalidSettingError("fanOutConcurrency must be within 1..16 posts at once")
         if self.presence_chunk < 1:
             raise InvalidSettingError("presenceChunk must be at least 1 (posts per chunk)")
         if not 1 <= self.max_receive_count <= 1000:

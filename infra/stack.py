@@ -67,6 +67,7 @@ class TabRelayStack(Stack):
             "PARK_DELAY_SECONDS": str(settings.park_delay_seconds),
             "MAX_PARKS": str(settings.max_parks),
             "PRESENCE_CHUNK": str(settings.presence_chunk),
+            "FAN_OUT_CONCURRENCY": str(settings.fan_out_concurrency),
             **powertools,
         }
         environment = {name: gateway_environment for name in GATEWAY_FUNCTIONS}

@@ -22,6 +22,7 @@ never at this module's import.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -90,10 +91,14 @@ class RecordingConnectionsApi(ConnectionsApi):
         super().__init__()
         self.received: dict[str, list[str]] = defaultdict(list)
         self.throttle_next = 0
+        self._lock = threading.Lock()  # a fan-out posts from several threads
 
     def post(self, connection_id: str, data: bytes) -> Reply:
-        if self.throttle_next > 0:
-            self.throttle_next -= 1
+        with self._lock:
+            throttled = self.throttle_next > 0
+            if throttled:
+                self.throttle_next -= 1
+        if throttled:
             return self.error(429, "LimitExceededException", "Too Many Requests")
         return super().post(connection_id, data)
 

@@ -8,6 +8,7 @@ from tabrelay import wire
 
 from functions.models.settings import (
     DEFAULT_CONNECTION_TTL_SECONDS,
+    DEFAULT_FAN_OUT_CONCURRENCY,
     DEFAULT_MAX_PARKS,
     DEFAULT_MAX_UNACKED,
     DEFAULT_PARK_DELAY_SECONDS,
@@ -40,3 +41,5 @@ class Limits:
     #: Posts per chunk of a tenant's coalesced presence (the router posts one
     #: chunk per tenant per batch and puts the others back on the bus).
     presence_chunk: int = DEFAULT_PRESENCE_CHUNK
+    #: Posts of one fan-out in flight at once (1: one after the other).
+    fan_out_concurrency: int = DEFAULT_FAN_OUT_CONCURRENCY

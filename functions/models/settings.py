@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "DEFAULT_CONNECTION_TTL_SECONDS",
+    "DEFAULT_FAN_OUT_CONCURRENCY",
     "DEFAULT_MAX_PARKS",
     "DEFAULT_MAX_UNACKED",
     "DEFAULT_PARK_DELAY_SECONDS",
@@ -42,6 +43,8 @@ DEFAULT_MAX_PARKS = 8
 #: Posts per chunk of a tenant's coalesced presence (functions/logic/presence.py):
 #: the most one presence record makes the router post.
 DEFAULT_PRESENCE_CHUNK = 100
+#: Posts one fan-out (a snapshot's recipients, a presence chunk) runs at once.
+DEFAULT_FAN_OUT_CONCURRENCY = 8
 
 
 class MissingSettingError(RuntimeError):
@@ -107,6 +110,7 @@ class GatewaySettings:
     park_delay_seconds: int
     max_parks: int
     presence_chunk: int = DEFAULT_PRESENCE_CHUNK
+    fan_out_concurrency: int = DEFAULT_FAN_OUT_CONCURRENCY
 
     @classmethod
     def from_env(cls) -> GatewaySettings:
@@ -124,4 +128,5 @@ class GatewaySettings:
             park_delay_seconds=env_int("PARK_DELAY_SECONDS", DEFAULT_PARK_DELAY_SECONDS),
             max_parks=env_int("MAX_PARKS", DEFAULT_MAX_PARKS),
             presence_chunk=env_int("PRESENCE_CHUNK", DEFAULT_PRESENCE_CHUNK),
+            fan_out_concurrency=env_int("FAN_OUT_CONCURRENCY", DEFAULT_FAN_OUT_CONCURRENCY),
         )
