@@ -8,6 +8,7 @@ fifth of a bare ``import boto3``), which the first invocation counts.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -28,15 +29,19 @@ _E = TypeVar("_E", BusEnvelope, CommandLaneEnvelope, DeliveryEnvelope)
 
 __all__ = ["QueueWorker", "process_queue_batch"]
 
-_PROCESSOR: list[BatchProcessor] = []  # the container's one processor, made by the first batch
+# A processor holds its batch's records and outcomes, so each thread has its own:
+# Lambda runs one invocation at a time (one processor per container), the local
+# emulator runs the workers' batches side by side in threads of one process.
+_PROCESSORS = threading.local()
 
 
 def _processor() -> BatchProcessor:
-    if not _PROCESSOR:
+    processor: BatchProcessor | None = getattr(_PROCESSORS, "processor", None)
+    if processor is None:
         from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 
-        _PROCESSOR.append(BatchProcessor(event_type=EventType.SQS))
-    return _PROCESSOR[0]
+        processor = _PROCESSORS.processor = BatchProcessor(event_type=EventType.SQS)
+    return processor
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ batch item failure).
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -96,15 +97,16 @@ class Relay:
         self._counters = ports.counters
         self._limits = limits
         self._clock = clock
-        #: Tenants whose presence this batch fanned out: None, or why it failed.
-        self._presence_done: dict[str, Exception | None] = {}
+        #: Tenants whose presence this batch fanned out: None, or why it failed
+        #: (per thread: the local emulator runs batches side by side).
+        self._batch = threading.local()
 
     # -- entry points -----------------------------------------------------------
 
     def begin_batch(self) -> None:
         """Start a queue batch (routing lookups are shared within one batch)."""
         self._delivery.begin_batch()
-        self._presence_done.clear()
+        self._batch.presence_done = {}
 
     def prepare_bus(self, batch: Sequence[BusEnvelope]) -> None:
         """Before a bus batch's records run: fan out its presence, coalesced per tenant.
@@ -115,22 +117,38 @@ class Relay:
         ``presence_fan_out`` chunks. A tenant whose fan-out fails makes each of
         its presence records fail (and come back), so nothing is lost.
         """
-        changes = [
-            (
-                e.tenant,
-                wire.Presence(client_id=e.client, online=not isinstance(e, BrowserGone), at=e.at),
-            )
-            for e in batch
-            if isinstance(e, Presence | BrowserGone)
-        ]
-        cids = {e.tenant: e.cid for e in batch if isinstance(e, Presence | BrowserGone)}
-        for tenant, latest in presence.coalesce(changes).items():
+        by_tenant: dict[str, list[Presence | BrowserGone]] = {}
+        for envelope in batch:
+            if isinstance(envelope, Presence | BrowserGone):
+                by_tenant.setdefault(envelope.tenant, []).append(envelope)
+        for tenant, records in by_tenant.items():
             try:
-                self._fan_out_presence(tenant, latest, cids[tenant])
+                changes = [(tenant, c) for r in records if (c := self._change_of(r)) is not None]
+                for latest in presence.coalesce(changes).values():
+                    self._fan_out_presence(tenant, latest, records[-1].cid)
             except Exception as exc:  # every presence record of the tenant fails with it
                 self._presence_done[tenant] = exc
             else:
                 self._presence_done[tenant] = None
+
+    def _change_of(self, envelope: Presence | BrowserGone) -> wire.Presence | None:
+        """The presence note a record stands for; None for the offline of a browser
+        that is connected again (its ``$disconnect`` ran while it reconnected, so
+        the offline may carry a later ``at`` than the online of its new connection)."""
+        at = int(envelope.at or self._clock() * 1000)
+        if isinstance(envelope, Presence):
+            return wire.Presence(client_id=envelope.client, online=envelope.online, at=at)
+        current = self._registry.lookup_client(envelope.tenant, "browser", envelope.client)
+        if current is not None and current != envelope.connection:
+            return None
+        return wire.Presence(client_id=envelope.client, online=False, at=at)
+
+    @property
+    def _presence_done(self) -> dict[str, Exception | None]:
+        done: dict[str, Exception | None] | None = getattr(self._batch, "presence_done", None)
+        if done is None:
+            done = self._batch.presence_done = {}
+        return done
 
     def handle_bus(self, envelope: BusEnvelope) -> None:
         """Route one envelope from the bus (commands and results too: the bus
@@ -535,10 +553,9 @@ class Relay:
             if failure is not None:
                 raise PresenceFanOutError(f"presence of tenant {tenant!r} failed") from failure
             return
-        online = not isinstance(envelope, BrowserGone)
-        at = int(envelope.at or self._clock() * 1000)
-        change = wire.Presence(client_id=envelope.client, online=online, at=at)
-        self._fan_out_presence(tenant, [change], envelope.cid)
+        change = self._change_of(envelope)
+        if change is not None:
+            self._fan_out_presence(tenant, [change], envelope.cid)
 
     def _fan_out_presence(self, tenant: str, changes: Sequence[wire.Presence], cid: str) -> None:
         """Post ``changes`` to every consumer of the tenant: the first chunk now, the

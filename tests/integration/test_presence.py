@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from functions.logic import envelopes
+from functions.logic.ports import Identity
 from simulation.events import LambdaContext
 from simulation.harness import Connection, Harness
 
@@ -117,3 +119,34 @@ def test_a_failed_presence_fan_out_fails_its_records_and_their_retry_delivers(
     # And the retry of acme's delivers both
     gateway.drain()
     assert sorted(m["client_id"] for m in presence(gateway, consumer)) == ["b0", "b1"]
+
+
+def test_the_offline_of_a_browser_that_is_back_is_not_sent(gateway: Harness) -> None:
+    # Given a consumer, and a browser that reconnected: its new connection is registered
+    consumer = gateway.connect("consumer", "acme", "c1")
+    old = gateway.connect("browser", "acme", "b1")
+    new = gateway.connect("browser", "acme", "b1")
+    gateway.drain()
+    gateway.take(consumer)
+    # When the old connection's browser_gone arrives late, stamped after the new online
+    # (its $disconnect ran while the browser reconnected)
+    identity = Identity(old.connection_id, "acme", "browser", "b1")
+    at = gateway.connected_at[new.connection_id] + 1000
+    late = envelopes.BrowserGone.of(identity, at=at, cid="late")
+    gateway.raw_sqs.send_message(
+        QueueUrl=gateway.settings.bus_queue_url, MessageBody=json.dumps(late.to_dict())
+    )
+    gateway.drain()
+    # Then the consumer is not told the browser went offline: it is online
+    assert presence(gateway, consumer) == []
+
+
+def test_the_offline_of_a_browser_that_is_gone_is_sent(gateway: Harness) -> None:
+    consumer = gateway.connect("consumer", "acme", "c1")
+    browser = gateway.connect("browser", "acme", "b1")
+    gateway.drain()
+    gateway.take(consumer)
+    gateway.close(browser)
+    gateway.drain()
+    (note,) = presence(gateway, consumer)
+    assert (note["client_id"], note["online"]) == ("b1", False)
