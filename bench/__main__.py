@@ -48,6 +48,10 @@ def run_part(name: str, *, quick: bool) -> dict[str, Any]:
         from bench.pageview import run_pageview
 
         return run_pageview(sizes=(100 * 1024,), seeds=1) if quick else run_pageview()
+    if name == "noisy":
+        from bench.noisy import run_noisy
+
+        return run_noisy(quick=quick)
     if name == "scale":
         from bench.scale import run_scale
 

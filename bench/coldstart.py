@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
-HANDLERS = ("authorizer", "connect", "disconnect", "message", "router", "delivery")
+HANDLERS = ("authorizer", "connect", "disconnect", "message", "router", "commands", "delivery")
 ASSET_SAMPLE = ("authorizer", "message")
 
 # What every handler reads at import (docs/architecture.md); values need not exist.
@@ -57,6 +57,7 @@ _HANDLER_ENV = {
     "TABLE_NAME": "tabrelay-connections",
     "BUS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bus",
     "DELIVERY_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/delivery",
+    "COMMAND_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/commands",
     "CALLBACK_URL": "https://abc.execute-api.us-east-1.amazonaws.com/dev",
     "SIGNING_SECRET_ID": "tabrelay-signing-key",
     "POWERTOOLS_SERVICE_NAME": "tabrelay",
@@ -110,7 +111,15 @@ def import_times(
 
 
 # The order a connection's life takes: each step finds what the previous ones made.
-_FIRST_CALL_ORDER = ("authorizer", "connect", "message", "router", "delivery", "disconnect")
+_FIRST_CALL_ORDER = (
+    "authorizer",
+    "connect",
+    "message",
+    "router",
+    "commands",
+    "delivery",
+    "disconnect",
+)
 _SIGNING_KEY = "bench-signing-key-0123456789abcdef"
 
 
@@ -179,7 +188,15 @@ def _first_call_events(round_no: int) -> dict[str, dict[str, Any]]:
             "body": json.dumps(snapshot),
             "isBase64Encoded": False,
         },
+        # The router's own traffic: a browser's presence, fanned out to its tenant.
         "router": sqs(
+            json.dumps(
+                envelopes.Presence(
+                    f"cid-{round_no}", "acme", browser.client_id, online=True, at=0
+                ).to_dict()
+            )
+        ),
+        "commands": sqs(
             json.dumps(
                 envelopes.CommandEnvelope.of(consumer, command, cid=f"cid-{round_no}").to_dict()
             )
@@ -205,7 +222,8 @@ def _create_resources(endpoint: str) -> None:
     )
     create_table(session.client("dynamodb", endpoint_url=endpoint), _HANDLER_ENV["TABLE_NAME"])
     sqs = session.client("sqs", endpoint_url=endpoint)
-    for url in (_HANDLER_ENV["BUS_QUEUE_URL"], _HANDLER_ENV["DELIVERY_QUEUE_URL"]):
+    for name in ("BUS_QUEUE_URL", "COMMAND_QUEUE_URL", "DELIVERY_QUEUE_URL"):
+        url = _HANDLER_ENV[name]
         sqs.create_queue(QueueName=url.rsplit("/", 1)[-1])
     session.client("secretsmanager", endpoint_url=endpoint).create_secret(
         Name=_HANDLER_ENV["SIGNING_SECRET_ID"], SecretString=_SIGNING_KEY

@@ -52,7 +52,10 @@ class CostHarness(Harness):
     """The moto harness with metered handlers and Lambda-like SQS polling."""
 
     def __init__(self, handlers: dict[str, ModuleType], settings: GatewaySettings) -> None:
-        super().__init__(handlers, settings)
+        # One post at a time: the meter pairs each call with its parameters and
+        # models AWS latency call after call (a fan-out's concurrent posts would
+        # interleave its hooks); the counts are the same, the duration an upper bound.
+        super().__init__(handlers, replace(settings, fan_out_concurrency=1))
         self.meter = AwsMeter([self.clients.dynamodb, self.raw_sqs, self.clients.management])
         # A MeteredHandler quacks like a handler module (it has ``handler``).
         metered = {n: MeteredHandler(n, m.handler, self.meter) for n, m in handlers.items()}

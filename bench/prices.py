@@ -88,6 +88,7 @@ LAMBDA_MEMORY_MB: dict[str, int] = {
     "disconnect": 256,
     "message": 512,
     "router": 512,
+    "commands": 512,
     "delivery": 512,
     # The naive baseline runs as one message function sized like ours.
     "naive": 512,

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["GOALS", "PARTS", "REQUIRED_KEYS", "machine", "write_report"]
+__all__ = ["GOALS", "NOISY_KEYS", "PARTS", "REQUIRED_KEYS", "machine", "write_report"]
 
-PARTS = ("cost", "coldstart", "local", "capacity", "pageview", "scale")
+PARTS = ("cost", "coldstart", "local", "capacity", "pageview", "scale", "noisy")
 
 #: The scale model's figures (issue 11), copied from its summary into the headline.
 SCALE_KEYS = (
@@ -30,6 +30,10 @@ SCALE_KEYS = (
     "storm_recovery_s_100k",
     "cost_usd_per_million_100kb_snapshot_default_client",
 )
+
+#: The noisy-neighbour part (issue 11, part 3): tenant B's command round trip,
+#: quiet and during tenant A's storm, measured in the same run.
+NOISY_KEYS = ("noisy_b_p99_ms_quiet", "noisy_b_p99_ms_storm", "noisy_ratio")
 
 REQUIRED_KEYS = (
     "cost_usd_per_million_100kb_snapshot",
@@ -44,6 +48,7 @@ REQUIRED_KEYS = (
     "handler_import_ratio_vs_boto3",
     "mcp_compact_view_ratio",
     *SCALE_KEYS,
+    *NOISY_KEYS,
 )
 
 # (key, goal as text, test of the value) for every goal of the issue.
@@ -77,6 +82,8 @@ GOALS: tuple[tuple[str, str, Callable[[float, dict[str, Any]], bool]], ...] = (
         "<= $3.00 (issue 11)",
         lambda v, _: v <= 3.0,
     ),
+    # Issue 11, part 3: B's p99 during A's storm at most twice its quiet p99.
+    ("noisy_ratio", "<= 2.0 (issue 11, noisy neighbour)", lambda v, _: v <= 2.0),
 )
 
 
@@ -138,6 +145,9 @@ def _headline(results: dict[str, Any]) -> dict[str, Any]:
     scale = results.get("scale", {}).get("summary", {})
     for key in SCALE_KEYS:
         out[key] = scale.get(key)
+    noisy = results.get("noisy", {}).get("summary", {})
+    for key in NOISY_KEYS:
+        out[key] = noisy.get(key)
     return out
 
 

@@ -307,6 +307,33 @@ def _pageview(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _noisy(doc: dict[str, Any]) -> list[str]:
+    noisy = doc.get("noisy")
+    if not noisy:
+        return ["Not measured in this run."]
+    c, s = noisy["config"], noisy["summary"]
+    return [
+        f"The emulator (`make run`, its own process). Tenant A: {c['storm_browsers']} browsers",
+        f"and {c['storm_consumers']} consumers following `*`; tenant B: one browser answering",
+        f"at once and one consumer running {c['round_trips_per_phase']} command round trips one",
+        "after the other, first with A idle, then while every A browser drops and reconnects",
+        "at once (presence to every A consumer). Commands and results travel on their own lane",
+        "(queue and function), so B's commands never wait behind A's presence on the bus; on one",
+        "machine they still share its CPUs with A's storm.",
+        "",
+        "| B's command round trip | quiet | during A's storm |",
+        "|---|---|---|",
+        f"| p50 (ms) | {_f(s['noisy_b_p50_ms_quiet'], 1)} | {_f(s['noisy_b_p50_ms_storm'], 1)} |",
+        f"| p99 (ms) | {_f(s['noisy_b_p99_ms_quiet'], 1)} | {_f(s['noisy_b_p99_ms_storm'], 1)} |",
+        "",
+        f"- storm p99 / quiet p99: **{_f(s['noisy_ratio'])}** (goal: at most 2)",
+        f"- B's results arrived in the order sent: {s['noisy_b_in_order']}; B was done while A's"
+        f" presence was still on its way: {s['noisy_a_pending_when_b_done']}; every A consumer"
+        f" then saw every A browser back online: {s['noisy_a_settled']}"
+        f" ({s['noisy_a_presence_notes']:,} presence notes)",
+    ]
+
+
 def render(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     lines = [
@@ -334,6 +361,7 @@ def render(doc: dict[str, Any]) -> str:
     lines += ["", "## 5. MCP: the compact page view", "", *_pageview(doc)]
     lines += ["", "## 6. Scale model: 1,000 to 1,000,000 connections (issue 11)", ""]
     lines += scale_section(doc)
+    lines += ["", "## 7. Noisy neighbour (issue 11, part 3)", "", *_noisy(doc)]
     lines += [
         "",
         "## Run",

@@ -486,6 +486,7 @@ class World:
         if not last.startswith("(worker"):
             self.observer.current = f"(worker delivery; last frame sent: {last[:300]})"
         routes = (
+            (self.settings.command_queue_url, "commands"),
             (self.settings.bus_queue_url, "router"),
             (self.settings.delivery_queue_url, "delivery"),
         )

@@ -28,7 +28,15 @@ _HOSTED_ZONE_PATTERN = re.compile(r"Z[A-Z0-9]{1,31}")
 # reserves for the connection path: 50 each covers API Gateway's default of 500 new
 # WebSocket connections per second at ~100 ms per warm invocation, and leaves 850 of a
 # default 1,000 account quota unreserved (AWS keeps at least 100 unreserved).
-RESERVABLE_FUNCTIONS = ("authorizer", "connect", "disconnect", "message", "router", "delivery")
+RESERVABLE_FUNCTIONS = (
+    "authorizer",
+    "connect",
+    "disconnect",
+    "message",
+    "router",
+    "commands",
+    "delivery",
+)
 DEFAULT_RESERVED_CONCURRENCY = {"authorizer": 50, "connect": 50, "disconnect": 50}
 
 
@@ -80,6 +88,8 @@ class StackSettings:
     park_delay_seconds: int = 2
     max_parks: int = 8
     recipient_cache_seconds: int = 2
+    presence_chunk: int = 100
+    fan_out_concurrency: int = 8
     secret_max_age_seconds: int = 300
     log_level: str = "INFO"
     # API Gateway stage throttling (per stage, all routes). Routes are left to the
@@ -94,6 +104,11 @@ class StackSettings:
     router_batch_size: int = 10
     router_batching_window_seconds: int = 0
     router_max_concurrency: int = 20
+    # The command lane: its own queue, function and concurrency, so a fan-out or
+    # presence storm on the bus never delays a command (docs/architecture.md).
+    commands_batch_size: int = 10
+    commands_batching_window_seconds: int = 0
+    commands_max_concurrency: int = 20
     delivery_batch_size: int = 10
     delivery_batching_window_seconds: int = 0
     delivery_max_concurrency: int = 50
@@ -113,6 +128,7 @@ class StackSettings:
     disconnect_reserved_concurrency: int = 0
     message_reserved_concurrency: int = 0
     router_reserved_concurrency: int = 0
+    commands_reserved_concurrency: int = 0
     delivery_reserved_concurrency: int = 0
     # Custom domain, optional (README, "A custom domain"): wss://domainName survives
     # replacing the API. The ACM certificate must be in the stack's Region; with a
@@ -157,23 +173,33 @@ class StackSettings:
         """Reject values AWS would refuse at deploy time, so ``synth`` fails first."""
         if not _STAGE_PATTERN.fullmatch(self.stage):
             raise InvalidSettingError(f"stage {self.stage!r} must match {_STAGE_PATTERN.pattern}")
-        for name in ("router_max_concurrency", "delivery_max_concurrency"):
+        for name in (
+            "router_max_concurrency",
+            "commands_max_concurrency",
+            "delivery_max_concurrency",
+        ):
             value = getattr(self, name)
             if not 2 <= value <= 1000:
                 raise InvalidSettingError(f"{name}={value} must be within 2..1000 (SQS ESM)")
-        for name in ("router_batch_size", "delivery_batch_size"):
+        for name in ("router_batch_size", "commands_batch_size", "delivery_batch_size"):
             value = getattr(self, name)
             if not 1 <= value <= 10_000:
                 raise InvalidSettingError(f"{name}={value} must be within 1..10000")
-        for name in ("router_batching_window_seconds", "delivery_batching_window_seconds"):
-            if not 0 <= getattr(self, name) <= 300:
-                raise InvalidSettingError(f"{name} must be within 0..300 seconds")
-        if self.router_batch_size > 10 and self.router_batching_window_seconds < 1:
-            raise InvalidSettingError("a router batch size over 10 needs a batching window >= 1 s")
-        if self.delivery_batch_size > 10 and self.delivery_batching_window_seconds < 1:
-            raise InvalidSettingError(
-                "a delivery batch size over 10 needs a batching window >= 1 s"
-            )
+        for worker in ("router", "commands", "delivery"):
+            window = getattr(self, f"{worker}_batching_window_seconds")
+            if not 0 <= window <= 300:
+                raise InvalidSettingError(
+                    f"{worker}_batching_window_seconds must be within 0..300 seconds"
+                )
+            if getattr(self, f"{worker}_batch_size") > 10 and window < 1:
+                raise InvalidSettingError(
+                    f"a {worker} batch size over 10 needs a batching window >= 1 s"
+                )
+        # At most the clients' connection pool (functions/dal/clients.py, 16).
+        if not 1 <= self.fan_out_concurrency <= 16:
+            raise InvalidSettingError("fanOutConcurrency must be within 1..16 posts at once")
+        if self.presence_chunk < 1:
+            raise InvalidSettingError("presenceChunk must be at least 1 (posts per chunk)")
         if not 1 <= self.max_receive_count <= 1000:
             raise InvalidSettingError("maxReceiveCount must be within 1..1000")
         self._validate_reserved_concurrency()
@@ -197,7 +223,7 @@ class StackSettings:
                 )
         # A mapping allowed more concurrent batches than its function may run would
         # throttle its own function, and throttled batches go back to the queue.
-        for function in ("router", "delivery"):
+        for function in ("router", "commands", "delivery"):
             reserved = self.reserved_concurrency_of(function)
             maximum: int = getattr(self, f"{function}_max_concurrency")
             if reserved is not None and maximum > reserved:

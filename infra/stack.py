@@ -20,13 +20,15 @@ from infra.config import StackSettings
 __all__ = ["GATEWAY_FUNCTIONS", "WORKER_QUEUES", "TabRelayStack"]
 
 # Functions that serve connections and messages (everything but the authorizer).
-GATEWAY_FUNCTIONS = ("connect", "disconnect", "message", "router", "delivery")
-# queue name -> the function that consumes it
-WORKER_QUEUES = {"bus": "router", "delivery": "delivery"}
+GATEWAY_FUNCTIONS = ("connect", "disconnect", "message", "router", "commands", "delivery")
+# queue name -> the function that consumes it: the bus (snapshots, presence), the
+# command lane (commands, results) and the delivery queue (retries, parks, timeouts).
+WORKER_QUEUES = {"bus": "router", "commands": "commands", "delivery": "delivery"}
 
 
 class TabRelayStack(Stack):
-    """API Gateway WebSocket API, Lambda handlers, SQS bus/delivery, DynamoDB, secret, alarms."""
+    """API Gateway WebSocket API, Lambda handlers, SQS bus/command lane/delivery, DynamoDB,
+    secret, alarms."""
 
     def __init__(
         self, scope: Construct, construct_id: str, *, settings: StackSettings, **kwargs: object
@@ -57,6 +59,7 @@ class TabRelayStack(Stack):
             "TABLE_NAME": table.table.table_name,
             "BUS_QUEUE_URL": queues["bus"].queue.queue_url,
             "DELIVERY_QUEUE_URL": queues["delivery"].queue.queue_url,
+            "COMMAND_QUEUE_URL": queues["commands"].queue.queue_url,
             "CALLBACK_URL": gateway.callback_url,
             "MAX_UNACKED": str(settings.max_unacked),
             "RATE_LIMIT_PER_SECOND": str(settings.rate_limit_per_second),
@@ -64,6 +67,8 @@ class TabRelayStack(Stack):
             "PARK_DELAY_SECONDS": str(settings.park_delay_seconds),
             "MAX_PARKS": str(settings.max_parks),
             "RECIPIENT_CACHE_SECONDS": str(settings.recipient_cache_seconds),
+            "PRESENCE_CHUNK": str(settings.presence_chunk),
+            "FAN_OUT_CONCURRENCY": str(settings.fan_out_concurrency),
             **powertools,
         }
         environment = {name: gateway_environment for name in GATEWAY_FUNCTIONS}
@@ -88,6 +93,13 @@ class TabRelayStack(Stack):
             batch_size=settings.router_batch_size,
             batching_window_seconds=settings.router_batching_window_seconds,
             max_concurrency=settings.router_max_concurrency,
+        )
+        functions.consume(
+            "commands",
+            queues["commands"].queue,
+            batch_size=settings.commands_batch_size,
+            batching_window_seconds=settings.commands_batching_window_seconds,
+            max_concurrency=settings.commands_max_concurrency,
         )
         functions.consume(
             "delivery",

@@ -31,7 +31,15 @@ ACCOUNT = "123456789012"
 API_ID = "abc123"
 STAGE = "dev"
 SIGNING_KEY = "test-signing-key-0123456789abcdef0123456789abcdef"
-HANDLER_NAMES = ("authorizer", "connect", "disconnect", "message", "router", "delivery")
+HANDLER_NAMES = (
+    "authorizer",
+    "connect",
+    "disconnect",
+    "message",
+    "router",
+    "commands",
+    "delivery",
+)
 
 ENVIRONMENT = {
     "AWS_DEFAULT_REGION": REGION,
@@ -41,6 +49,7 @@ ENVIRONMENT = {
     "TABLE_NAME": "tabrelay-connections",
     "BUS_QUEUE_URL": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/tabrelay-bus",
     "DELIVERY_QUEUE_URL": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/tabrelay-delivery",
+    "COMMAND_QUEUE_URL": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/tabrelay-commands",
     "CALLBACK_URL": f"https://{API_ID}.execute-api.{REGION}.amazonaws.com/{STAGE}",
     "SIGNING_SECRET_ID": "tabrelay-signing-key",
     "MAX_UNACKED": "100",

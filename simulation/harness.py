@@ -22,6 +22,7 @@ never at this module's import.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -63,7 +64,7 @@ __all__ = [
 ]
 
 #: The handler modules that take a ``RUNTIME`` (the authorizer takes ``KEYS``).
-RUNTIME_HANDLERS = ("connect", "disconnect", "message", "router", "delivery")
+RUNTIME_HANDLERS = ("connect", "disconnect", "message", "router", "commands", "delivery")
 
 
 def install_runtime(
@@ -104,10 +105,14 @@ class RecordingConnectionsApi(ConnectionsApi):
         super().__init__()
         self.received: dict[str, list[str]] = defaultdict(list)
         self.throttle_next = 0
+        self._lock = threading.Lock()  # a fan-out posts from several threads
 
     def post(self, connection_id: str, data: bytes) -> Reply:
-        if self.throttle_next > 0:
-            self.throttle_next -= 1
+        with self._lock:
+            throttled = self.throttle_next > 0
+            if throttled:
+                self.throttle_next -= 1
+        if throttled:
             return self.error(429, "LimitExceededException", "Too Many Requests")
         return super().post(connection_id, data)
 
@@ -284,11 +289,21 @@ class Harness:
                     ExpressionAttributeValues={":past": {"N": past}},
                 )
 
+    def worker_queues(self) -> tuple[tuple[str, str], ...]:
+        """(queue URL, consuming handler) of each event source mapping."""
+        settings = self.settings
+        return (
+            (settings.command_queue_url, "commands"),
+            (settings.bus_queue_url, "router"),
+            (settings.delivery_queue_url, "delivery"),
+        )
+
     def drain(self, *, max_rounds: int = 1000) -> None:
-        """Run the workers until both queues are empty (held delays stay held)."""
+        """Run the workers until every queue is empty (held delays stay held)."""
         for _ in range(max_rounds):
-            moved = self._poll(self.settings.bus_queue_url, self.handlers["router"].handler)
-            moved += self._poll(self.settings.delivery_queue_url, self.handlers["delivery"].handler)
+            moved = sum(
+                self._poll(url, self.handlers[name].handler) for url, name in self.worker_queues()
+            )
             if not moved:
                 return
         raise AssertionError("queues did not drain")

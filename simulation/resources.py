@@ -16,7 +16,7 @@ from simulation.environment import ENVIRONMENT, REGION, SIGNING_KEY
 __all__ = ["WORK_QUEUES", "create_resources", "create_table"]
 
 #: The SQS queues the handlers send to and the workers read, by queue name.
-WORK_QUEUES = ("tabrelay-bus", "tabrelay-delivery")
+WORK_QUEUES = ("tabrelay-bus", "tabrelay-commands", "tabrelay-delivery")
 
 
 def create_table(dynamodb: Any, table_name: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, overload
 
@@ -28,16 +29,24 @@ __all__ = [
     "MANAGEMENT_MAX_ATTEMPTS",
     "MANAGEMENT_POST_WORST_SECONDS",
     "MANAGEMENT_READ_TIMEOUT",
+    "MAX_POOL_CONNECTIONS",
     "AWSClients",
     "LazyClient",
     "client",
     "secrets_manager",
 ]
 
+#: HTTP connections each client keeps: a fan-out runs up to this many posts (and
+#: their DynamoDB calls) at once (``FAN_OUT_CONCURRENCY`` is at most this; botocore's
+#: default, 10, would drop and reopen connections beyond it).
+MAX_POOL_CONNECTIONS = 16
 # Lambda has seconds, not minutes: fail fast and let SQS retry, rather than
 # let botocore's retries eat the function's timeout.
 CLIENT_CONFIG = Config(
-    connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"}
+    connect_timeout=2,
+    read_timeout=5,
+    retries={"max_attempts": 3, "mode": "standard"},
+    max_pool_connections=MAX_POOL_CONNECTIONS,
 )
 # A post to @connections answers in tens of milliseconds or not at all: 1 s to
 # connect, 1 s to read, one retry. That bounds one post, so the message function's
@@ -50,6 +59,7 @@ MANAGEMENT_CONFIG = Config(
     read_timeout=MANAGEMENT_READ_TIMEOUT,
     # total_max_attempts counts the first attempt (botocore's max_attempts does not).
     retries={"total_max_attempts": MANAGEMENT_MAX_ATTEMPTS, "mode": "standard"},
+    max_pool_connections=MAX_POOL_CONNECTIONS,
 )
 #: The longest one post can take: every attempt times out connecting and then
 #: reading, and botocore's standard mode waits up to 1 s before the (first) retry.
@@ -117,6 +127,11 @@ class _ServiceLoader(Loader):  # type: ignore[misc]  # botocore is untyped
         return services
 
 
+# botocore clients are thread-safe, sessions are not: clients are created under
+# this lock (a fan-out's first posts may run in several threads at once).
+_CREATING = threading.Lock()
+
+
 @functools.cache
 def _session() -> Any:
     """The container's botocore session, made by the first client."""
@@ -131,17 +146,20 @@ def _session() -> Any:
 
 def client(service: str, **kwargs: Any) -> Any:
     """A new client of ``service`` from the container's one session."""
-    return _session().create_client(service, **kwargs)
+    with _CREATING:
+        return _session().create_client(service, **kwargs)
 
 
 class LazyClient:
-    """A boto3 client made by ``factory`` on first use, then cached."""
+    """A boto3 client made by ``factory`` on first use, then cached (once, even
+    when several threads use it first at the same time)."""
 
-    __slots__ = ("_client", "_factory")
+    __slots__ = ("_client", "_factory", "_lock")
 
     def __init__(self, factory: Callable[[], Any]) -> None:
         self._factory = factory
         self._client: Any = None
+        self._lock = threading.Lock()
 
     @property
     def created(self) -> bool:
@@ -151,7 +169,10 @@ class LazyClient:
         # Only called for names the proxy lacks: every client method and ``meta``.
         client = self._client
         if client is None:
-            client = self._client = self._factory()
+            with self._lock:
+                client = self._client
+                if client is None:
+                    client = self._client = self._factory()
         return getattr(client, name)
 
 

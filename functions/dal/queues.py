@@ -1,4 +1,4 @@
-"""SQS adapter of the bus and the delivery queue."""
+"""SQS adapter of the bus, the command lane and the delivery queue."""
 
 from __future__ import annotations
 
@@ -6,22 +6,30 @@ import json
 import re
 from typing import Any
 
-from functions.logic.envelopes import BusEnvelope, DeliveryEnvelope
+from functions.logic.envelopes import BusEnvelope, DeliveryEnvelope, Lane
 from functions.logic.ports import MAX_DELAY_SECONDS
 
 __all__ = ["SqsBus"]
 
 
 class SqsBus:
-    """Implements :class:`~functions.logic.ports.Bus` with an injected SQS client."""
+    """Implements :class:`~functions.logic.ports.Bus` with an injected SQS client.
 
-    def __init__(self, client: Any, bus_queue_url: str, delivery_queue_url: str) -> None:
+    :meth:`publish` sends each envelope to its ``lane``'s queue: commands and
+    results to the command lane, everything else to the bus.
+    """
+
+    def __init__(
+        self, client: Any, bus_queue_url: str, delivery_queue_url: str, command_queue_url: str
+    ) -> None:
         self._sqs = client
-        self._bus_url = bus_queue_url
+        self._lanes: dict[Lane, str] = {"bus": bus_queue_url, "commands": command_queue_url}
         self._delivery_url = delivery_queue_url
 
     def publish(self, envelope: BusEnvelope) -> None:
-        self._sqs.send_message(QueueUrl=self._bus_url, MessageBody=_dump(envelope.to_dict()))
+        self._sqs.send_message(
+            QueueUrl=self._lanes[envelope.lane], MessageBody=_dump(envelope.to_dict())
+        )
 
     def schedule(self, envelope: DeliveryEnvelope, delay_seconds: int = 0) -> None:
         self._sqs.send_message(

@@ -1,17 +1,20 @@
-"""SQS batch plumbing of the two queue workers (router, delivery).
+"""SQS batch plumbing of the queue workers (router, commands, delivery).
 
-Only those two use Powertools' batch utility, and they import it with their
+Only those use Powertools' batch utility, and they import it with their
 first batch: it imports asyncio and every Powertools event class (about a
 fifth of a bare ``import boto3``), which the first invocation counts.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from functions.handlers._powertools import logger
-from functions.logic.envelopes import BusEnvelope, DeliveryEnvelope
+from functions.logic.envelopes import BusEnvelope, CommandLaneEnvelope, DeliveryEnvelope
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch import BatchProcessor
@@ -22,30 +25,41 @@ if TYPE_CHECKING:
     from functions.handlers._wiring import Runtime
     from functions.logic.relay import Relay
 
-_E = TypeVar("_E", BusEnvelope, DeliveryEnvelope)
+_E = TypeVar("_E", BusEnvelope, CommandLaneEnvelope, DeliveryEnvelope)
 
-__all__ = ["process_queue_batch"]
+__all__ = ["QueueWorker", "process_queue_batch"]
 
-_PROCESSOR: list[BatchProcessor] = []  # the container's one processor, made by the first batch
+# A processor holds its batch's records and outcomes, so each thread has its own:
+# Lambda runs one invocation at a time (one processor per container), the local
+# emulator runs the workers' batches side by side in threads of one process.
+_PROCESSORS = threading.local()
 
 
 def _processor() -> BatchProcessor:
-    if not _PROCESSOR:
+    processor: BatchProcessor | None = getattr(_PROCESSORS, "processor", None)
+    if processor is None:
         from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 
-        _PROCESSOR.append(BatchProcessor(event_type=EventType.SQS))
-    return _PROCESSOR[0]
+        processor = _PROCESSORS.processor = BatchProcessor(event_type=EventType.SQS)
+    return processor
+
+
+@dataclass(frozen=True, slots=True)
+class QueueWorker(Generic[_E]):
+    """What a queue worker does with its records: ``decode`` each body, ``handle``
+    each envelope; ``prepare``, if given, first sees every envelope of the batch
+    (the router coalesces presence)."""
+
+    decode: Callable[[str], _E]
+    handle: Callable[[Relay, _E], None]
+    prepare: Callable[[Relay, list[_E]], None] | None = None
 
 
 def process_queue_batch(
-    event: dict[str, Any],
-    context: LambdaContext,
-    runtime: Runtime,
-    decode: Callable[[str], _E],
-    handle: Callable[[Relay, _E], None],
+    event: dict[str, Any], context: LambdaContext, runtime: Runtime, worker: QueueWorker[_E]
 ) -> PartialItemFailureResponse:
-    """Run ``handle`` on each record's envelope (read by ``decode``); report only
-    the failed records (a record that is no envelope fails too).
+    """Run the worker on each record's envelope; report only the failed records
+    (a record that is no envelope fails too).
 
     The event source mapping has ``ReportBatchItemFailures``, so only a failing
     record is retried and, after ``maxReceiveCount`` receives, lands in its DLQ.
@@ -53,10 +67,17 @@ def process_queue_batch(
     runtime.once.register_lambda_context(context)
     relay = runtime.relay
     relay.begin_batch()
+    decode, handle = worker.decode, worker.handle
+    decoded: dict[str, _E] = {}
+    if worker.prepare is not None:
+        for raw in event.get("Records", []):
+            with contextlib.suppress(Exception):  # it fails as its own record below
+                decoded[raw["messageId"]] = decode(raw["body"])
+        worker.prepare(relay, list(decoded.values()))
 
     def record_handler(record: SQSRecord) -> None:
         try:
-            envelope = decode(record.body)
+            envelope = decoded.get(record.message_id) or decode(record.body)
             logger.append_keys(
                 correlation_id=envelope.cid, tenant=getattr(envelope, "tenant", None)
             )

@@ -12,7 +12,12 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from functions.dal.clients import HANDOFF_SECONDS, MANAGEMENT_POST_WORST_SECONDS, AWSClients
+from functions.dal.clients import (
+    HANDOFF_SECONDS,
+    MANAGEMENT_POST_WORST_SECONDS,
+    MAX_POOL_CONNECTIONS,
+    AWSClients,
+)
 from functions.dal.idempotency import PowertoolsOnce
 from functions.dal.management import ManagementApiPoster
 from functions.dal.metrics import PowertoolsCounters
@@ -50,7 +55,12 @@ class Runtime:
     @cached_property
     def bus(self) -> SqsBus:
         settings = self.settings
-        return SqsBus(self.clients.sqs, settings.bus_queue_url, settings.delivery_queue_url)
+        return SqsBus(
+            self.clients.sqs,
+            settings.bus_queue_url,
+            settings.delivery_queue_url,
+            settings.command_queue_url,
+        )
 
     @cached_property
     def poster(self) -> ManagementApiPoster:
@@ -80,6 +90,9 @@ class Runtime:
             park_delay_seconds=settings.park_delay_seconds,
             max_parks=settings.max_parks,
             recipient_cache_seconds=settings.recipient_cache_seconds,
+            presence_chunk=settings.presence_chunk,
+            # No more posts at once than the clients keep connections for.
+            fan_out_concurrency=min(settings.fan_out_concurrency, MAX_POOL_CONNECTIONS),
             max_inflight_commands=settings.max_unacked,
             handoff_reserve_ms=(MANAGEMENT_POST_WORST_SECONDS + HANDOFF_SECONDS) * 1000,
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from functions.handlers._batch import process_queue_batch
+from functions.handlers._batch import QueueWorker, process_queue_batch
 from functions.handlers._powertools import logger, metrics
 from functions.handlers._wiring import Runtime
 from functions.logic.envelopes import decode_delivery
@@ -23,9 +23,10 @@ __all__ = ["handler"]
 
 SETTINGS = GatewaySettings.from_env()
 RUNTIME = Runtime(SETTINGS)
+WORKER = QueueWorker(decode_delivery, Relay.handle_delivery)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_queue_batch(event, context, RUNTIME, decode_delivery, Relay.handle_delivery)
+    return process_queue_batch(event, context, RUNTIME, WORKER)

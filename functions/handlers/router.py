@@ -1,4 +1,7 @@
-"""The bus worker: fan-out of snapshots, routing of commands, results and presence.
+"""The bus worker: fan-out of snapshots and presence (commands have their own lane).
+
+Presence is coalesced per tenant over the batch before its records run
+(:meth:`Relay.prepare_bus`).
 
 Failing records are reported as batch item failures, retried by SQS, then
 moved to the bus DLQ.
@@ -8,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from functions.handlers._batch import process_queue_batch
+from functions.handlers._batch import QueueWorker, process_queue_batch
 from functions.handlers._powertools import logger, metrics
 from functions.handlers._wiring import Runtime
 from functions.logic.envelopes import decode_bus
@@ -23,9 +26,10 @@ __all__ = ["handler"]
 
 SETTINGS = GatewaySettings.from_env()
 RUNTIME = Runtime(SETTINGS)
+WORKER = QueueWorker(decode_bus, Relay.handle_bus, prepare=Relay.prepare_bus)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_queue_batch(event, context, RUNTIME, decode_bus, Relay.handle_bus)
+    return process_queue_batch(event, context, RUNTIME, WORKER)

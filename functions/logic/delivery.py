@@ -13,6 +13,13 @@ to its recipients. Two paths fan out:
 
 The inbound rules (:mod:`functions.logic.gateway`) and the worker rules
 (:mod:`functions.logic.relay`) both use it; neither calls the other.
+
+A fan-out posts to its recipients concurrently, at most
+``Limits.fan_out_concurrency`` at once (one thread pool per container); each
+recipient's post keeps its own outcome (410, 429, retries) exactly as one
+after the other would. botocore clients are thread-safe; what this class
+shares between those threads (the batch's recipient lookups, the counters) is
+behind a lock.
 """
 
 from __future__ import annotations
@@ -21,8 +28,11 @@ import dataclasses
 import json
 import math
 import random
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from functools import partial
 from typing import Literal, NamedTuple
 
 from tabrelay import wire
@@ -33,6 +43,7 @@ from functions.logic.limits import Limits
 from functions.logic.ports import (
     MAX_DELAY_SECONDS,
     ConnectionGoneError,
+    Counters,
     DeliveryRetryableError,
     DeliveryThrottledError,
     Identity,
@@ -62,6 +73,24 @@ class _Send(NamedTuple):
     cid: str
 
 
+class _LockedCounters:
+    """Counters that a fan-out's threads may share (Powertools' metric set is a dict)."""
+
+    def __init__(self, counters: Counters, lock: threading.Lock) -> None:
+        self._counters = counters
+        self._lock = lock
+
+    def count(
+        self, name: str, value: int = 1, *, code: str | None = None, kind: str | None = None
+    ) -> None:
+        with self._lock:
+            self._counters.count(name, value, code=code, kind=kind)
+
+    def observe_ms(self, name: str, milliseconds: float) -> None:
+        with self._lock:
+            self._counters.observe_ms(name, milliseconds)
+
+
 class Delivery:
     """Posts, snapshot fan-out, parking and retries (see the module's docstring)."""
 
@@ -79,7 +108,8 @@ class Delivery:
         self._flow = ports.flow
         self._bus = ports.bus
         self._poster = ports.poster
-        self._counters = ports.counters
+        self._lock = threading.Lock()
+        self._counters: Counters = _LockedCounters(ports.counters, threading.Lock())
         self._limits = limits
         self._clock = clock
         #: Routing lookups, shared by the records of one batch (ten snapshots of one
@@ -91,6 +121,7 @@ class Delivery:
         )
         #: Consumers' windows, reserved in blocks (functions/logic/window.py).
         self.windows = WindowBlocks(self._flow, bound=limits.max_unacked, clock=clock)
+        self._pool: ThreadPoolExecutor | None = None
 
     def begin_batch(self) -> None:
         """Start a queue batch (or an inline fan-out): lookups older than the
@@ -139,11 +170,13 @@ class Delivery:
         if only is not None:
             wanted = set(only)
             recipients = [r for r in recipients if r.connection_id in wanted]
-        for n, recipient in enumerate(recipients):
+        left: set[str] = set()  # recipients not served in time: handed to the bus
+
+        def deliver(recipient: Recipient) -> None:
+            # Checked as each post starts: one post takes at most the reserve.
             if remaining_ms is not None and remaining_ms() < self._limits.handoff_reserve_ms:
-                rest = [r.connection_id for r in recipients[n:]]
-                self._bus.publish(dataclasses.replace(envelope, to=tuple(rest)))
-                self._counters.count("FanOutHandedOff")
+                with self._lock:
+                    left.add(recipient.connection_id)
                 return
             self._deliver_snapshot(
                 _Send(tenant, source, recipient.connection_id, envelope.msg, envelope.cid),
@@ -151,7 +184,35 @@ class Delivery:
                 parks=None,
                 dropped=recipient.missed,
             )
+
+        self._run_each([partial(deliver, r) for r in recipients])
+        if left:
+            rest = tuple(r.connection_id for r in recipients if r.connection_id in left)
+            self._bus.publish(dataclasses.replace(envelope, to=rest))
+            self._counters.count("FanOutHandedOff")
+            return
         self.observe_latency(envelope.t)
+
+    def _run_each(self, tasks: Sequence[Callable[[], None]]) -> None:
+        """Run ``tasks``, at most ``Limits.fan_out_concurrency`` at once; once all
+        have ended, raise the first failure (the record fails and is retried)."""
+        if len(tasks) <= 1 or self._limits.fan_out_concurrency <= 1:
+            for task in tasks:
+                task()
+            return
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(
+                        max_workers=self._limits.fan_out_concurrency,
+                        thread_name_prefix="fan-out",
+                    )
+        futures = [self._pool.submit(task) for task in tasks]
+        wait(futures)
+        for future in futures:
+            error = future.exception()
+            if error is not None:
+                raise error
 
     def _recipients_of(self, tenant: str, source: str) -> list[Recipient]:
         return self.recipient_cache.recipients(tenant, source)
@@ -275,6 +336,20 @@ class Delivery:
         except DeliveryRetryableError:
             self.schedule_retry(connection_id, data, cid)
         return True
+
+    def post_all(self, posts: Sequence[tuple[str, str]], cid: str) -> None:
+        """:meth:`post` each ``(connection id, data)``, each with its own outcome; a
+        connection's posts go in their order and stop once it is gone (410)."""
+        by_connection: dict[str, list[str]] = {}
+        for connection_id, data in posts:
+            by_connection.setdefault(connection_id, []).append(data)
+
+        def post_in_order(connection_id: str, messages: list[str]) -> None:
+            for data in messages:
+                if not self.post(connection_id, data, cid):
+                    break
+
+        self._run_each([partial(post_in_order, c, m) for c, m in by_connection.items()])
 
     def _post_snapshot(
         self, connection_id: str, data: str, cid: str

@@ -8,9 +8,15 @@ that caused it), so one client message can be followed through every log line
 it produces. The wire messages they carry are :mod:`tabrelay.wire`
 dataclasses, encoded as on the wire.
 
-Bus (message handler -> router): ``snapshot``, ``command``, ``raw_command``,
-``result``, ``presence``, ``browser_gone``. A ``snapshot`` with ``to`` (connection
-ids) is the rest of an inline fan-out that ran out of time: only those get it.
+Bus (message handler -> router): ``snapshot``, ``presence``, ``browser_gone``,
+``presence_fan_out``. A ``snapshot`` with ``to`` (connection ids) is the rest of
+an inline fan-out that ran out of time: only those get it. A
+``presence_fan_out`` is one chunk of a tenant's coalesced presence, for the
+consumers in ``to`` (:mod:`functions.logic.presence`).
+Command lane (message handler -> commands function): ``command``,
+``raw_command``, ``result``, so no command waits behind a fan-out or a presence
+storm. Each envelope class names its queue in ``lane``; the router still reads
+the command kinds, which the bus carried before the lane existed (a deploy).
 Delivery queue (router/delivery -> delivery): ``post`` (a retry of a failed
 post), ``park`` (a snapshot waiting for a consumer's window), ``timeout``.
 """
@@ -19,7 +25,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from tabrelay import wire
 
@@ -29,19 +35,27 @@ __all__ = [
     "BrowserGone",
     "BusEnvelope",
     "CommandEnvelope",
+    "CommandLaneEnvelope",
     "DeliveryEnvelope",
     "EnvelopeError",
+    "Lane",
     "Park",
     "Post",
     "Presence",
+    "PresenceFanOut",
     "RawCommand",
     "ResultEnvelope",
     "SnapshotEnvelope",
     "Timeout",
     "decode_bus",
+    "decode_command",
     "decode_delivery",
     "encode",
 ]
+
+
+#: Which queue an envelope travels on: the bus or the command lane.
+Lane = Literal["bus", "commands"]
 
 
 class EnvelopeError(ValueError):
@@ -109,6 +123,7 @@ class _Sent:
 @dataclass(frozen=True, slots=True)
 class SnapshotEnvelope(_Sent):
     kind: ClassVar[str] = "snapshot"
+    lane: ClassVar[Lane] = "bus"
     msg: wire.Snapshot
     #: When the gateway took it (ms): the delivery-latency metric.
     t: int | None = None
@@ -148,6 +163,7 @@ class SnapshotEnvelope(_Sent):
 @dataclass(frozen=True, slots=True)
 class CommandEnvelope(_Sent):
     kind: ClassVar[str] = "command"
+    lane: ClassVar[Lane] = "commands"
     msg: wire.Command
     t: int | None = None
 
@@ -180,6 +196,7 @@ class RawCommand(_Sent):
     """A seed consumer's raw frame: a command name for every browser it follows."""
 
     kind: ClassVar[str] = "raw_command"
+    lane: ClassVar[Lane] = "commands"
     name: str
 
     @classmethod
@@ -203,6 +220,7 @@ class RawCommand(_Sent):
 @dataclass(frozen=True, slots=True)
 class ResultEnvelope(_Sent):
     kind: ClassVar[str] = "result"
+    lane: ClassVar[Lane] = "commands"
     msg: wire.Result
     t: int | None = None
 
@@ -235,6 +253,7 @@ class Presence:
     """A browser came online (``$connect``); offline goes as :class:`BrowserGone`."""
 
     kind: ClassVar[str] = "presence"
+    lane: ClassVar[Lane] = "bus"
     cid: str
     tenant: str
     client: str
@@ -263,8 +282,52 @@ class Presence:
 
 
 @dataclass(frozen=True, slots=True)
+class PresenceFanOut:
+    """One chunk of a tenant's coalesced presence: every change to every consumer
+    connection in ``to`` (the router posts the first chunk itself)."""
+
+    kind: ClassVar[str] = "presence_fan_out"
+    lane: ClassVar[Lane] = "bus"
+    cid: str
+    tenant: str
+    changes: tuple[wire.Presence, ...]
+    to: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "cid": self.cid,
+            "tenant": self.tenant,
+            "changes": [wire.to_dict(change) for change in self.changes],
+            "to": list(self.to),
+        }
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> PresenceFanOut:
+        raw, to = obj.get("changes"), obj.get("to")
+        if not isinstance(raw, list) or not raw:
+            raise EnvelopeError("'presence_fan_out' envelope: 'changes' must be a non-empty list")
+        if not (isinstance(to, list) and all(isinstance(c, str) for c in to)):
+            raise EnvelopeError("'presence_fan_out' envelope: 'to' must be a list of strings")
+        changes = []
+        for change in raw:
+            if not isinstance(change, dict):
+                raise EnvelopeError("'presence_fan_out' envelope: a change must be an object")
+            checked = {"kind": cls.kind, **change}
+            changes.append(
+                wire.Presence(
+                    client_id=_str(checked, "client_id"),
+                    online=_bool(checked, "online"),
+                    at=_int(checked, "at"),
+                )
+            )
+        return cls(_str(obj, "cid"), _str(obj, "tenant"), tuple(changes), tuple(to))
+
+
+@dataclass(frozen=True, slots=True)
 class BrowserGone(_Sent):
     kind: ClassVar[str] = "browser_gone"
+    lane: ClassVar[Lane] = "bus"
     at: int
 
     @classmethod
@@ -388,14 +451,31 @@ class Timeout:
 
 
 BusEnvelope = (
-    SnapshotEnvelope | CommandEnvelope | RawCommand | ResultEnvelope | Presence | BrowserGone
+    SnapshotEnvelope
+    | CommandEnvelope
+    | RawCommand
+    | ResultEnvelope
+    | Presence
+    | BrowserGone
+    | PresenceFanOut
 )
+#: What the command lane carries (a subset of what the router reads).
+CommandLaneEnvelope = CommandEnvelope | RawCommand | ResultEnvelope
 DeliveryEnvelope = Post | Park | Timeout
 
 _BUS: dict[str, Any] = {
     c.kind: c
-    for c in (SnapshotEnvelope, CommandEnvelope, RawCommand, ResultEnvelope, Presence, BrowserGone)
+    for c in (
+        SnapshotEnvelope,
+        CommandEnvelope,
+        RawCommand,
+        ResultEnvelope,
+        Presence,
+        BrowserGone,
+        PresenceFanOut,
+    )
 }
+_COMMANDS: dict[str, Any] = {c.kind: c for c in (CommandEnvelope, RawCommand, ResultEnvelope)}
 _DELIVERY: dict[str, Any] = {c.kind: c for c in (Post, Park, Timeout)}
 
 
@@ -417,6 +497,13 @@ def _decode(obj: Any, table: dict[str, Any], queue: str) -> Any:
 def decode_bus(text: str) -> BusEnvelope:
     """A bus record's envelope; :class:`EnvelopeError` when it is none."""
     envelope: BusEnvelope = _decode(_load(text), _BUS, "bus")
+    return envelope
+
+
+def decode_command(text: str) -> CommandLaneEnvelope:
+    """A command-lane record's envelope; :class:`EnvelopeError` when it is none, or
+    when it belongs on the bus (a snapshot or presence has no business here)."""
+    envelope: CommandLaneEnvelope = _decode(_load(text), _COMMANDS, "command lane")
     return envelope
 
 

@@ -8,9 +8,11 @@ from tabrelay import wire
 
 from functions.models.settings import (
     DEFAULT_CONNECTION_TTL_SECONDS,
+    DEFAULT_FAN_OUT_CONCURRENCY,
     DEFAULT_MAX_PARKS,
     DEFAULT_MAX_UNACKED,
     DEFAULT_PARK_DELAY_SECONDS,
+    DEFAULT_PRESENCE_CHUNK,
     DEFAULT_RECIPIENT_CACHE_SECONDS,
 )
 
@@ -39,3 +41,8 @@ class Limits:
     #: (the longest one post can take, plus a hand-off to the bus); then it hands
     #: the recipients left to the router.
     handoff_reserve_ms: int = 6000
+    #: Posts per chunk of a tenant's coalesced presence (the router posts one
+    #: chunk per tenant per batch and puts the others back on the bus).
+    presence_chunk: int = DEFAULT_PRESENCE_CHUNK
+    #: Posts of one fan-out in flight at once (1: one after the other).
+    fan_out_concurrency: int = DEFAULT_FAN_OUT_CONCURRENCY

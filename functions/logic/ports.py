@@ -336,10 +336,12 @@ class Poster(Protocol):
 
 
 class Bus(Protocol):
-    """The queues: the bus (to the router) and the delivery queue."""
+    """The queues: the bus (to the router), the command lane (to the commands
+    function) and the delivery queue."""
 
     def publish(self, envelope: BusEnvelope) -> None:
-        """Put an envelope on the bus."""
+        """Put an envelope on its lane's queue (``envelope.lane``): commands and
+        results on the command lane, snapshots and presence on the bus."""
 
     def schedule(self, envelope: DeliveryEnvelope, delay_seconds: int = 0) -> None:
         """Put an envelope on the delivery queue, visible after ``delay_seconds``

@@ -1,8 +1,10 @@
 """The workers' rules: fan-out, command routing, flow control and retries.
 
-:meth:`Relay.handle_bus` consumes what the message handler published (the
-router function); :meth:`Relay.handle_delivery` consumes the delivery queue
-(retries, parked snapshots, command timeouts). Promises kept here:
+:meth:`Relay.handle_bus` consumes what the message handler published on the
+bus (the router function: snapshots and presence); :meth:`Relay.handle_command`
+consumes the command lane (the commands function: commands and results, which
+never wait behind a fan-out); :meth:`Relay.handle_delivery` consumes the
+delivery queue (retries, parked snapshots, command timeouts). Promises kept here:
 
 * a snapshot reaches every consumer that wants it, within each consumer's
   window; beyond the window the newest snapshot per browser waits (is parked)
@@ -25,22 +27,26 @@ batch item failure).
 from __future__ import annotations
 
 import math
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
 from tabrelay import wire
 
+from functions.logic import presence
 from functions.logic.delivery import Delivery, DeliveryFailedError
 from functions.logic.envelopes import (
     BrowserGone,
     BusEnvelope,
     CommandEnvelope,
+    CommandLaneEnvelope,
     DeliveryEnvelope,
     Park,
     Post,
     Presence,
+    PresenceFanOut,
     RawCommand,
     ResultEnvelope,
     SnapshotEnvelope,
@@ -57,12 +63,16 @@ from functions.logic.ports import (
     Ports,
 )
 
-__all__ = ["DeliveryFailedError", "Relay"]
+__all__ = ["DeliveryFailedError", "PresenceFanOutError", "Relay"]
 
 RAW_COMMAND_TIMEOUT = wire.DEFAULT_COMMAND_TIMEOUT
 #: How long a command's item outlives its timeout: the same id sent again to that
 #: browser within this time is a reuse and gets ``conflict`` (docs/protocol.md).
 COMMAND_MEMORY_SECONDS = 3600
+
+
+class PresenceFanOutError(Exception):
+    """The coalesced presence of this record's tenant failed: the record is retried."""
 
 
 class Relay:
@@ -87,28 +97,83 @@ class Relay:
         self._counters = ports.counters
         self._limits = limits
         self._clock = clock
+        #: Tenants whose presence this batch fanned out: None, or why it failed
+        #: (per thread: the local emulator runs batches side by side).
+        self._batch = threading.local()
 
     # -- entry points -----------------------------------------------------------
 
     def begin_batch(self) -> None:
         """Start a queue batch (routing lookups are shared within one batch)."""
         self._delivery.begin_batch()
+        self._batch.presence_done = {}
+
+    def prepare_bus(self, batch: Sequence[BusEnvelope]) -> None:
+        """Before a bus batch's records run: fan out its presence, coalesced per tenant.
+
+        Each browser's latest change (``presence`` and the offline of
+        ``browser_gone``) goes to the tenant's consumers, one Query per tenant;
+        the first chunk is posted here, the rest goes back on the bus as
+        ``presence_fan_out`` chunks. A tenant whose fan-out fails makes each of
+        its presence records fail (and come back), so nothing is lost.
+        """
+        by_tenant: dict[str, list[Presence | BrowserGone]] = {}
+        for envelope in batch:
+            if isinstance(envelope, Presence | BrowserGone):
+                by_tenant.setdefault(envelope.tenant, []).append(envelope)
+        for tenant, records in by_tenant.items():
+            try:
+                changes = [(tenant, c) for r in records if (c := self._change_of(r)) is not None]
+                for latest in presence.coalesce(changes).values():
+                    self._fan_out_presence(tenant, latest, records[-1].cid)
+            except Exception as exc:  # every presence record of the tenant fails with it
+                self._presence_done[tenant] = exc
+            else:
+                self._presence_done[tenant] = None
+
+    def _change_of(self, envelope: Presence | BrowserGone) -> wire.Presence | None:
+        """The presence note a record stands for; None for the offline of a browser
+        that is connected again (its ``$disconnect`` ran while it reconnected, so
+        the offline may carry a later ``at`` than the online of its new connection)."""
+        at = int(envelope.at or self._clock() * 1000)
+        if isinstance(envelope, Presence):
+            return wire.Presence(client_id=envelope.client, online=envelope.online, at=at)
+        current = self._registry.lookup_client(envelope.tenant, "browser", envelope.client)
+        if current is not None and current != envelope.connection:
+            return None
+        return wire.Presence(client_id=envelope.client, online=False, at=at)
+
+    @property
+    def _presence_done(self) -> dict[str, Exception | None]:
+        done: dict[str, Exception | None] | None = getattr(self._batch, "presence_done", None)
+        if done is None:
+            done = self._batch.presence_done = {}
+        return done
 
     def handle_bus(self, envelope: BusEnvelope) -> None:
-        """Route one envelope from the bus."""
+        """Route one envelope from the bus (commands and results too: the bus
+        carried them before the command lane existed, and a deploy drains it)."""
         match envelope:
             case SnapshotEnvelope():
                 self._delivery.fan_out(envelope)
+            case CommandEnvelope() | RawCommand() | ResultEnvelope():
+                self.handle_command(envelope)
+            case Presence():
+                self._presence(envelope)
+            case BrowserGone():
+                self._browser_gone(envelope)
+            case PresenceFanOut():
+                self._post_presence(envelope.changes, envelope.to, envelope.cid)
+
+    def handle_command(self, envelope: CommandLaneEnvelope) -> None:
+        """Route one envelope from the command lane."""
+        match envelope:
             case CommandEnvelope():
                 self._command(envelope, envelope.msg)
             case RawCommand():
                 self._raw_command(envelope)
             case ResultEnvelope():
                 self._result(envelope)
-            case Presence():
-                self._presence(envelope.tenant, envelope.client, envelope.online, envelope)
-            case BrowserGone():
-                self._browser_gone(envelope)
 
     def handle_delivery(self, envelope: DeliveryEnvelope) -> None:
         """Handle one envelope from the delivery queue."""
@@ -479,13 +544,33 @@ class Relay:
 
     # -- presence -----------------------------------------------------------------
 
-    def _presence(
-        self, tenant: str, client: str, online: bool, envelope: Presence | BrowserGone
-    ) -> None:
-        at = int(envelope.at or self._clock() * 1000)
-        data = wire.encode(wire.Presence(client_id=client, online=online, at=at))
-        for _, connection_id, _ in self._registry.list_clients(tenant, "consumer"):
-            self._delivery.post(connection_id, data, envelope.cid)
+    def _presence(self, envelope: Presence | BrowserGone) -> None:
+        """One presence record: done by :meth:`prepare_bus` (coalesced with its
+        batch), failed with it, or (not prepared) fanned out alone."""
+        tenant = envelope.tenant
+        if tenant in self._presence_done:
+            failure = self._presence_done[tenant]
+            if failure is not None:
+                raise PresenceFanOutError(f"presence of tenant {tenant!r} failed") from failure
+            return
+        change = self._change_of(envelope)
+        if change is not None:
+            self._fan_out_presence(tenant, [change], envelope.cid)
+
+    def _fan_out_presence(self, tenant: str, changes: Sequence[wire.Presence], cid: str) -> None:
+        """Post ``changes`` to every consumer of the tenant: the first chunk now, the
+        others as ``presence_fan_out`` envelopes on the bus (bounded work per record)."""
+        consumers = [c for _, c, _ in self._registry.list_clients(tenant, "consumer")]
+        if not consumers:
+            return
+        first, *rest = presence.chunks(changes, consumers, self._limits.presence_chunk)
+        for chunk in rest:
+            self._bus.publish(PresenceFanOut(cid, tenant, chunk.changes, chunk.to))
+        self._post_presence(first.changes, first.to, cid)
+
+    def _post_presence(self, changes: Sequence[wire.Presence], to: Sequence[str], cid: str) -> None:
+        encoded = [wire.encode(change) for change in changes]
+        self._delivery.post_all([(c, data) for c in to for data in encoded], cid)
 
     def _browser_gone(self, envelope: BrowserGone) -> None:
         tenant, client, connection_id = (
@@ -508,7 +593,7 @@ class Relay:
                 + self._progress(command),
                 cid=envelope.cid,
             )
-        self._presence(tenant, client, False, envelope)
+        self._presence(envelope)
 
 
 def _sent_at(envelope: CommandEnvelope | RawCommand | ResultEnvelope) -> int | None:

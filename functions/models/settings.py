@@ -17,9 +17,11 @@ from dataclasses import dataclass
 
 __all__ = [
     "DEFAULT_CONNECTION_TTL_SECONDS",
+    "DEFAULT_FAN_OUT_CONCURRENCY",
     "DEFAULT_MAX_PARKS",
     "DEFAULT_MAX_UNACKED",
     "DEFAULT_PARK_DELAY_SECONDS",
+    "DEFAULT_PRESENCE_CHUNK",
     "DEFAULT_RATE_LIMIT_PER_SECOND",
     "DEFAULT_RECIPIENT_CACHE_SECONDS",
     "STRICT_VARIABLE",
@@ -42,6 +44,11 @@ DEFAULT_MAX_PARKS = 8
 # How long a warm container keeps a browser's recipients (a fan-out partition) it
 # read: a subscription change reaches other containers this much later.
 DEFAULT_RECIPIENT_CACHE_SECONDS = 2
+#: Posts per chunk of a tenant's coalesced presence (functions/logic/presence.py):
+#: the most one presence record makes the router post.
+DEFAULT_PRESENCE_CHUNK = 100
+#: Posts one fan-out (a snapshot's recipients, a presence chunk) runs at once.
+DEFAULT_FAN_OUT_CONCURRENCY = 8
 
 
 class MissingSettingError(RuntimeError):
@@ -92,10 +99,13 @@ class GatewaySettings:
 
     ``callback_url`` is the Management API endpoint
     (``https://{api-id}.execute-api.{region}.amazonaws.com/{stage}``).
+    ``command_queue_url`` is the command lane: commands and results, never
+    behind snapshot fan-out or presence on the bus.
     """
 
     table_name: str
     bus_queue_url: str
+    command_queue_url: str
     delivery_queue_url: str
     callback_url: str
     max_unacked: int
@@ -104,12 +114,15 @@ class GatewaySettings:
     park_delay_seconds: int
     max_parks: int
     recipient_cache_seconds: int
+    presence_chunk: int = DEFAULT_PRESENCE_CHUNK
+    fan_out_concurrency: int = DEFAULT_FAN_OUT_CONCURRENCY
 
     @classmethod
     def from_env(cls) -> GatewaySettings:
         return cls(
             table_name=env_str("TABLE_NAME"),
             bus_queue_url=env_str("BUS_QUEUE_URL"),
+            command_queue_url=env_str("COMMAND_QUEUE_URL"),
             delivery_queue_url=env_str("DELIVERY_QUEUE_URL"),
             callback_url=env_str("CALLBACK_URL"),
             max_unacked=env_int("MAX_UNACKED", DEFAULT_MAX_UNACKED),
@@ -122,4 +135,6 @@ class GatewaySettings:
             recipient_cache_seconds=env_int(
                 "RECIPIENT_CACHE_SECONDS", DEFAULT_RECIPIENT_CACHE_SECONDS
             ),
+            presence_chunk=env_int("PRESENCE_CHUNK", DEFAULT_PRESENCE_CHUNK),
+            fan_out_concurrency=env_int("FAN_OUT_CONCURRENCY", DEFAULT_FAN_OUT_CONCURRENCY),
         )

@@ -1,4 +1,4 @@
-"""The six Lambda functions of docs/architecture.md, their roles, logs and SQS triggers.
+"""The seven Lambda functions of docs/architecture.md, their roles, logs and SQS triggers.
 
 Handlers are named by dotted path only (``functions.handlers.<name>.handler``); this
 module never imports them. Every function shares one code asset (see
@@ -59,7 +59,10 @@ FUNCTION_SPECS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         "message", "$default and protocol routes: validates, delivers small fan-outs", 512, 10
     ),
-    FunctionSpec("router", "bus consumer: fans out to subscribers", 512, 30),
+    FunctionSpec("router", "bus consumer: fans out snapshots and presence", 512, 30),
+    # The command lane's own worker: commands and results never wait behind a
+    # fan-out or a presence storm on the bus (docs/architecture.md, "Lanes").
+    FunctionSpec("commands", "command-lane consumer: routes commands and results", 512, 30),
     FunctionSpec("delivery", "delivery consumer: posts to connections", 512, 30),
 )
 
@@ -187,7 +190,8 @@ class GatewayFunctions(Construct):
 
     @staticmethod
     def _acknowledge_synchronous(function: lambda_.Function, name: str) -> None:
-        trigger = "an SQS event source" if name in {"router", "delivery"} else "API Gateway"
+        workers = {"router", "commands", "delivery"}
+        trigger = "an SQS event source" if name in workers else "API Gateway"
         acknowledge(
             function,
             "Serverless-LambdaDLQ",

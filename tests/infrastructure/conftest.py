@@ -40,6 +40,7 @@ OPTIONS_CONTEXT = {
     "bundle": "false",
     "reservedConcurrency": "true",
     "routerReservedConcurrency": "20",
+    "commandsReservedConcurrency": "20",
     "deliveryReservedConcurrency": "60",
     "domainName": "ws.example.com",
     "certificateArn": (

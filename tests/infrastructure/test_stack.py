@@ -187,9 +187,9 @@ def test_every_queue_has_a_dead_letter_queue_and_an_ssl_only_policy(
         value["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
         for value in work.values()
     }
-    # Then there are two work queues (bus, delivery), each with its own DLQ
-    assert len(work) == 2
-    assert len(dead_letter_ids) == 2
+    # Then there are three work queues (bus, command lane, delivery), each with its own DLQ
+    assert len(work) == 3
+    assert len(dead_letter_ids) == 3
     assert set(queues) == set(work) | dead_letter_ids
     for value in work.values():
         assert 1 <= value["Properties"]["RedrivePolicy"]["maxReceiveCount"] <= 10
@@ -214,7 +214,8 @@ def test_every_event_source_reports_batch_item_failures_with_bounded_batches(
 ) -> None:
     # Given the SQS event source mappings
     mappings = of_type(resources, "AWS::Lambda::EventSourceMapping")
-    # Then the router consumes the bus and delivery consumes the delivery queue
+    # Then the router consumes the bus, the commands function the command lane and
+    # delivery the delivery queue, one queue each
     consumers = {
         value["Properties"]["FunctionName"]["Ref"]: value["Properties"]["EventSourceArn"][
             "Fn::GetAtt"
@@ -222,9 +223,10 @@ def test_every_event_source_reports_batch_item_failures_with_bounded_batches(
         for value in mappings.values()
     }
     assert set(consumers) == {
-        _function_by_handler(resources, "functions.handlers.router.handler"),
-        _function_by_handler(resources, "functions.handlers.delivery.handler"),
+        _function_by_handler(resources, f"functions.handlers.{name}.handler")
+        for name in ("router", "commands", "delivery")
     }
+    assert len(set(consumers.values())) == 3
     # And each reports partial failures with a bounded batch, window and concurrency
     for key, value in mappings.items():
         properties = value["Properties"]
@@ -311,7 +313,7 @@ def test_the_stack_has_exactly_the_functions_of_the_architecture(
 ) -> None:
     # Given the contract's table of functions
     documented = _lambda_functions()
-    assert len(documented) == 6
+    assert len(documented) == 7
     # Then the stack has one function per documented handler, and no other
     handlers = sorted(
         value["Properties"]["Handler"]
@@ -543,7 +545,7 @@ def test_without_options_no_function_reserves_concurrency_and_there_is_no_custom
 def test_reserved_concurrency_option_reserves_the_connection_path_and_bounds_mappings(
     options_template: dict[str, Any],
 ) -> None:
-    # Given the stack with reservedConcurrency=true and reservations for both workers
+    # Given the stack with reservedConcurrency=true and reservations for every worker
     resources = options_template["Resources"]
     reserved = _reservations(resources)
     # Then the authorizer, connect and disconnect functions get the default reservation
@@ -551,7 +553,7 @@ def test_reserved_concurrency_option_reserves_the_connection_path_and_bounds_map
     # And the message function still shares the pool
     assert reserved["message"] is None
     # And each worker's event source runs at most as many batches as its reservation
-    for worker, expected in (("router", 20), ("delivery", 60)):
+    for worker, expected in (("router", 20), ("commands", 20), ("delivery", 60)):
         function = _function_by_handler(resources, f"functions.handlers.{worker}.handler")
         (mapping,) = [
             value["Properties"]
@@ -655,7 +657,7 @@ def test_the_authorizer_alarms_on_an_error_rate_and_refused_tokens_are_not_error
     assert alarm["EvaluationPeriods"] == 2
     assert alarm["AlarmActions"]
     # And every other function keeps its alarm at the first error
-    for handler in ("connect", "disconnect", "message", "router", "delivery"):
+    for handler in ("connect", "disconnect", "message", "router", "commands", "delivery"):
         function = _function_by_handler(resources, f"functions.handlers.{handler}.handler")
         errors = [
             a["Properties"]
@@ -704,3 +706,80 @@ def test_dynamodb_throttles_raise_an_alarm(resources: dict[str, dict[str, Any]])
         if str(v["Properties"].get("Handler", "")).startswith("functions.")
     }
     assert handlers <= throttled
+
+
+# -- the command lane (issue 11: commands never wait behind fan-out or presence) ----------
+
+
+def _mapping_of(resources: dict[str, dict[str, Any]], function: str) -> dict[str, Any]:
+    (mapping,) = [
+        value["Properties"]
+        for value in of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+        if value["Properties"]["FunctionName"] == {"Ref": function}
+    ]
+    return mapping
+
+
+def _alarms_on(resources: dict[str, dict[str, Any]], metric: str, dimension: Any) -> list[Any]:
+    return [
+        value["Properties"]
+        for value in of_type(resources, "AWS::CloudWatch::Alarm").values()
+        if value["Properties"].get("MetricName") == metric
+        and [d["Value"] for d in value["Properties"].get("Dimensions", [])] == [dimension]
+    ]
+
+
+def test_commands_and_results_have_their_own_queue_function_and_concurrency(
+    resources: dict[str, dict[str, Any]],
+) -> None:
+    from infra.config import StackSettings
+
+    defaults = StackSettings()
+    # Given the commands function, the router and what feeds each
+    commands = _function_by_handler(resources, "functions.handlers.commands.handler")
+    router = _function_by_handler(resources, "functions.handlers.router.handler")
+    lane, bus = _mapping_of(resources, commands), _mapping_of(resources, router)
+    lane_queue = lane["EventSourceArn"]["Fn::GetAtt"][0]
+    bus_queue = bus["EventSourceArn"]["Fn::GetAtt"][0]
+    # Then the command lane is a queue of its own, not the bus
+    assert lane_queue != bus_queue
+    queues = of_type(resources, "AWS::SQS::Queue")
+    redrive = queues[lane_queue]["Properties"]["RedrivePolicy"]
+    lane_dlq = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
+    bus_dlq = queues[bus_queue]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]
+    assert lane_dlq != bus_dlq["Fn::GetAtt"][0]
+    assert redrive["maxReceiveCount"] == defaults.max_receive_count
+    # And its event source has its own batch and maximum concurrency
+    assert lane["BatchSize"] == defaults.commands_batch_size
+    assert lane["ScalingConfig"]["MaximumConcurrency"] == defaults.commands_max_concurrency
+    assert bus["ScalingConfig"]["MaximumConcurrency"] == defaults.router_max_concurrency
+    assert lane["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # And every gateway function sends to the lane it names in its environment
+    functions = of_type(resources, "AWS::Lambda::Function")
+    message = _function_by_handler(resources, MESSAGE_HANDLER)
+    variables = functions[message]["Properties"]["Environment"]["Variables"]
+    assert variables["COMMAND_QUEUE_URL"] == {"Ref": lane_queue}
+    assert variables["BUS_QUEUE_URL"] == {"Ref": bus_queue}
+    # And the lane's DLQ, its backlog and its function raise alarms like the bus's
+    (dead_letters,) = _alarms_on(
+        resources, "ApproximateNumberOfMessagesVisible", {"Fn::GetAtt": [lane_dlq, "QueueName"]}
+    )
+    assert dead_letters["Threshold"] == 0 and dead_letters["AlarmActions"]
+    (oldest,) = _alarms_on(
+        resources, "ApproximateAgeOfOldestMessage", {"Fn::GetAtt": [lane_queue, "QueueName"]}
+    )
+    assert oldest["AlarmActions"]
+    for metric in ("Errors", "Throttles"):
+        (alarm,) = _alarms_on(resources, metric, {"Ref": commands})
+        assert alarm["Threshold"] == 0 and alarm["AlarmActions"], metric
+
+
+def test_the_command_lane_reservation_bounds_its_mapping() -> None:
+    # Given a commands reservation below the lane's maximum concurrency
+    from infra.config import InvalidSettingError
+    from infra.synth import build_app
+
+    context = {"bundle": "false", "commandsReservedConcurrency": "5"}
+    # When the app is built, Then it fails naming both settings
+    with pytest.raises(InvalidSettingError, match=r"commandsMaxConcurrency=20 exceeds"):
+        build_app(context=context)

@@ -77,7 +77,7 @@ class Faults:
         send = sqs.send_message
 
         def send_message(**kwargs: Any) -> Any:
-            queue = "bus" if kwargs["QueueUrl"] == gateway.settings.bus_queue_url else "delivery"
+            queue = next(name for url, name in gateway.worker_queues() if url == kwargs["QueueUrl"])
             call = Call("sqs.SendMessage", queue)
             self._maybe_die(call, "before", new=True)
             response = send(**kwargs)
@@ -150,16 +150,11 @@ def _poll(gateway: Harness, faults: Faults, queue_url: str, handler: Any) -> int
 
 
 def run_workers(gateway: Harness, faults: Faults, *, max_rounds: int = 200) -> None:
-    """Run the workers until both queues are empty, redelivering what failed."""
+    """Run the workers until every queue is empty, redelivering what failed."""
     for _ in range(max_rounds):
-        moved = _poll(
-            gateway, faults, gateway.settings.bus_queue_url, gateway.handlers["router"].handler
-        )
-        moved += _poll(
-            gateway,
-            faults,
-            gateway.settings.delivery_queue_url,
-            gateway.handlers["delivery"].handler,
+        moved = sum(
+            _poll(gateway, faults, url, gateway.handlers[name].handler)
+            for url, name in gateway.worker_queues()
         )
         if not moved:
             return

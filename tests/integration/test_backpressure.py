@@ -156,14 +156,14 @@ def test_redelivered_command_is_not_delivered_twice(gateway: Harness) -> None:
     gateway.drain()
     gateway.send(consumer, command("k1", "b1"))
     messages = gateway.raw_sqs.receive_message(
-        QueueUrl=gateway.settings.bus_queue_url, MaxNumberOfMessages=10
+        QueueUrl=gateway.settings.command_queue_url, MaxNumberOfMessages=10
     )["Messages"]
     event = gateway.sqs_event([(m["MessageId"], m["Body"]) for m in messages])
 
-    # When the router processes it twice
-    router = gateway.handlers["router"].handler
-    router(event, LambdaContext())
-    router(event, LambdaContext())
+    # When the command lane's worker processes it twice
+    worker = gateway.handlers["commands"].handler
+    worker(event, LambdaContext())
+    worker(event, LambdaContext())
 
     # Then the browser receives it once
     assert [m["id"] for m in gateway.take(browser)] == ["k1"]

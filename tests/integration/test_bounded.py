@@ -7,7 +7,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 
 import boto3
@@ -223,14 +223,17 @@ def hanging_connections_api() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}/{STAGE}"
 
 
+@pytest.mark.parametrize("concurrency", [1, 3])
 def test_inline_fan_out_to_a_hanging_connections_api_hands_off_before_the_deadline(
     gateway: Harness,
     handler_modules: dict[str, ModuleType],
     hanging_connections_api: str,
     monkeypatch: pytest.MonkeyPatch,
+    concurrency: int,
 ) -> None:
     # Given a browser with three consumers, and a message function whose
-    # @connections endpoint hangs (the deployed client's timeouts, not the fake's)
+    # @connections endpoint hangs (the deployed client's timeouts, not the fake's),
+    # posting one at a time or all three at once
     browser = gateway.connect("browser", "acme", "b1")
     consumers = [gateway.connect("consumer", "acme", f"c{i}") for i in range(3)]
     gateway.drain()
@@ -245,9 +248,8 @@ def test_inline_fan_out_to_a_hanging_connections_api_hands_off_before_the_deadli
     clients = AWSClients(
         dynamodb=gateway.clients.dynamodb, sqs=gateway.clients.sqs, management=hanging
     )
-    monkeypatch.setattr(
-        handler_modules["message"], "RUNTIME", Runtime.build(gateway.settings, clients)
-    )
+    settings = replace(gateway.settings, fan_out_concurrency=concurrency)
+    monkeypatch.setattr(handler_modules["message"], "RUNTIME", Runtime.build(settings, clients))
     reserve = gateway.runtime.gateway._limits.handoff_reserve_ms
     # and just enough time left for one post to start
     context = _DeadlineContext(budget_ms=reserve + 500)
@@ -255,14 +257,18 @@ def test_inline_fan_out_to_a_hanging_connections_api_hands_off_before_the_deadli
     # When the browser sends a snapshot
     gateway.send(browser, snapshot(1), lambda_context=context)
 
-    # Then the handler returned before its deadline, having handed the recipients
-    # it had no time for to the bus
+    # Then the handler returned before its deadline
     assert context.get_remaining_time_in_millis() > 0
     messages = gateway.raw_sqs.receive_message(
         QueueUrl=gateway.settings.bus_queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0
     ).get("Messages", [])
-    (handoff,) = [json.loads(m["Body"]) for m in messages]
-    assert handoff["kind"] == "snapshot" and len(handoff["to"]) == 2
+    if concurrency == 1:
+        # having handed the recipients it had no time for to the bus
+        (handoff,) = [json.loads(m["Body"]) for m in messages]
+        assert handoff["kind"] == "snapshot" and len(handoff["to"]) == 2
+    else:
+        # having started every post in time: each failed post goes to the retries
+        assert messages == []
 
     # And once the router (and the retry of the post that timed out) ran, every
     # consumer has the snapshot

@@ -78,3 +78,43 @@ def test_given_an_unknown_service_when_a_client_is_asked_then_botocores_error(
         clients.client("no-such-service")
     # Then botocore's own error names the known services
     assert "dynamodb" in str(raised.value)
+
+
+def test_a_lazy_client_used_first_by_many_threads_at_once_is_created_once() -> None:
+    # Given a lazy client whose factory waits until 8 threads ask for it together
+    import threading
+
+    from functions.dal.clients import LazyClient
+
+    arrived = threading.Barrier(8, timeout=60)
+    made: list[object] = []
+    # The first creation lingers for a second creation that only an unlocked
+    # client lets in (correct code never sets it: the wait just ends).
+    second = threading.Event()
+
+    class Client:
+        def post(self) -> int:
+            return len(made)
+
+    def factory() -> Client:
+        made.append(object())
+        if len(made) == 1:
+            second.wait(timeout=0.5)
+        else:
+            second.set()
+        return Client()
+
+    lazy = LazyClient(factory)
+
+    def use() -> None:
+        arrived.wait()
+        lazy.post()
+
+    # When 8 threads make their first call at once
+    threads = [threading.Thread(target=use) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    # Then one client was made (botocore sessions are not thread-safe)
+    assert len(made) == 1

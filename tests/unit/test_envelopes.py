@@ -27,7 +27,28 @@ def _load(queue: str) -> list[tuple[str, dict[str, Any]]]:
 def test_bus_fixture_decodes_and_encodes_back_unchanged(name: str, obj: dict[str, Any]) -> None:
     envelope = envelopes.decode_bus(json.dumps(obj))
     assert envelope.kind == obj["kind"]
+    assert envelope.lane == "bus"
     assert envelope.to_dict() == obj
+
+
+@pytest.mark.parametrize(("name", "obj"), _load("commands"))
+def test_command_lane_fixture_decodes_and_encodes_back_unchanged(
+    name: str, obj: dict[str, Any]
+) -> None:
+    # Given a command-lane envelope, When the commands function decodes it
+    envelope = envelopes.decode_command(json.dumps(obj))
+    # Then it round-trips and names the command lane as its queue
+    assert envelope.kind == obj["kind"]
+    assert envelope.lane == "commands"
+    assert envelope.to_dict() == obj
+    # And the router still reads it (the bus carried commands before the lane: a deploy)
+    assert envelopes.decode_bus(json.dumps(obj)) == envelope
+
+
+@pytest.mark.parametrize(("name", "obj"), _load("bus"))
+def test_the_command_lane_refuses_what_belongs_on_the_bus(name: str, obj: dict[str, Any]) -> None:
+    with pytest.raises(envelopes.EnvelopeError, match="unknown command lane envelope kind"):
+        envelopes.decode_command(json.dumps(obj))
 
 
 @pytest.mark.parametrize(("name", "obj"), _load("delivery"))
@@ -42,12 +63,11 @@ def test_delivery_fixture_decodes_and_encodes_back_unchanged(
 def test_every_envelope_kind_has_a_fixture() -> None:
     assert {o["kind"] for _, o in _load("bus")} == {
         "snapshot",
-        "command",
-        "raw_command",
-        "result",
         "presence",
         "browser_gone",
+        "presence_fan_out",
     }
+    assert {o["kind"] for _, o in _load("commands")} == {"command", "raw_command", "result"}
     assert {o["kind"] for _, o in _load("delivery")} == {"post", "park", "timeout"}
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-HANDLERS = ("authorizer", "connect", "disconnect", "message", "router", "delivery")
+HANDLERS = ("authorizer", "connect", "disconnect", "message", "router", "commands", "delivery")
 NEVER_AT_IMPORT = (
     "aws_lambda_powertools.utilities.batch",
     "aws_lambda_powertools.utilities.data_classes",
@@ -44,6 +44,7 @@ _ENV = {
     "TABLE_NAME": "t",
     "BUS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bus",
     "DELIVERY_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/delivery",
+    "COMMAND_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/commands",
     "CALLBACK_URL": "https://abc.execute-api.us-east-1.amazonaws.com/dev",
     "SIGNING_SECRET_ID": "key",
     "POWERTOOLS_SERVICE_NAME": "tabrelay",

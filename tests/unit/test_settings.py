@@ -10,6 +10,7 @@ REQUIRED = {
     "TABLE_NAME": "t",
     "BUS_QUEUE_URL": "b",
     "DELIVERY_QUEUE_URL": "d",
+    "COMMAND_QUEUE_URL": "k",
     "CALLBACK_URL": "https://x/dev",
 }
 
