@@ -81,6 +81,8 @@ QUOTAS: dict[str, Quota] = {
               _STACK.throttle_rate_limit, "requests/s", "stack", _CONFIG),
         Quota("router_max_concurrency", "router event source: concurrent batches",
               _STACK.router_max_concurrency, "concurrent executions", "stack", _CONFIG),
+        Quota("commands_max_concurrency", "command lane event source: concurrent batches",
+              _STACK.commands_max_concurrency, "concurrent executions", "stack", _CONFIG),
         Quota("delivery_max_concurrency", "delivery event source: concurrent batches",
               _STACK.delivery_max_concurrency, "concurrent executions", "stack", _CONFIG),
         Quota("connection_rate_limit", "inbound messages/s per connection (rate limiter)",

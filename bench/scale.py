@@ -77,6 +77,7 @@ __all__ = [
     "crossing",
     "default_client_usd_per_million",
     "evaluate",
+    "hard_headroom",
     "limit_loads",
     "measure_operations",
     "run_scale",
@@ -108,6 +109,9 @@ CLASS_ENTITY = {
     "tenant_index": "tenants",
     "tenant_star": "tenants",
     "account_idempotency": "account",
+    # One partition per command (pk = the record's own id): spread over the browsers
+    # the commands go to, an upper bound on any one record's load.
+    "command_idempotency": "browsers",
 }
 _SYNC_FUNCTIONS = ("authorizer", "connect", "disconnect", "message")
 
@@ -157,7 +161,8 @@ class ScaleHarness(CostHarness):
         if pk.startswith("K#"):
             return "browser_commands"
         if pk.startswith("idempotency#"):
-            return "account_idempotency"
+            # ``idempotency#<md5>``: each record is its own partition (issue 11).
+            return "command_idempotency"
         return "other"
 
     def operation(self, samples: int) -> dict[str, Any]:
@@ -521,6 +526,7 @@ def limit_loads(load: dict[str, Any]) -> dict[str, float]:
         "lambda_rps": load["lambda_invocations_per_s"],
         "stage_throttle_rate": load["stage_requests_per_s"],
         "router_max_concurrency": fn.get("router", {}).get("concurrency", 0.0),
+        "commands_max_concurrency": fn.get("commands", {}).get("concurrency", 0.0),
         "delivery_max_concurrency": fn.get("delivery", {}).get("concurrency", 0.0),
         "connection_rate_limit": load["busiest_connection"]["messages_per_s"],
     }
@@ -611,9 +617,11 @@ def storm(
     quota and Lambda's concurrency and invocation quotas. Meanwhile every
     browser's leaving and return puts a presence record on the bus; the router
     (its event source's concurrency, less what steady traffic uses) works them
-    off in order, and a command of another tenant queues behind them: its wait
-    is the router work ahead of it over the router's spare capacity (a fluid
-    estimate: arrivals spread evenly over the recovery, SQS standard roughly FIFO).
+    off (a fluid estimate: arrivals spread evenly over the recovery). A command of
+    another tenant no longer queues behind them: commands and results travel on
+    their own lane (queue, function, event source), so its queueing wait is zero
+    while the lane has concurrency to spare beside W1's steady commands, and
+    unbounded if it has none.
     """
     (seg,) = W3.at(connections)
     base = evaluate([seg], ops, defaults)
@@ -658,11 +666,11 @@ def storm(
     online = seg.browsers * router_seconds("browser_connect_one")
     spare = q["router_max_concurrency"] - loads["router_max_concurrency"]
     if spare <= 0 or math.isinf(recovery):
-        backlog = wait = drain = math.inf
+        drain = math.inf
     else:
-        backlog = max(gone, gone + online - spare * recovery)
-        wait = backlog / spare
         drain = max(recovery, (gone + online) / spare)
+    lane_spare = q["commands_max_concurrency"] - loads["commands_max_concurrency"]
+    wait = 0.0 if lane_spare > 0 else math.inf
 
     def finite(value: float) -> float | None:
         return None if math.isinf(value) else value
@@ -672,12 +680,15 @@ def storm(
         "reconnect_rate_per_s": rate,
         "bound_by": bound_by,
         "rate_bounds_per_s": bounds,
-        "limits_used": {k: q[k] for k in (*bounds, "router_max_concurrency")},
+        "limits_used": {
+            k: q[k] for k in (*bounds, "router_max_concurrency", "commands_max_concurrency")
+        },
         "recovery_s": finite(recovery),
         "presence_records": 2 * seg.browsers,
         "router_work_s": gone + online,
         "router_spare_concurrency": spare,
         "presence_backlog_drained_s": finite(drain),
+        "command_lane_spare_concurrency": lane_spare,
         "other_tenant_command_wait_s": finite(wait),
     }
 
@@ -728,6 +739,17 @@ def _sweep(
     return rows
 
 
+def hard_headroom(loads: dict[str, float]) -> dict[str, Any]:
+    """The tightest hard limit at these loads: limit over load (2.0 = twice the load)."""
+    ratios = {
+        key: (QUOTAS[key].value / load if load > 0 else math.inf)
+        for key, load in loads.items()
+        if QUOTAS[key].kind == "hard"
+    }
+    key = min(ratios, key=lambda k: ratios[k])
+    return {"limit": key, "headroom": None if math.isinf(ratios[key]) else ratios[key]}
+
+
 def model(ops: dict[str, dict[str, Any]], defaults: ClientDefaults) -> dict[str, Any]:
     """Every figure of the part from the measured operations (pure arithmetic)."""
     reference = int(FLEET.connections)
@@ -743,6 +765,7 @@ def model(ops: dict[str, dict[str, Any]], defaults: ClientDefaults) -> dict[str,
             "first_quota": _first(crossings, ("soft", "stack")),
             "at_100k": at_reference,
             "at_100k_limits": limit_loads(at_reference),
+            "hard_headroom_100k": hard_headroom(limit_loads(at_reference)),
             "increases_100k": increases(at_reference),
             "sweep": _sweep(workload, ops, defaults),
         }
@@ -778,7 +801,12 @@ def run_scale(*, samples: int = 10) -> dict[str, Any]:
         "frame_bytes": {"largest": max(frames), "limit": MESSAGE_FRAME_BYTES,
                         "headroom": MESSAGE_FRAME_BYTES / max(frames)},
         "summary": {
-            "scale_connections_before_first_hard_limit": w1["first_hard"]["at"],
+            # None crossed below the search bound: the bound is what is known.
+            "scale_connections_before_first_hard_limit": w1["first_hard"]["at"]
+            or int(CROSSING_MAX),
+            "scale_hard_limit_headroom_100k_w1": w1["hard_headroom_100k"]["headroom"],
+            "scale_hard_limit_headroom_100k_w2":
+                result["workloads"]["W2"]["hard_headroom_100k"]["headroom"],
             "scale_connections_before_first_quota_default": w1["first_quota"]["at"],
             "scale_connections_before_first_aws_quota_default": w1["first_soft"]["at"],
             "scale_connections_before_first_stack_setting_default": w1["first_stack"]["at"],

@@ -21,6 +21,7 @@ from bench.scale import (
     SECONDS_PER_MONTH,
     crossing,
     evaluate,
+    hard_headroom,
     limit_loads,
     run_scale,
     traces_per_s,
@@ -234,3 +235,11 @@ def test_given_a_small_real_run_when_reported_then_the_keys_and_plots_are_writte
     for plot in ("scale_limits.png", "scale_cost.png"):
         assert (tmp_path / plot).stat().st_size > 0
         assert plot in report
+
+
+def test_hard_headroom_is_the_tightest_hard_limit_over_its_load() -> None:
+    # Given loads where the partition's writes are the tightest hard limit (1,000 / 400)
+    loads = {key: 0.0 for key in QUOTAS}
+    loads.update(dynamodb_partition_wcu=400.0, dynamodb_partition_rcu=600.0, apigw_account_rps=1e9)
+    # Then the soft quota far over its limit does not count, and the headroom is 2.5x
+    assert hard_headroom(loads) == {"limit": "dynamodb_partition_wcu", "headroom": 2.5}

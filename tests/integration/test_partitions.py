@@ -48,15 +48,15 @@ def test_a_redelivered_command_runs_once_from_its_own_record(gateway: Harness) -
     gateway.drain()
     gateway.send(consumer, command("k1", "b1"))
     messages = gateway.raw_sqs.receive_message(
-        QueueUrl=gateway.settings.bus_queue_url, MaxNumberOfMessages=10
+        QueueUrl=gateway.settings.command_queue_url, MaxNumberOfMessages=10
     )["Messages"]
     event = gateway.sqs_event([(m["MessageId"], m["Body"]) for m in messages])
-    router = gateway.handlers["router"].handler
-    router(event, LambdaContext())
+    worker = gateway.handlers["commands"].handler  # the command lane's function
+    worker(event, LambdaContext())
 
-    # When the router gets it again
+    # When the command lane's worker gets it again
     counter = CallCounter([gateway.clients.dynamodb, gateway.clients.management])
-    router(event, LambdaContext())
+    worker(event, LambdaContext())
     calls = counter.stop()
 
     # Then its record answers it (a conditional put, refused with the record): nothing
