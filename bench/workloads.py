@@ -123,8 +123,8 @@ W2 = Workload(
 W3 = Workload(
     "W3",
     "storm",
-    "All W1 connections drop at once and reconnect (a network blip; and every 2 h, when "
-    "every client hits API Gateway's maximum connection duration together).",
+    "All W1 connections drop at once and reconnect (a network blip, or an outage of the "
+    "network between clients and AWS).",
     FLEET,
     storm=True,
 )
