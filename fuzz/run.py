@@ -428,6 +428,7 @@ class Fuzzer:
                 self._play(world)
                 self._dead_letters(world)
                 self.stats["invocations"] = world.invocations
+                self.stats["routes"] = dict(sorted(world.routes.items()))
                 self.stats["aws_calls"] = dict(sorted(world.calls.items()))
                 self.stats["aws_seconds"] = {
                     k: round(v, 2) for k, v in sorted(world.call_seconds.items())

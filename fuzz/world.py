@@ -39,6 +39,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from functions.dal.clients import AWSClients
+from functions.logic.gateway import ONE_WAY_ROUTES
 from functions.models.settings import GatewaySettings
 from simulation import harness
 from simulation.environment import ENVIRONMENT, REGION, handler_modules, lambda_environment
@@ -104,6 +105,7 @@ class Observer:
                 "dlq_records",
                 "cross_tenant_deliveries",
                 "invalid_json_to_clients",
+                "replies_on_one_way_routes",
             ),
             0,
         )
@@ -329,6 +331,8 @@ class World:
         logging.getLogger(ENVIRONMENT["POWERTOOLS_SERVICE_NAME"]).addHandler(self._log_handler)
         self.connections: dict[str, Connection] = {}
         self.invocations = 0
+        #: Frames per route API Gateway selected.
+        self.routes: dict[str, int] = {}
         #: AWS calls the handlers made, per "service.Operation" (moto's and @connections').
         self.calls: dict[str, int] = {}
         self.call_seconds: dict[str, float] = {}
@@ -401,7 +405,12 @@ class World:
     def send(self, conn: Connection, body: str, *, binary: bool = False) -> str | None:
         """One frame; returns the route response body (None when there is none or the
         handler raised). A binary frame's ``body`` is its base64 text."""
-        context = self._context(conn.connection_id, "$default", "MESSAGE", conn.connected_at)
+        # The route API Gateway selects from the action: errors on one-way routes
+        # (snapshot, command, result, ack) must be posted, never returned. A binary
+        # frame has no JSON body to select on.
+        route = "$default" if binary else harness.select_route(body)
+        self.routes[route] = self.routes.get(route, 0) + 1
+        context = self._context(conn.connection_id, route, "MESSAGE", conn.connected_at)
         context["authorizer"] = conn.authorizer
         try:
             response = self._invoke("message", message_event(context, body, binary=binary))
@@ -409,6 +418,10 @@ class World:
             self.observer.exception("message handler", exc)
             return None
         out = response.get("body")
+        if out is not None and route in ONE_WAY_ROUTES:
+            # API Gateway would drop it: the client would never see this answer.
+            self.observer.add("replies_on_one_way_routes", route, str(out)[:300])
+            return None
         return None if out is None else str(out)
 
     def disconnect(self, connection_id: str) -> None:
