@@ -8,36 +8,20 @@ minutes after a connection opened, the same window as the Python client's.
 
 from __future__ import annotations
 
-import json
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 from tabrelay import core
 
-ROOT = Path(__file__).resolve().parents[3]
-WIRE_JS = ROOT / "clients" / "extension" / "lib" / "wire.js"
-CHECK = Path(__file__).with_name("reconnect_check.mjs")
+from tests.unit.extension.nodejs import WIRE_JS, install_node, run_check
+
 BASE_MS, CAP_MS = 500, 15_000
 
 
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
     """What reconnect_check.mjs prints, run with the Node of ``make tools``."""
-    subprocess.run(["make", "-s", "tools"], cwd=ROOT, check=True, timeout=900)
-    node = ROOT / ".tools" / "node_modules" / ".bin" / "node"
-    assert node.exists(), "make tools did not install Node under .tools/"
-    done = subprocess.run(
-        [str(node), str(CHECK), str(WIRE_JS)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+    return run_check(install_node(), "reconnect_check.mjs", WIRE_JS)
 
 
 def test_given_fixed_draws_then_backoff_is_the_draw_times_the_capped_ceiling(

@@ -14,16 +14,15 @@ import base64
 import gzip
 import json
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tabrelay import core, wire
 
-ROOT = Path(__file__).resolve().parents[3]
-WIRE_JS = ROOT / "clients" / "extension" / "lib" / "wire.js"
-CHECK = Path(__file__).with_name("wire_check.mjs")
+from tests.unit.extension.nodejs import ROOT, WIRE_JS, install_node
+from tests.unit.extension.nodejs import run_check as run_node_check
+
 FIXTURES = ROOT / "tests" / "fixtures" / "wire"
 
 #: Every constant wire.js exports, and the Python value it must equal.
@@ -50,23 +49,11 @@ JS_CONSTANTS: dict[str, float] = {
 @pytest.fixture(scope="module")
 def node() -> Path:
     """Node 22 under .tools/, installed by the Makefile's ``tools`` target when missing."""
-    subprocess.run(["make", "-s", "tools"], cwd=ROOT, check=True, timeout=900)
-    path = ROOT / ".tools" / "node_modules" / ".bin" / "node"
-    assert path.exists(), "make tools did not install Node under .tools/"
-    return path
+    return install_node()
 
 
 def run_check(node: Path, wire_js: Path) -> dict[str, Any]:
-    done = subprocess.run(
-        [str(node), str(CHECK), str(wire_js), str(FIXTURES)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    report: dict[str, Any] = json.loads(done.stdout)
-    return report
+    return run_node_check(node, "wire_check.mjs", wire_js, FIXTURES)
 
 
 def problems(report: dict[str, Any]) -> list[str]:
